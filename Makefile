@@ -1,0 +1,44 @@
+# Two commands do all the set-up: `make demo` and `make test`. Each builds what it needs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test check fmt lint types imports unit system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+system-deps:
+	scripts/system-deps
+
+demo: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH scripts/demo
+
+test: $(STAMP) system-deps
+	$(BIN)/pytest -q
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+fmt: $(STAMP)
+	$(BIN)/ruff format src tests bench scripts/*.py examples
+	$(BIN)/ruff check --fix src tests bench examples
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples
+
+types: $(STAMP)
+	$(BIN)/mypy src
+
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+check: lint types imports test
+
+clean:
+	rm -rf $(VENV) .shipyard .pytest_cache .mypy_cache .ruff_cache

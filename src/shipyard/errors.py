@@ -1,0 +1,97 @@
+"""Shipyard's exception tree: one root, one family per layer.
+
+    ShipyardError
+    ├── ConfigError            invalid project: carries every Problem found (file:line:col, field path)
+    ├── ExecutionError         something went wrong on a host
+    │   ├── CommandFailed      a command exited non-zero (host, argv, exit status, stderr tail)
+    │   ├── CommandTimeout     a command ran past its timeout
+    │   ├── ConnectError       a host could not be reached or refused us (host key, auth, timeout)
+    │   └── TransferError      put/get of a file or directory failed
+    ├── DeployError            a deployment could not go on
+    │   └── ConcurrentDeployment  another deployment holds the instance (names the holder)
+    └── StoreError             the state store failed or holds something unexpected
+
+The CLI maps ConfigError (and other bad input) to exit status 2 and every other ShipyardError to 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ShipyardError(Exception):
+    """Root of every error Shipyard raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input, located as precisely as we can."""
+
+    message: str
+    path: str = ""  # field path, e.g. services.api.depends_on[1]
+    file: str = ""
+    line: int = 0  # 1-based; 0 when unknown
+    column: int = 0  # 1-based; 0 when unknown
+
+    def location(self) -> str:
+        if not self.file:
+            return ""
+        if not self.line:
+            return self.file
+        return f"{self.file}:{self.line}:{self.column}"
+
+    def __str__(self) -> str:
+        where = self.location()
+        what = f"{self.path}: {self.message}" if self.path else self.message
+        return f"{where}: {what}" if where else what
+
+
+class ConfigError(ShipyardError):
+    """The project is invalid; `problems` lists everything found, not only the first."""
+
+    def __init__(self, problems: list[Problem] | Problem) -> None:
+        self.problems = [problems] if isinstance(problems, Problem) else list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UsageError(ShipyardError):
+    """A command-line argument or API request names something that does not exist."""
+
+
+class ExecutionError(ShipyardError):
+    """Something went wrong on a host."""
+
+    def __init__(self, host: str, message: str) -> None:
+        self.host = host
+        self.reason = message
+        super().__init__(f"{host}: {message}")
+
+
+class ConnectError(ExecutionError):
+    """The host could not be reached, or refused our key, or its host key was not trusted."""
+
+
+class TransferError(ExecutionError):
+    """Uploading or downloading a file or directory failed."""
+
+
+class DeployError(ShipyardError):
+    """A deployment could not go on."""
+
+
+class ConcurrentDeployment(DeployError):
+    """Another deployment is pending or in progress for the same instance."""
+
+    def __init__(self, instance: str, deployment_id: str, actor: str, since: str) -> None:
+        self.instance = instance
+        self.deployment_id = deployment_id
+        self.actor = actor
+        self.since = since
+        super().__init__(
+            f"{instance} is already being deployed by deployment {deployment_id}"
+            f" (actor {actor}, since {since})"
+        )
+
+
+class StoreError(ShipyardError):
+    """The state store failed or holds something unexpected."""
