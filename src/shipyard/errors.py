@@ -1,7 +1,7 @@
 """Shipyard's exception tree: one root, one family per layer.
 
     ShipyardError
-    ├── ConfigError            invalid project: carries every Problem found (file:line:col, field path)
+    ├── ConfigError            invalid project: every Problem found (file:line:col, field path)
     ├── ExecutionError         something went wrong on a host
     │   ├── CommandFailed      a command exited non-zero (host, argv, exit status, stderr tail)
     │   ├── CommandTimeout     a command ran past its timeout
@@ -10,6 +10,9 @@
     ├── DeployError            a deployment could not go on
     │   └── ConcurrentDeployment  another deployment holds the instance (names the holder)
     └── StoreError             the state store failed or holds something unexpected
+        ├── StoreConflict      a write broke a unique or reference rule of the store
+        ├── RecordNotFound     no deployment or rollout has that id
+        └── NotActive          the deployment or rollout is already finished
 
 The CLI maps ConfigError (and other bad input) to exit status 2 and every other ShipyardError to 1.
 """
@@ -95,3 +98,26 @@ class ConcurrentDeployment(DeployError):
 
 class StoreError(ShipyardError):
     """The state store failed or holds something unexpected."""
+
+
+class StoreConflict(StoreError):
+    """A write broke a unique or reference rule of the store (an id used twice, an unknown id)."""
+
+
+class RecordNotFound(StoreError):
+    """No deployment or rollout has that id."""
+
+    def __init__(self, kind: str, record_id: str) -> None:
+        self.kind = kind
+        self.record_id = record_id
+        super().__init__(f"no {kind} with id {record_id}")
+
+
+class NotActive(StoreError):
+    """The deployment or rollout is already finished, e.g. recovery marked it interrupted."""
+
+    def __init__(self, kind: str, record_id: str, status: str) -> None:
+        self.kind = kind
+        self.record_id = record_id
+        self.status = status
+        super().__init__(f"{kind} {record_id} is already finished ({status})")

@@ -1,6 +1,7 @@
-"""The `shipyard` command: the Typer app, its global options and the mapping of errors to exit codes.
+"""The `shipyard` command: the Typer app, its global options, and errors mapped to exit codes.
 
-Exit codes: 0 success, 1 failure (a host, a deployment, the store), 2 invalid input (config, arguments).
+Exit codes: 0 success, 1 failure (a host, a deployment, the store),
+2 invalid input (config, arguments).
 """
 
 from __future__ import annotations

@@ -1,11 +1,76 @@
-"""What every command shares: the project file path, and loading the project from it."""
+"""What every command shares: the project file, loading and flattening it, selecting instances."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import typer
+
+from shipyard.config.flatten import Flattened, Instance, flatten_project
+from shipyard.config.loader import LoadedProject, load_project
+from shipyard.errors import UsageError
 
 
 @dataclass
 class CliState:
     project_file: Path
+    _loaded: LoadedProject | None = field(default=None, repr=False)
+    _flat: Flattened | None = field(default=None, repr=False)
+
+    def load(self) -> LoadedProject:
+        if self._loaded is None:
+            self._loaded = load_project(self.project_file)
+        return self._loaded
+
+    def flatten(self) -> Flattened:
+        if self._flat is None:
+            self._flat = flatten_project(self.load())
+        return self._flat
+
+
+def state(ctx: typer.Context) -> CliState:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, CliState)
+    return obj
+
+
+def select_instances(
+    flat: Flattened,
+    names: list[str] | None = None,
+    *,
+    site: str | None = None,
+    host: str | None = None,
+) -> list[Instance]:
+    """Instances matching every filter; a name is an instance (`svc@host`) or a service."""
+    project = flat.loaded.project
+    if site is not None and site not in project.sites:
+        raise UsageError(f'unknown site "{site}"{_suggest(site, list(project.sites))}')
+    chosen = list(flat.instances.values())
+    if names:
+        wanted: list[Instance] = []
+        for name in names:
+            found = [i for i in chosen if name in (i.name, i.service)]
+            if not found:
+                known = list(flat.instances) + list(project.services)
+                raise UsageError(f'no instance or service "{name}"{_suggest(name, known)}')
+            wanted.extend(i for i in found if i not in wanted)
+        chosen = wanted
+    if site is not None:
+        chosen = [i for i in chosen if i.site == site]
+    if host is not None:
+        chosen = [i for i in chosen if i.host == host]
+    return chosen
+
+
+def find_instance(flat: Flattened, name: str) -> Instance:
+    instance = flat.instances.get(name)
+    if instance is None:
+        raise UsageError(f'no instance "{name}"{_suggest(name, list(flat.instances))}')
+    return instance
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""

@@ -3,14 +3,105 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.syntax import Syntax
 
 from shipyard.cli.app import app
+from shipyard.cli.context import find_instance, select_instances, state
+from shipyard.cli.init_project import write_example
+from shipyard.cli.render import console, plan_json, plan_table, print_json
+from shipyard.cli.state_access import deployed_revisions
 from shipyard.config.models import Project
+from shipyard.plan.rollout import Target, make_plan
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of shipyard.yaml, for editors to complete and check it."""
     typer.echo(json.dumps(Project.model_json_schema(), indent=2, sort_keys=True))
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to write the project.")] = Path("."),
+    force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
+) -> None:
+    """Write a small working project (one service on a local host) to DIRECTORY."""
+    written = write_example(directory, force=force)
+    out = console()
+    for path in written:
+        out.print(f"wrote {path}")
+    out.print(f"next: cd {directory} && shipyard validate && shipyard plan")
+
+
+@app.command()
+def validate(ctx: typer.Context, json_output: JsonFlag = False) -> None:
+    """Check the project: schema, references, cycles, locks and every template's rendering."""
+    flat = state(ctx).flatten()
+    project = flat.loaded.project
+    summary = {
+        "valid": True,
+        "sites": len(project.sites),
+        "hosts": sum(len(s.hosts) for s in project.sites.values()),
+        "templates": len(project.templates),
+        "services": len(project.services),
+        "instances": len(flat.instances),
+    }
+    if json_output:
+        print_json(summary)
+        return
+    console().print(
+        f"[green]valid[/]: {summary['sites']} site(s), {summary['hosts']} host(s), "
+        f"{summary['templates']} template(s), {summary['services']} service(s), "
+        f"{summary['instances']} instance(s)"
+    )
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    instance: Annotated[str, typer.Argument(help="An instance, service@host.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Print the flattened config of INSTANCE, with its revision (secrets read ***)."""
+    flat = state(ctx).flatten()
+    found = find_instance(flat, instance)
+    document = {"instance": found.name, "revision": found.revision, "config": found.config}
+    if json_output:
+        print_json(document)
+        return
+    out = console()
+    out.print(f"[bold]{found.name}[/]  revision [cyan]{found.revision}[/]")
+    text = json.dumps(found.config, indent=2, sort_keys=True, ensure_ascii=False)
+    out.print(Syntax(text, "json", theme="ansi_dark", background_color="default"))
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    names: Annotated[list[str] | None, typer.Argument(help="Services or instances.")] = None,
+    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Show instances, their revisions, what is stale, and the dependency waves of a deploy."""
+    cli = state(ctx)
+    flat = cli.flatten()
+    chosen = select_instances(flat, names, site=site)
+    targets = [Target(i.name, i.service, i.host, i.site, i.revision) for i in chosen]
+    result = make_plan(targets, flat.service_edges(), deployed_revisions(cli), flat.instances)
+    if json_output:
+        print_json(plan_json(result))
+        return
+    out = console()
+    out.print(plan_table(result))
+    out.print(
+        f"{len(result.changes)} of {len(result.steps)} instance(s) to deploy "
+        f"in {len(result.waves)} wave(s)"
+    )
+    if result.orphans:
+        out.print(f"[yellow]deployed but no longer configured:[/] {', '.join(result.orphans)}")

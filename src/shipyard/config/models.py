@@ -42,7 +42,8 @@ class SshSettings(Model):
         None, description="An ssh_config file to honour (default ~/.ssh/config)."
     )
     known_hosts: str | None = Field(
-        None, description="known_hosts file to verify host keys against (default ~/.ssh/known_hosts)."
+        None,
+        description="known_hosts file to verify host keys against (default ~/.ssh/known_hosts).",
     )
     accept_new: bool = Field(
         False,
@@ -68,14 +69,18 @@ class NginxSettings(Model):
 class Host(Model):
     """One machine, reached over SSH or, for `connection: local`, this machine."""
 
-    address: str | None = Field(None, description="Address or ssh_config alias (default: its name).")
+    address: str | None = Field(
+        None, description="Address or ssh_config alias (default: its name)."
+    )
     connection: Literal["ssh", "local"] | None = Field(
         None, description="`ssh` or `local` (default: `local` for a host named local, else ssh)."
     )
     port: int | None = Field(None, ge=1, le=65535)
     user: str | None = None
     identity_file: str | None = None
-    labels: list[Name] = Field(default_factory=list, description="Labels services can be placed by.")
+    labels: list[Name] = Field(
+        default_factory=list, description="Labels services can be placed by."
+    )
     vars: dict[str, Any] = Field(default_factory=dict, description="Variables for this host.")
     root: str | None = Field(
         None,
@@ -90,7 +95,7 @@ class Host(Model):
         description="supervisord.conf to talk to (default: <root>/supervisor/supervisord.conf, "
         "started by `shipyard bootstrap`).",
     )
-    nginx: NginxSettings = Field(default_factory=NginxSettings)  # type: ignore[arg-type]
+    nginx: NginxSettings = Field(default_factory=NginxSettings)
     sudo: bool = Field(False, description="Run host commands with sudo.")
 
 
@@ -126,7 +131,7 @@ class HealthCheck(Model):
 
 
 class Commands(Model):
-    """Commands of a service, each an argv list. `start` runs in the foreground under a supervisor."""
+    """A service's commands, each an argv list; `start` runs in the foreground under a supervisor."""
 
     build: Argv | None = Field(None, description="Run on the controller before the upload.")
     install: Argv | None = Field(None, description="Run on the host in the new release directory.")
@@ -199,8 +204,10 @@ class Service(Model):
     template: Name
     sites: list[Name] = Field(default_factory=list, description="Place on every host of these.")
     hosts: list[Name] = Field(default_factory=list, description="Place on these hosts.")
-    labels: list[Name] = Field(default_factory=list, description="Place on hosts with any of these.")
-    overrides: ServiceBody = Field(default_factory=ServiceBody)  # type: ignore[arg-type]
+    labels: list[Name] = Field(
+        default_factory=list, description="Place on hosts with any of these."
+    )
+    overrides: ServiceBody = Field(default_factory=ServiceBody)
     depends_on: list[Name] = Field(default_factory=list)
 
 
@@ -209,7 +216,7 @@ class Project(Model):
 
     name: Name = Field("shipyard", description="Project name.")
     include: list[str] = Field(default_factory=list, description="Further files (globs allowed).")
-    ssh: SshSettings = Field(default_factory=SshSettings)  # type: ignore[arg-type]
+    ssh: SshSettings = Field(default_factory=SshSettings)
     vars: dict[str, Any] = Field(default_factory=dict, description="Project-wide variables.")
     secrets: dict[Name, SecretSource] = Field(default_factory=dict)
     sites: dict[Name, Site] = Field(default_factory=dict)
@@ -220,5 +227,5 @@ class Project(Model):
 class InstanceSpec(ServiceBody):
     """The merged body of one service, before per-host rendering; what every instance must have."""
 
-    commands: Commands = Field(default_factory=Commands)  # type: ignore[arg-type]
-    strategy: Strategy = Field(default_factory=Strategy)  # type: ignore[arg-type]
+    commands: Commands = Field(default_factory=Commands)
+    strategy: Strategy = Field(default_factory=Strategy)

@@ -1,0 +1,409 @@
+"""Flatten every instance (`service@host`) into one canonical config with a sha256 revision.
+
+Layers, later winning: the template chain from the root down, then the service's overrides.
+Variables, later winning: project, template chain and overrides, site, host. Strings in the
+config and the rendered files see the variables plus `service`, `instance`, `site`, `host`,
+`ports` and `secrets`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import jinja2
+from pydantic import ValidationError
+
+from shipyard.config.loader import LoadedProject, display_name
+from shipyard.config.merge import Origins, deep_merge, merge_layer, origin_of
+from shipyard.config.models import InstanceSpec, Service
+from shipyard.config.render import (
+    Renderer,
+    RenderFailed,
+    Secrets,
+    fingerprint,
+    is_template,
+    mask,
+    render,
+    reveal,
+    sealed_names,
+    syntax_problem,
+)
+from shipyard.config.topology import HostRef, all_hosts, instance_name, place
+from shipyard.config.yamlsource import PathKey, format_path
+from shipyard.errors import ConfigError, Problem
+
+Json = dict[str, Any]
+ConfigPath = tuple[str, ...]
+NOT_RENDERED = ("vars", "files", "artifact")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One service on one host, flattened. `config` is masked: secrets read `***`."""
+
+    name: str
+    service: str
+    host: str
+    site: str
+    config: Json
+    revision: str
+    depends_on: tuple[str, ...]
+    secrets: dict[str, str] = field(default_factory=dict)  # name -> fingerprint
+    sealed: dict[ConfigPath, str] = field(default_factory=dict)  # path -> text with tokens
+
+
+@dataclass
+class Flattened:
+    """Every instance of a project, by name, in service-map order."""
+
+    loaded: LoadedProject
+    instances: dict[str, Instance]
+    secrets: Secrets
+
+    def realise(self, instance: Instance) -> Json:
+        """The config with real secret values, for the host only; never print or store it."""
+        if not instance.sealed:
+            return instance.config
+        config = instance.config
+        for path, text in instance.sealed.items():
+            config = _set_path(config, path, reveal(text, self.secrets.require))
+        return config
+
+    def service_edges(self) -> dict[str, list[str]]:
+        return {n: list(s.depends_on) for n, s in self.loaded.project.services.items()}
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def revision_of(config: Json, secrets: dict[str, str]) -> str:
+    digest = hashlib.sha256(canonical_json(config).encode())
+    if secrets:
+        digest.update(b"\0" + canonical_json(secrets).encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class _Problems:
+    """Problems by identity, with the instances they were seen in."""
+
+    seen: dict[Problem, list[str]] = field(default_factory=dict)
+
+    def add(self, problem: Problem, instance: str = "") -> None:
+        self.seen.setdefault(problem, [])
+        if instance:
+            self.seen[problem].append(instance)
+
+    def result(self) -> list[Problem]:
+        out = []
+        for seen, instances in self.seen.items():
+            problem = seen
+            if instances:
+                more = f" and {len(instances) - 1} more" if len(instances) > 1 else ""
+                problem = Problem(
+                    f"{seen.message} (in {instances[0]}{more})",
+                    seen.path,
+                    seen.file,
+                    seen.line,
+                    seen.column,
+                )
+            out.append(problem)
+        return sorted(out, key=lambda p: (p.file, p.line, p.column, p.path, p.message))
+
+
+@dataclass
+class _Prepared:
+    """What every instance of a service shares, computed once."""
+
+    spec: Json
+    origins: Origins
+    templated: list[tuple[ConfigPath, jinja2.Template]]
+    files: list[tuple[str, str, jinja2.Template]]  # dest, source, compiled
+    vars: Json
+
+
+class _Flattener:
+    def __init__(self, loaded: LoadedProject, environ: dict[str, str] | None) -> None:
+        self.loaded = loaded
+        self.project = loaded.project
+        self.marks = loaded.marks
+        self.renderer = Renderer(loaded.root)
+        self.secrets = Secrets(self.project.secrets, loaded.root, environ)
+        self.problems = _Problems()
+        self.digests: dict[tuple[str, tuple[str, ...]], str | None] = {}
+
+    def problem(self, path: PathKey, message: str) -> Problem:
+        return self.marks.problem(path, message)
+
+    def run(self) -> dict[str, Instance]:
+        hosts = all_hosts(self.project)
+        instances: dict[str, Instance] = {}
+        for name, service in self.project.services.items():
+            prepared = self._prepare(name, service)
+            if prepared is None:
+                continue
+            site_vars: dict[str, Json] = {}
+            for ref in place(service, hosts):
+                if ref.site not in site_vars:
+                    site = self.project.sites[ref.site]
+                    site_vars[ref.site] = deep_merge(prepared.vars, site.vars)
+                instance = self._instance(name, service, prepared, ref, site_vars[ref.site])
+                if instance is not None:
+                    instances[instance.name] = instance
+        for secret, message in sorted(self.secrets.problems.items()):
+            self.problems.add(self.problem(("secrets", secret), message))
+        return instances
+
+    def _prepare(self, name: str, service: Service) -> _Prepared | None:
+        chain = []
+        template: str | None = service.template
+        while template is not None:
+            chain.append(template)
+            template = self.project.templates[template].extends
+        raw = self.loaded.raw
+        merged: Json = {}
+        origins: Origins = {}
+        for template in reversed(chain):
+            body = {
+                k: v
+                for k, v in raw["templates"][template].items()
+                if k not in ("extends", "locked")
+            }
+            merged = merge_layer(merged, body, origins, ("templates", template))
+        overrides = raw["services"][name].get("overrides") or {}
+        merged = merge_layer(merged, overrides, origins, ("services", name, "overrides"))
+        try:
+            spec = InstanceSpec.model_validate(merged)
+        except ValidationError as exc:
+            for error in exc.errors():
+                path = tuple(str(p) for p in error["loc"])
+                message = str(error["msg"]).removeprefix("Value error, ")
+                source = origin_of(origins, path) if origins else ("services", name)
+                self.problems.add(self.problem(source, f"{message} (flattening service {name})"))
+            return None
+        if spec.commands.start is None:
+            self.problems.add(
+                self.problem(
+                    ("services", name), "no start command (commands.start) in its template chain"
+                )
+            )
+            return None
+        doc = spec.model_dump(mode="json", exclude_none=True, exclude={"vars"})
+        if spec.artifact is not None:
+            digest = self._artifact_digest(
+                spec.artifact.path, tuple(spec.artifact.exclude), origins
+            )
+            if digest is None:
+                return None
+            doc["artifact"]["digest"] = digest
+        templated = []
+        for path, text in _strings(doc):
+            if path[0] in NOT_RENDERED or not is_template(text):
+                continue
+            try:
+                templated.append((path, self.renderer.string(text)))
+            except jinja2.TemplateSyntaxError as exc:
+                where = self.marks.nearest(origin_of(origins, path))
+                self.problems.add(
+                    self.problem(origin_of(origins, path), f"template syntax error: {exc.message}")
+                    if where
+                    else Problem(f"template syntax error: {exc.message}", format_path(path))
+                )
+        files = self._compile_files(spec.files or {}, origins)
+        if files is None:
+            return None
+        variables = deep_merge(self.project.vars, spec.vars or {})
+        return _Prepared(doc, origins, templated, files, variables)
+
+    def _compile_files(
+        self, files: dict[str, str], origins: Origins
+    ) -> list[tuple[str, str, jinja2.Template]] | None:
+        out = []
+        ok = True
+        for dest, source in sorted(files.items()):
+            where = origin_of(origins, ("files", dest))
+            pure = PurePosixPath(dest)
+            if pure.is_absolute() or ".." in pure.parts or not dest:
+                self.problems.add(self.problem(where, "must be a relative path inside the release"))
+                ok = False
+                continue
+            try:
+                out.append((dest, source, self.renderer.file(source)))
+            except jinja2.TemplateNotFound:
+                self.problems.add(self.problem(where, f"template file not found: {source}"))
+                ok = False
+            except jinja2.TemplateSyntaxError as exc:
+                file = display_name(self.loaded.root / source)
+                self.problems.add(syntax_problem(exc, file, format_path(where)))
+                ok = False
+        return out if ok else None
+
+    def _artifact_digest(self, path: str, exclude: tuple[str, ...], origins: Origins) -> str | None:
+        key = (path, exclude)
+        if key not in self.digests:
+            self.digests[key] = artifact_digest(self.loaded.root / path, exclude)
+            if self.digests[key] is None:
+                where = origin_of(origins, ("artifact", "path"))
+                self.problems.add(self.problem(where, f"artifact not found: {path}"))
+        return self.digests[key]
+
+    def _instance(
+        self, name: str, service: Service, prepared: _Prepared, ref: HostRef, site_vars: Json
+    ) -> Instance | None:
+        label = instance_name(name, ref.name)
+        variables = deep_merge(site_vars, ref.host.vars) if ref.host.vars else site_vars
+        root = ref.root(self.loaded.root)
+        host = {
+            "name": ref.name,
+            "address": ref.address,
+            "labels": list(ref.host.labels),
+            "root": root,
+        }
+        context: dict[str, object] = {
+            **variables,
+            "service": name,
+            "instance": label,
+            "site": ref.site,
+            "host": host,
+            "ports": prepared.spec.get("ports", {}),
+            "secrets": self.secrets.tokens,
+        }
+        config: Json = {
+            **prepared.spec,
+            "instance": label,
+            "service": name,
+            "site": ref.site,
+            "host": host,
+            "vars": variables,
+        }
+        sealed: dict[ConfigPath, str] = {}
+        used: set[str] = set()
+        ok = True
+        for path, template in prepared.templated:
+            try:
+                text = render(template, context)
+            except RenderFailed as exc:
+                self.problems.add(
+                    self.problem(origin_of(prepared.origins, path), exc.message), label
+                )
+                ok = False
+                continue
+            config = _set_path(config, path, self._seal(text, path, sealed, used))
+        if prepared.files:
+            rendered: Json = {}
+            for dest, source, template in prepared.files:
+                try:
+                    text = render(template, context)
+                except RenderFailed as exc:
+                    file = display_name(self.loaded.root / source)
+                    where = format_path(origin_of(prepared.origins, ("files", dest)))
+                    self.problems.add(Problem(exc.message, where, file, exc.line, 0), label)
+                    ok = False
+                    continue
+                content = self._seal(text, ("files", dest, "content"), sealed, used)
+                rendered[dest] = {"source": source, "content": content}
+            config["files"] = rendered
+        if not ok:
+            return None
+        secrets = {}
+        for secret in sorted(used):
+            value = self.secrets.value(secret)
+            if value is None:
+                return None
+            secrets[secret] = fingerprint(secret, value)
+        return Instance(
+            name=label,
+            service=name,
+            host=ref.name,
+            site=ref.site,
+            config=config,
+            revision=revision_of(config, secrets),
+            depends_on=tuple(service.depends_on),
+            secrets=secrets,
+            sealed=sealed,
+        )
+
+    @staticmethod
+    def _seal(text: str, path: ConfigPath, sealed: dict[ConfigPath, str], used: set[str]) -> str:
+        names = sealed_names(text)
+        if not names:
+            return text
+        used.update(names)
+        sealed[path] = text
+        return mask(text)
+
+
+def flatten_project(loaded: LoadedProject, *, environ: dict[str, str] | None = None) -> Flattened:
+    """Flatten every instance; raise ConfigError listing every problem (rendering included)."""
+    flattener = _Flattener(loaded, environ)
+    instances = flattener.run()
+    problems = flattener.problems.result()
+    if problems:
+        raise ConfigError(problems)
+    return Flattened(loaded=loaded, instances=instances, secrets=flattener.secrets)
+
+
+def artifact_digest(path: Path, exclude: tuple[str, ...] = ()) -> str | None:
+    """sha256 over a directory's files (relative path, executable bit, content) or an archive."""
+    if path.is_file():
+        return "sha256:" + _file_digest(path)
+    if not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for relative, full in _walk(path, exclude):
+        executable = os.access(full, os.X_OK)
+        digest.update(f"{relative}\0{int(executable)}\0".encode())
+        digest.update(_file_digest(full).encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def _walk(root: Path, exclude: tuple[str, ...]) -> Iterator[tuple[str, Path]]:
+    for directory, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            full = Path(directory) / name
+            relative = full.relative_to(root).as_posix()
+            if not any(fnmatch.fnmatch(relative, pattern) for pattern in exclude):
+                yield relative, full
+
+
+def _file_digest(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _strings(value: Any, path: ConfigPath = ()) -> Iterator[tuple[ConfigPath, str]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, (*path, str(index)))
+    elif isinstance(value, str):
+        yield path, value
+
+
+def _set_path(config: Json, path: ConfigPath, value: Any) -> Json:
+    """A copy of `config` with `path` set, copying only the containers along the path."""
+    head, rest = path[0], path[1:]
+    out = dict(config)
+    if not rest:
+        out[head] = value
+        return out
+    child = out[head]
+    if isinstance(child, list):
+        items = list(child)
+        index = int(rest[0])
+        items[index] = value if len(rest) == 1 else _set_path(items[index], rest[1:], value)
+        out[head] = items
+    else:
+        out[head] = _set_path(child, rest, value)
+    return out

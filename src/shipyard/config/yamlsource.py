@@ -1,0 +1,178 @@
+"""YAML with source positions: every mapping key and value is located by its field path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shipyard.errors import Problem
+
+PathKey = tuple[str | int, ...]
+
+try:  # libyaml parses several times faster; the pure-Python loader is the fallback.
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+
+class Removed:
+    """The value of `!remove`: deletes the member it replaces when configs are merged."""
+
+    _instance: Removed | None = None
+
+    def __new__(cls) -> Removed:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "!remove"
+
+
+REMOVE = Removed()
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where a value was written: file, 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+
+def format_path(path: PathKey) -> str:
+    """`("services", "api", "depends_on", 1)` -> `services.api.depends_on[1]`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+class SourceMap:
+    """Field path -> where it was written, for every key and value of the loaded files."""
+
+    def __init__(self) -> None:
+        self._marks: dict[PathKey, Mark] = {}
+
+    def add(self, path: PathKey, mark: Mark) -> None:
+        self._marks[path] = mark
+
+    def get(self, path: PathKey) -> Mark | None:
+        return self._marks.get(path)
+
+    def nearest(self, path: PathKey) -> Mark | None:
+        """The mark of `path`, or of its closest ancestor that has one."""
+        for end in range(len(path), -1, -1):
+            mark = self._marks.get(path[:end])
+            if mark is not None:
+                return mark
+        return None
+
+    def problem(self, path: PathKey, message: str) -> Problem:
+        mark = self.nearest(path)
+        if mark is None:
+            return Problem(message=message, path=format_path(path))
+        return Problem(
+            message=message,
+            path=format_path(path),
+            file=mark.file,
+            line=mark.line,
+            column=mark.column,
+        )
+
+    def update(self, other: SourceMap, prefix: PathKey = ()) -> None:
+        for path, mark in other._marks.items():
+            self._marks[prefix + path] = mark
+
+
+def _mark(file: str, node: yaml.Node) -> Mark:
+    return Mark(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    """Turns a composed YAML node tree into plain Python values, recording every position."""
+
+    def __init__(self, file: str, loader: yaml.SafeLoader, marks: SourceMap) -> None:
+        self.file = file
+        self.loader = loader
+        self.marks = marks
+        self.problems: list[Problem] = []
+
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
+        self.marks.add(path, _mark(self.file, node))
+        if node.tag == "!remove":
+            return REMOVE
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    self._fail(key_node, path, "merge keys (<<) are not supported; use templates")
+                    continue
+                key = self.loader.construct_object(key_node)
+                if not isinstance(key, str | int | float | bool):
+                    self._fail(key_node, path, "keys must be plain scalars")
+                    continue
+                key = str(key)
+                if key in out:
+                    first = self.marks.get((*path, key))
+                    where = f" (first at line {first.line})" if first else ""
+                    self._fail(key_node, (*path, key), f"duplicate key{where}")
+                    continue
+                out[key] = self.build(value_node, (*path, key))
+                # The key's own position is the most useful one for errors about the member.
+                self.marks.add((*path, key), _mark(self.file, key_node))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        value = self.loader.construct_object(node)
+        if isinstance(value, date):  # keep values JSON-native: dates become ISO strings
+            return value.isoformat()
+        if isinstance(value, bytes):
+            self._fail(node, path, "binary values are not supported")
+            return None
+        return value
+
+    def _fail(self, node: yaml.Node, path: PathKey, message: str) -> None:
+        mark = _mark(self.file, node)
+        self.problems.append(Problem(message, format_path(path), mark.file, mark.line, mark.column))
+
+
+def _remove_constructor(loader: yaml.SafeLoader, node: yaml.Node) -> Removed:
+    return REMOVE
+
+
+class _TaggedLoader(_Loader):  # type: ignore[misc, valid-type]
+    """The safe loader plus `!remove`."""
+
+
+_TaggedLoader.add_constructor("!remove", _remove_constructor)
+
+
+def load_yaml(path: Path, display: str, marks: SourceMap) -> tuple[Any, list[Problem]]:
+    """Parse one file into plain values; positions go into `marks` under `display` as file name."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return None, [Problem(f"cannot read file: {exc.strerror}", file=display)]
+    loader = _TaggedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return {}, []
+        builder = _Builder(display, loader, marks)
+        value = builder.build(node, ())
+        return value, builder.problems
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        return None, [Problem(f"invalid YAML: {exc.problem}", "", display, line, column)]
+    finally:
+        loader.dispose()
