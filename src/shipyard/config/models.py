@@ -131,7 +131,7 @@ class HealthCheck(Model):
 
 
 class Commands(Model):
-    """A service's commands, each an argv list; `start` runs in the foreground under a supervisor."""
+    """A service's commands, each an argv list; `start` runs in the foreground."""
 
     build: Argv | None = Field(None, description="Run on the controller before the upload.")
     install: Argv | None = Field(None, description="Run on the host in the new release directory.")
