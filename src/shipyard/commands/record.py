@@ -1,0 +1,78 @@
+"""The host-side record: a JSON file beside the releases saying what the host runs, since when."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from shipyard.commands.release import ReleaseLayout
+from shipyard.commands.script import Argv, Script, UnsafeValue, write_file_script
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class HostRecord:
+    """What the last successful deployment put on the host (`slot`: the live blue/green slot)."""
+
+    service: str
+    instance: str
+    revision: str
+    deployment_id: str
+    deployed_at: datetime
+    slot: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.deployed_at.tzinfo is None:
+            raise UnsafeValue("deployed_at must carry a time zone")
+
+
+def render_record(record: HostRecord) -> str:
+    """The record as the file's content: stable, sorted JSON."""
+    document = {
+        "format": FORMAT,
+        "service": record.service,
+        "instance": record.instance,
+        "revision": record.revision,
+        "deployment_id": record.deployment_id,
+        "deployed_at": record.deployed_at.isoformat(),
+        "slot": record.slot,
+    }
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def parse_record(text: str) -> HostRecord:
+    """The record in a file's content; UnsafeValue names what is wrong with it."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UnsafeValue(f"host record is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise UnsafeValue("host record must be a JSON object")
+    if document.get("format") != FORMAT:
+        raise UnsafeValue(f"host record has format {document.get('format')!r}, expected {FORMAT}")
+    fields = {}
+    for key in ("service", "instance", "revision", "deployment_id", "deployed_at"):
+        value = document.get(key)
+        if not isinstance(value, str) or not value:
+            raise UnsafeValue(f"host record: {key} must be a non-empty string, not {value!r}")
+        fields[key] = value
+    slot = document.get("slot")
+    if slot is not None and not isinstance(slot, str):
+        raise UnsafeValue(f"host record: slot must be a string or null, not {slot!r}")
+    try:
+        deployed_at = datetime.fromisoformat(fields.pop("deployed_at"))
+    except ValueError:
+        raise UnsafeValue(f"host record: deployed_at is not an ISO 8601 time: {text!r}") from None
+    return HostRecord(deployed_at=deployed_at, slot=slot, **fields)
+
+
+def write_record_script(layout: ReleaseLayout, record: HostRecord) -> Script:
+    """Replaces the host-side record atomically."""
+    return write_file_script(layout.record, render_record(record), mode="0644")
+
+
+def read_record_argv(layout: ReleaseLayout) -> Argv:
+    """Prints the host-side record; exits 1 when there is none (run with check=False)."""
+    return ("cat", "--", layout.record)

@@ -1,0 +1,140 @@
+"""Shell scripts as values, and the checks every value interpolated into one passes first."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from shipyard.errors import ShipyardError
+
+Argv = tuple[str, ...]
+SHELL = "/bin/sh"
+# Linux refuses a single argv element longer than this (MAX_ARG_STRLEN); longer scripts go on stdin.
+MAX_ARGV_SCRIPT = 128 * 1024 - 1
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class UnsafeValue(ShipyardError, ValueError):
+    """A value can't be written safely into the command, script or file being built."""
+
+
+@dataclass(frozen=True)
+class Script:
+    """A POSIX sh script, built with every interpolated value quoted exactly once.
+
+    Run it as `argv` (`/bin/sh -c TEXT`, quoted once more by the SSH executor like any argv), or
+    send `text` unmodified on the standard input of `stdin_argv`. It stops at the first failure.
+    """
+
+    text: str
+    stdin_argv: ClassVar[Argv] = (SHELL, "-s")
+
+    @property
+    def argv(self) -> Argv:
+        if len(self.text.encode()) > MAX_ARGV_SCRIPT:
+            raise UnsafeValue("script too long for one argv element: send it on stdin instead")
+        return (SHELL, "-c", self.text)
+
+
+def check_text(value: str, what: str) -> str:
+    """Return `value`, refusing a NUL byte: no argv, file name or environment can hold one."""
+    if "\0" in value:
+        raise UnsafeValue(f"{what} contains a NUL byte: {value!r}")
+    return value
+
+
+def check_name(value: str, what: str) -> str:
+    """Return `value` if it is a plain name (service, revision, program): no slash or space."""
+    if not SAFE_NAME.match(value) or value in {".", ".."}:
+        raise UnsafeValue(f"{what} must match {SAFE_NAME.pattern}, not {value!r}")
+    return value
+
+
+def check_path(value: str, what: str) -> str:
+    """Return `value` if it is an absolute path without NUL or newline."""
+    check_text(value, what)
+    if not value.startswith("/"):
+        raise UnsafeValue(f"{what} must be an absolute path, not {value!r}")
+    if "\n" in value or "\r" in value:
+        raise UnsafeValue(f"{what} must not contain a line break: {value!r}")
+    return value
+
+
+def check_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Return `env` as a dict if every name is a portable variable name and no value holds NUL."""
+    for name, value in env.items():
+        if not ENV_NAME.match(name):
+            raise UnsafeValue(f"environment variable name must match {ENV_NAME.pattern}: {name!r}")
+        check_text(value, f"environment variable {name}")
+    return dict(env)
+
+
+def check_argv(argv: Sequence[str], what: str = "command") -> Argv:
+    """Return `argv` as a tuple if it names a program and no element holds NUL."""
+    if not argv or not argv[0]:
+        raise UnsafeValue(f"{what} is empty")
+    if argv[0].startswith("-"):
+        raise UnsafeValue(f"{what} must start with a program, not an option: {argv[0]!r}")
+    return tuple(check_text(arg, what) for arg in argv)
+
+
+def quote(value: str) -> str:
+    """Quote one value for sh (`shlex.quote`), refusing NUL."""
+    return shlex.quote(check_text(value, "shell word"))
+
+
+def join(argv: Sequence[str]) -> str:
+    """One sh command line running `argv` as it is."""
+    return " ".join(quote(arg) for arg in check_argv(argv))
+
+
+def exports(env: Mapping[str, str]) -> list[str]:
+    """sh lines exporting `env`, in a stable order."""
+    return [f"export {name}={quote(value)}" for name, value in sorted(check_env(env).items())]
+
+
+def script(lines: Iterable[str]) -> Script:
+    """A script of `lines` that stops at the first failure and on unset variables."""
+    return Script("\n".join(["set -eu", *lines]) + "\n")
+
+
+def chain(*scripts: Script) -> Script:
+    """One script running `scripts` in turn, each in a subshell, stopping at the first failure.
+
+    Several steps for one host in one round trip.
+    """
+    parts = ["set -e"]
+    for part in scripts:
+        parts += ["(", part.text.rstrip("\n"), ")"]
+    return Script("\n".join(parts) + "\n")
+
+
+def command_script(
+    argv: Sequence[str], *, cwd: str | None = None, env: Mapping[str, str] | None = None
+) -> Script:
+    """A script that runs `argv` in `cwd` with `env` added, in place of the shell (status kept)."""
+    lines = [] if cwd is None else [f"cd -- {quote(check_path(cwd, 'directory'))}"]
+    return script([*lines, *exports(env or {}), f"exec {join(argv)}"])
+
+
+def write_file_script(path: str, content: str, *, mode: str | None = None) -> Script:
+    """A script replacing the file at `path` with `content` atomically (temporary file, rename)."""
+    check_path(path, "file path")
+    check_text(content, "file content")
+    if mode is not None and not re.fullmatch(r"[0-7]{3,4}", mode):
+        raise UnsafeValue(f"file mode must be octal like 0644, not {mode!r}")
+    target = quote(path)
+    lines = [
+        f"target={target}",
+        'tmp="$target.tmp-$$"',
+        'mkdir -p -- "$(dirname -- "$target")"',
+        f"printf '%s' {quote(content)} > \"$tmp\"",
+    ]
+    if mode is not None:
+        lines.append(f'chmod {mode} "$tmp"')
+    lines.append('mv -f -- "$tmp" "$target"')
+    return script(lines)
