@@ -1,0 +1,58 @@
+"""The state store: deployment status, deployed snapshots, rollouts, audit log and events."""
+
+from __future__ import annotations
+
+from shipyard.store.engine import database_url, default_url, make_engine, sqlite_path
+from shipyard.store.migrations import upgrade
+from shipyard.store.owner import process_alive, this_host
+from shipyard.store.records import (
+    AuditEntry,
+    BeganDeployment,
+    Deployment,
+    DeploymentKind,
+    DeploymentStatus,
+    Event,
+    InstanceState,
+    InstanceStatus,
+    JsonObject,
+    Rollout,
+    RolloutStatus,
+    Snapshot,
+)
+from shipyard.store.repository import Store
+
+__all__ = [
+    "AuditEntry",
+    "BeganDeployment",
+    "Deployment",
+    "DeploymentKind",
+    "DeploymentStatus",
+    "Event",
+    "InstanceState",
+    "InstanceStatus",
+    "JsonObject",
+    "Rollout",
+    "RolloutStatus",
+    "Snapshot",
+    "Store",
+    "database_url",
+    "default_url",
+    "make_engine",
+    "open_store",
+    "process_alive",
+    "this_host",
+]
+
+
+def open_store(url: str) -> Store:
+    """Open the store at `url`, creating the SQLite file's directory and migrating to head."""
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine)

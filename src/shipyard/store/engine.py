@@ -1,0 +1,98 @@
+"""Database engines for the store: a SQLite file by default, PostgreSQL when configured."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
+
+from shipyard.errors import StoreError
+
+DATABASE_URL_VARIABLE = "SHIPYARD_DATABASE_URL"
+STATE_DIRECTORY = ".shipyard"
+STATE_FILE = "state.db"
+# Concurrent Shipyard processes wait this long for SQLite's write lock rather than fail.
+BUSY_TIMEOUT_MS = 30_000
+# Execution option marking a connection that only reads (SQLite then begins a deferred transaction).
+READ_ONLY = "shipyard_read_only"
+
+
+def default_url(project_dir: Path) -> str:
+    """The project's own SQLite file, `<project_dir>/.shipyard/state.db`."""
+    path = Path(project_dir).absolute() / STATE_DIRECTORY / STATE_FILE
+    return URL.create("sqlite", database=str(path)).render_as_string()
+
+
+def database_url(project_dir: Path, env: Mapping[str, str]) -> str:
+    """`SHIPYARD_DATABASE_URL` from `env` when set, else the project's SQLite file."""
+    configured = env.get(DATABASE_URL_VARIABLE, "").strip()
+    return configured or default_url(project_dir)
+
+
+def parse_url(url: str) -> URL:
+    """The URL as SQLAlchemy reads it; PostgreSQL URLs get the psycopg 3 driver."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"not a database URL: {url!r}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgresql" and parsed.drivername == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend not in ("sqlite", "postgresql"):
+        shown = parsed.render_as_string(hide_password=True)
+        raise StoreError(f"unsupported database {shown}: use sqlite:///PATH or postgresql://...")
+    return parsed
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL; None for PostgreSQL or an in-memory database."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`, configured for the store; the caller disposes of it."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True)
+    if parsed.database in (None, "", ":memory:"):
+        # One shared connection, or every connection would see its own empty database.
+        engine = create_engine(
+            parsed, poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    else:
+        engine = create_engine(parsed)
+    event.listen(engine, "connect", _configure_sqlite)
+    event.listen(engine, "begin", _begin_sqlite)
+    return engine
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine and pool, for transactions that only read."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+def _configure_sqlite(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    # We emit BEGIN ourselves (see _begin_sqlite); sqlite3's own handling skips it for SELECTs.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL mode, much faster
+    finally:
+        cursor.close()
+
+
+def _begin_sqlite(connection: Connection) -> None:
+    # A writer takes the write lock up front: a deferred transaction that reads and then writes
+    # fails at once with SQLITE_BUSY when another writer got there first, busy_timeout or not.
+    read = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN DEFERRED" if read else "BEGIN IMMEDIATE")

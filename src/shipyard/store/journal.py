@@ -1,0 +1,200 @@
+"""The record of what happened: rollouts, the append-only audit log and the event feed.
+
+`Journal` also owns the store's transactions; `Store` (repository.py) builds on it, so that a
+deployment's status change and its audit line commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self, TypeVar
+
+from sqlalchemy import Connection, Engine, RowMapping, Select, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from shipyard.errors import NotActive, RecordNotFound, StoreConflict, StoreError
+from shipyard.store import rows
+from shipyard.store.engine import read_only
+from shipyard.store.records import AuditEntry, Event, JsonMapping, Rollout, RolloutStatus
+from shipyard.store.tables import audit, events, rollouts
+
+T = TypeVar("T")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Journal:
+    """Rollouts, audit log and events; each public method is one transaction."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._engine = engine
+        self._reader = read_only(engine)
+        self._clock = clock
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        """Close every pooled connection; the store is unusable afterwards."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # Rollouts.
+
+    def begin_rollout(self, *, rollout_id: str, actor: str, request: str, strategy: str) -> Rollout:
+        started = {"status": RolloutStatus.IN_PROGRESS.value, "started_at": self._clock()}
+        with self._write() as conn:
+            conn.execute(
+                insert(rollouts).values(
+                    id=rollout_id, actor=actor, request=request, strategy=strategy, summary={},
+                    **started,
+                )
+            )  # fmt: skip
+            detail = {"request": request, "strategy": strategy}
+            target = f"rollout:{rollout_id}"
+            self._audit(conn, actor, "rollout.begin", target, "in_progress", detail)
+            return must_exist(self._rollout(conn, rollout_id), "rollout", rollout_id)
+
+    def finish_rollout(
+        self, rollout_id: str, *, status: RolloutStatus, summary: JsonMapping
+    ) -> Rollout:
+        if status is RolloutStatus.IN_PROGRESS:
+            raise ValueError("a rollout finishes as success or failed")
+        with self._write() as conn:
+            finished = conn.execute(
+                update(rollouts)
+                .where(rollouts.c.id == rollout_id)
+                .where(rollouts.c.status == RolloutStatus.IN_PROGRESS.value)
+                .values(status=status.value, finished_at=self._clock(), summary=summary)
+            ).rowcount
+            found = must_exist(self._rollout(conn, rollout_id), "rollout", rollout_id)
+            if not finished:
+                raise NotActive("rollout", rollout_id, found.status.value)
+            target = f"rollout:{rollout_id}"
+            self._audit(conn, found.actor, "rollout.finish", target, status.value, summary)
+            return found
+
+    def rollout(self, rollout_id: str) -> Rollout | None:
+        with self._read() as conn:
+            return self._rollout(conn, rollout_id)
+
+    # The audit log and the event feed.
+
+    def append_audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        result: str,
+        detail: JsonMapping | None = None,
+    ) -> AuditEntry:
+        """Add one line to the audit log (lifecycle commands, artifacts, ...)."""
+        with self._write() as conn:
+            entry_id = self._audit(conn, actor, action, target, result, detail or {})
+            found = conn.execute(select(audit).where(audit.c.id == entry_id)).mappings().one()
+            return rows.audit_entry(found)
+
+    def audit(
+        self,
+        *,
+        instance: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEntry]:
+        """Audit lines in the order they were written; with `limit`, the newest `limit` of them."""
+        query = select(audit).order_by(audit.c.id.desc()).limit(limit)
+        if instance is not None:
+            query = query.where(audit.c.target == instance)
+        if since is not None:
+            query = query.where(audit.c.at >= since)
+        return self._all(query, rows.audit_entry)[::-1]
+
+    def append_event(self, *, kind: str, instance: str | None, payload: JsonMapping) -> int:
+        """Add an event for live views; returns its id."""
+        with self._write() as conn:
+            return self._event(conn, instance, payload, kind=kind)
+
+    def events(self, *, after_id: int = 0, limit: int = 500) -> list[Event]:
+        """Events written after `after_id`, oldest first: what a live view has not seen yet."""
+        query = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+        return self._all(query, rows.event)
+
+    def last_event_id(self) -> int:
+        """Where a live view that wants only new events starts (0 when there are none)."""
+        with self._read() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one())
+
+    # Plumbing: transactions, and the statements several methods share.
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except IntegrityError as exc:
+            raise StoreConflict(f"the state store refused a write: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the state store failed: {exc}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self._reader.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the state store failed: {exc}") from exc
+
+    def _all(
+        self, query: Select[tuple[object, ...]], convert: Callable[[RowMapping], T]
+    ) -> list[T]:
+        with self._read() as conn:
+            return [convert(row) for row in conn.execute(query).mappings()]
+
+    def _rollout(self, conn: Connection, rollout_id: str) -> Rollout | None:
+        found = conn.execute(select(rollouts).where(rollouts.c.id == rollout_id)).mappings().first()
+        return rows.rollout(found) if found else None
+
+    def _audit(
+        self,
+        conn: Connection,
+        actor: str,
+        action: str,
+        target: str,
+        result: str,
+        detail: JsonMapping,
+    ) -> int:
+        values = {"at": self._clock(), "actor": actor, "action": action, "target": target}
+        statement = insert(audit).values(result=result, detail=detail, **values)
+        return int(conn.execute(statement.returning(audit.c.id)).scalar_one())
+
+    def _event(
+        self,
+        conn: Connection,
+        instance: str | None,
+        payload: JsonMapping,
+        *,
+        kind: str = "deployment",
+    ) -> int:
+        values = {"at": self._clock(), "kind": kind, "instance": instance, "payload": payload}
+        return int(conn.execute(insert(events).values(values).returning(events.c.id)).scalar_one())
+
+
+def must_exist(record: T | None, kind: str, record_id: str) -> T:
+    """The record, or RecordNotFound naming what was looked for."""
+    if record is None:
+        raise RecordNotFound(kind, record_id)
+    return record

@@ -1,0 +1,56 @@
+"""Runs the store's Alembic migrations in-process, on a connection we own: no alembic.ini."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, text
+
+from shipyard.errors import StoreError
+
+HERE = Path(__file__).parent
+# Any fixed number: it names the PostgreSQL advisory lock that serialises concurrent upgrades.
+MIGRATION_LOCK = 0x5A1D_0001
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic configuration pointing at these migrations, handing over `connection`."""
+    config = Config()
+    config.set_main_option("script_location", str(HERE).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration this Shipyard knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise StoreError("the store has no migrations")
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The migration the database is at; None for an empty database."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the database to `revision`; safe when several processes start at once."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # SQLite serialises writers on its own (BEGIN IMMEDIATE); PostgreSQL needs a lock.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        try:
+            command.upgrade(alembic_config(connection), revision)
+        except CommandError as exc:
+            found = current_revision(connection)
+            raise StoreError(
+                f"cannot migrate the state store (it is at migration {found!r}, this Shipyard"
+                f" knows up to {head_revision()!r}): {exc}"
+            ) from exc

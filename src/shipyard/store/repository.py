@@ -1,0 +1,315 @@
+"""The Store: deployments and instances, with the concurrency rule the database enforces."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import (
+    LABEL_STYLE_TABLENAME_PLUS_COL,
+    Connection,
+    Select,
+    Update,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from shipyard.errors import (
+    ConcurrentDeployment,
+    NotActive,
+    StoreConflict,
+)
+from shipyard.store import rows
+from shipyard.store.journal import Journal, must_exist
+from shipyard.store.records import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    BeganDeployment,
+    Deployment,
+    DeploymentKind,
+    DeploymentStatus,
+    InstanceState,
+    InstanceStatus,
+    JsonMapping,
+    JsonObject,
+    Snapshot,
+)
+from shipyard.store.tables import deployments, instances
+
+ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
+SYSTEM_ACTOR = "shipyard"
+# A begin that collides with a holder which finishes before we can read it is simply retried.
+BEGIN_ATTEMPTS = 3
+
+
+class Store(Journal):
+    """The state store. Each public method is one transaction; the database enforces the rules."""
+
+    # Deployments: begin, mark in progress, heartbeat, finish, recover.
+
+    def begin_deployment(
+        self,
+        *,
+        deployment_id: str,
+        instance: str,
+        service: str,
+        host: str,
+        site: str,
+        revision: str,
+        actor: str,
+        owner_host: str,
+        owner_pid: int,
+        rollout_id: str | None = None,
+        kind: DeploymentKind = DeploymentKind.DEPLOY,
+        detail: JsonMapping | None = None,
+    ) -> BeganDeployment:
+        """Record a pending deployment, or raise ConcurrentDeployment naming the holder.
+
+        A repeated `deployment_id` returns the stored deployment with `created=False`.
+        """
+        now = self._clock()
+        place = {"service": service, "host": host, "site": site}
+        row: JsonObject = {
+            "id": deployment_id, "instance": instance, "kind": kind.value, "revision": revision,
+            "status": DeploymentStatus.PENDING.value, "actor": actor, "rollout_id": rollout_id,
+            "started_at": now, "owner_host": owner_host, "owner_pid": owner_pid,
+            "heartbeat_at": now, "detail": detail or {},
+        }  # fmt: skip
+        for attempt in range(BEGIN_ATTEMPTS):
+            known = self.deployment(deployment_id)
+            if known is not None:
+                return BeganDeployment(_same_request(known, instance, revision), created=False)
+            try:
+                return BeganDeployment(self._insert_deployment(row, place), created=True)
+            except StoreConflict:
+                holder = self._active_deployment(instance)
+                if holder is not None and holder.id != deployment_id:
+                    since = holder.started_at.isoformat(timespec="seconds")
+                    raise ConcurrentDeployment(instance, holder.id, holder.actor, since) from None
+                if attempt == BEGIN_ATTEMPTS - 1:
+                    raise
+                # The holder finished meanwhile, or a twin request with our id won: look again.
+        raise AssertionError("unreachable")
+
+    def _insert_deployment(self, row: JsonObject, place: dict[str, str]) -> Deployment:
+        instance, deployment_id, kind = str(row["instance"]), str(row["id"]), str(row["kind"])
+        with self._write() as conn:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            new_instance = dialect.insert(instances).values(name=instance, **place)
+            conn.execute(new_instance.on_conflict_do_nothing())
+            # The partial unique index rejects this insert while another one is active.
+            conn.execute(insert(deployments).values(row))
+            pending = {"status": InstanceStatus.PENDING.value, "last_deployment_id": deployment_id}
+            conn.execute(_update_instance(instance).values(**pending, **place))
+            change = {"deployment": deployment_id, "revision": row["revision"], "kind": kind}
+            self._audit(conn, str(row["actor"]), f"{kind}.begin", instance, "pending", change)
+            self._event(conn, instance, {**change, "status": "pending"})
+            return must_exist(self._deployment(conn, deployment_id), "deployment", deployment_id)
+
+    def mark_in_progress(self, deployment_id: str) -> Deployment:
+        """Move a pending deployment to in_progress (again: a no-op)."""
+        with self._write() as conn:
+            moved = conn.execute(
+                _update_deployment(deployment_id, DeploymentStatus.PENDING.value).values(
+                    status=DeploymentStatus.IN_PROGRESS.value, heartbeat_at=self._clock()
+                )
+            ).rowcount
+            found = must_exist(self._deployment(conn, deployment_id), "deployment", deployment_id)
+            if not moved and found.status is not DeploymentStatus.IN_PROGRESS:
+                raise NotActive("deployment", deployment_id, found.status.value)
+            if moved:
+                conn.execute(_update_instance(found.instance).values(status=found.status.value))
+                self._event(conn, found.instance, {"deployment": found.id, "status": found.status})
+            return found
+
+    def heartbeat(self, deployment_ids: Sequence[str]) -> int:
+        """Renew the lease of running deployments; returns how many of them are still active."""
+        if not deployment_ids:
+            return 0
+        statement = update(deployments).where(
+            deployments.c.id.in_(list(deployment_ids)), deployments.c.status.in_(ACTIVE)
+        )
+        with self._write() as conn:
+            return conn.execute(statement.values(heartbeat_at=self._clock())).rowcount
+
+    def finish_deployment(
+        self,
+        deployment_id: str,
+        *,
+        status: DeploymentStatus,
+        error: str | None = None,
+        snapshot: JsonMapping | None = None,
+        secrets: dict[str, str] | None = None,
+    ) -> Deployment:
+        """Record the outcome; on success the instance's deployed snapshot changes with it."""
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"a deployment finishes as success, failed or skipped, not {status}")
+        if status is DeploymentStatus.SUCCESS and snapshot is None:
+            raise ValueError("a successful deployment needs the snapshot it deployed")
+        with self._write() as conn:
+            return self._finish(
+                conn, deployment_id, status, error=error, snapshot=snapshot, secrets=secrets
+            )
+
+    def recover_interrupted(
+        self, *, this_host: str, is_alive: Callable[[int], bool], lease_seconds: float
+    ) -> list[str]:
+        """Fail the deployments whose controller is gone; returns their ids.
+
+        On this host a controller is gone when its process is; on another host, when its
+        lease (the last heartbeat plus `lease_seconds`) has run out.
+        """
+        expired = self._clock() - timedelta(seconds=lease_seconds)
+        recovered = []
+        for found in self.active_deployments():
+            if found.owner_host == this_host and is_alive(found.owner_pid):
+                continue
+            if found.owner_host != this_host and found.heartbeat_at >= expired:
+                continue
+            gone = f"controller process {found.owner_pid} on {found.owner_host} is gone"
+            try:
+                with self._write() as conn:
+                    self._finish(
+                        conn, found.id, DeploymentStatus.FAILED, error=f"interrupted ({gone})",
+                        actor=SYSTEM_ACTOR, action="interrupted", heartbeat_at=found.heartbeat_at,
+                    )  # fmt: skip
+            except NotActive:
+                continue  # it finished, or renewed its lease, while we looked
+            recovered.append(found.id)
+        return recovered
+
+    def _finish(
+        self,
+        conn: Connection,
+        deployment_id: str,
+        status: DeploymentStatus,
+        *,
+        error: str | None,
+        snapshot: JsonMapping | None = None,
+        secrets: dict[str, str] | None = None,
+        actor: str | None = None,
+        action: str = "finish",
+        heartbeat_at: datetime | None = None,
+    ) -> Deployment:
+        now = self._clock()
+        success = status is DeploymentStatus.SUCCESS
+        # On success the deployment keeps its snapshot, so a rollback can restore it later.
+        kept = {"config": snapshot, "secrets": secrets or {}} if success else {}
+        statement = _update_deployment(deployment_id, *ACTIVE).values(
+            status=status.value, finished_at=now, error=error, **kept
+        )
+        if heartbeat_at is not None:
+            statement = statement.where(deployments.c.heartbeat_at == heartbeat_at)
+        finished = conn.execute(statement).rowcount
+        found = must_exist(self._deployment(conn, deployment_id), "deployment", deployment_id)
+        if not finished:
+            raise NotActive("deployment", deployment_id, found.status.value)
+        if success:
+            changes: JsonObject = {
+                "status": InstanceStatus.SUCCESS.value, "deployed_revision": found.revision,
+                "deployed_config": snapshot, "deployed_secrets": secrets or {},
+                "deployed_at": now, "deployed_deployment_id": found.id,
+            }  # fmt: skip
+        elif status is DeploymentStatus.FAILED:
+            changes = {"status": InstanceStatus.FAILED.value}
+        else:  # skipped before it ran: the instance is as its previous deployment left it
+            previous = conn.execute(
+                select(deployments.c.status)
+                .where(deployments.c.instance == found.instance)
+                .where(deployments.c.status.in_(["success", "failed"]))
+                .order_by(deployments.c.started_at.desc())
+            ).scalar()
+            changes = {"status": previous or InstanceStatus.NONE.value}
+        conn.execute(_update_instance(found.instance).values(changes))
+        detail: JsonObject = {"deployment": found.id, "revision": found.revision}
+        if error:
+            detail["error"] = error
+        what = f"{found.kind.value}.{action}"
+        self._audit(conn, actor or found.actor, what, found.instance, status.value, detail)
+        self._event(conn, found.instance, {**detail, "status": status.value})
+        return found
+
+    # Reading deployments and instances.
+
+    def deployment(self, deployment_id: str) -> Deployment | None:
+        with self._read() as conn:
+            return self._deployment(conn, deployment_id)
+
+    def deployments(
+        self, *, instance: str | None = None, rollout_id: str | None = None, limit: int = 100
+    ) -> list[Deployment]:
+        """The newest deployments first, optionally of one instance or of one rollout."""
+        query = select(deployments)
+        if instance is not None:
+            query = query.where(deployments.c.instance == instance)
+        if rollout_id is not None:
+            query = query.where(deployments.c.rollout_id == rollout_id)
+        query = query.order_by(deployments.c.started_at.desc(), deployments.c.id.desc())
+        return self._all(query.limit(limit), rows.deployment)
+
+    def active_deployments(self) -> list[Deployment]:
+        """Pending and in-progress deployments, the oldest first."""
+        query = select(deployments).where(deployments.c.status.in_(ACTIVE))
+        return self._all(query.order_by(deployments.c.started_at), rows.deployment)
+
+    def _active_deployment(self, instance: str) -> Deployment | None:
+        query = select(deployments).where(
+            deployments.c.instance == instance, deployments.c.status.in_(ACTIVE)
+        )
+        return next(iter(self._all(query, rows.deployment)), None)
+
+    def instance_states(self, *, site: str | None = None) -> list[InstanceState]:
+        """Every instance the store knows (optionally of one site), by name."""
+        query = _instance_query()
+        if site is not None:
+            query = query.where(instances.c.site == site)
+        return self._all(query.order_by(instances.c.name), rows.instance_state)
+
+    def instance_state(self, name: str) -> InstanceState | None:
+        query = _instance_query().where(instances.c.name == name)
+        return next(iter(self._all(query, rows.instance_state)), None)
+
+    def snapshot_of(self, instance: str, revision: str) -> Snapshot | None:
+        """What the latest successful deployment of `revision` to `instance` deployed."""
+        query = (
+            select(deployments)
+            .where(deployments.c.instance == instance, deployments.c.revision == revision)
+            .where(deployments.c.status == DeploymentStatus.SUCCESS.value)
+            .order_by(deployments.c.finished_at.desc())
+        )
+        return next(iter(self._all(query.limit(1), rows.deployment_snapshot)), None)
+
+    def _deployment(self, conn: Connection, deployment_id: str) -> Deployment | None:
+        query = select(deployments).where(deployments.c.id == deployment_id)
+        found = conn.execute(query).mappings().first()
+        return rows.deployment(found) if found else None
+
+
+def _update_deployment(deployment_id: str, *statuses: str) -> Update:
+    """UPDATE of one deployment, only while it is in one of `statuses`."""
+    return update(deployments).where(
+        deployments.c.id == deployment_id, deployments.c.status.in_(statuses)
+    )
+
+
+def _update_instance(name: str) -> Update:
+    return update(instances).where(instances.c.name == name)
+
+
+def _same_request(known: Deployment, instance: str, revision: str) -> Deployment:
+    if (known.instance, known.revision) != (instance, revision):
+        raise StoreConflict(
+            f"deployment id {known.id} is already used for {known.instance}"
+            f" at revision {known.revision}"
+        )
+    return known
+
+
+def _instance_query() -> Select[tuple[object, ...]]:
+    # Each instance with its last deployment; columns come out as instances_name, last_status, ...
+    last = deployments.alias("last")
+    joined = instances.outerjoin(last, last.c.id == instances.c.last_deployment_id)
+    query = select(instances, last).select_from(joined)
+    return query.set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)

@@ -1,0 +1,195 @@
+"""The store's schema as SQLAlchemy Core tables; migrations/ creates the same in the database."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+from shipyard.store.records import (
+    DeploymentKind,
+    DeploymentStatus,
+    InstanceStatus,
+    JsonMapping,
+    JsonObject,
+    RolloutStatus,
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite keeps no zone, so we add it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps UTC timestamps only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class JsonText(TypeDecorator[JsonObject]):
+    """A JSON object kept as canonical text (sorted keys), the same on SQLite and PostgreSQL."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: JsonMapping | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(dict(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> JsonObject | None:
+        if value is None:
+            return None
+        loaded = json.loads(value)
+        if not isinstance(loaded, dict):
+            raise ValueError(f"expected a JSON object in the store, found {type(loaded).__name__}")
+        return loaded
+
+
+def one_of(column: str, values: type[StrEnum]) -> CheckConstraint:
+    """A CHECK constraint keeping `column` within an enum's values."""
+    allowed = ", ".join(f"'{v.value}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_valid")
+
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+NAME = 255
+ID = 64
+REVISION = 128
+STATUS = 16
+
+# The one rule the store exists for: at most one pending or in-progress deployment per instance.
+ACTIVE_WHERE = text("status IN ('pending', 'in_progress')")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("name", String(NAME), primary_key=True),  # service@host
+    Column("service", String(NAME), nullable=False),
+    Column("host", String(NAME), nullable=False),
+    Column("site", String(NAME), nullable=False),
+    Column("status", String(STATUS), nullable=False, server_default=InstanceStatus.NONE.value),
+    # The snapshot of the last successful deployment; a failed one never changes it.
+    Column("deployed_revision", String(REVISION)),
+    Column("deployed_config", JsonText()),
+    Column("deployed_secrets", JsonText()),
+    Column("deployed_at", UtcDateTime()),
+    Column("deployed_deployment_id", String(ID)),
+    # Not a foreign key: deployments already refer to instances, and a cycle buys nothing here.
+    Column("last_deployment_id", String(ID)),
+    one_of("status", InstanceStatus),
+)
+Index("ix_instances_site", instances.c.site)
+
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("actor", String(NAME), nullable=False),
+    Column("request", Text, nullable=False),
+    Column("strategy", String(32), nullable=False),
+    Column("status", String(STATUS), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime()),
+    Column("summary", JsonText(), nullable=False),
+    one_of("status", RolloutStatus),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", String(ID), primary_key=True),  # chosen by the caller, so a repeat is detectable
+    Column("instance", String(NAME), ForeignKey("instances.name"), nullable=False),
+    Column("kind", String(STATUS), nullable=False),
+    Column("revision", String(REVISION), nullable=False),
+    Column("status", String(STATUS), nullable=False),
+    Column("actor", String(NAME), nullable=False),
+    Column("rollout_id", String(ID), ForeignKey("rollouts.id")),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime()),
+    Column("error", Text),
+    Column("owner_host", String(NAME), nullable=False),
+    Column("owner_pid", Integer, nullable=False),
+    Column("heartbeat_at", UtcDateTime(), nullable=False),
+    # Kept on success, so a rollback can restore the snapshot of an earlier revision.
+    Column("config", JsonText()),
+    Column("secrets", JsonText()),
+    Column("detail", JsonText(), nullable=False),
+    one_of("status", DeploymentStatus),
+    one_of("kind", DeploymentKind),
+)
+Index(
+    "uq_deployments_active_instance",
+    deployments.c.instance,
+    unique=True,
+    sqlite_where=ACTIVE_WHERE,
+    postgresql_where=ACTIVE_WHERE,
+)
+Index("ix_deployments_instance_started_at", deployments.c.instance, deployments.c.started_at)
+Index("ix_deployments_status", deployments.c.status)
+Index("ix_deployments_rollout_id", deployments.c.rollout_id)
+
+# Append-only: triggers created by the migrations abort any UPDATE or DELETE.
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor", String(NAME), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(NAME), nullable=False),
+    Column("result", String(32), nullable=False),
+    Column("detail", JsonText(), nullable=False),
+)
+Index("ix_audit_target_id", audit.c.target, audit.c.id)
+Index("ix_audit_at", audit.c.at)
+
+# What live views (the dashboard) follow, in id order.
+events = Table(
+    "events",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("instance", String(NAME)),
+    Column("payload", JsonText(), nullable=False),
+)
