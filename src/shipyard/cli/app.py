@@ -68,10 +68,10 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(EXIT_FAILURE)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(EXIT_INVALID)
-        raise
+    except typer.TyperException as exc:  # a usage error: unknown option, missing argument
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(EXIT_INVALID)

@@ -184,23 +184,15 @@ class _Flattener:
             spec = InstanceSpec.model_validate(merged)
         except ValidationError as exc:
             for error in exc.errors():
-                path = tuple(str(p) for p in error["loc"])
+                loc = tuple(str(p) for p in error["loc"])
                 message = str(error["msg"]).removeprefix("Value error, ")
-                source = origin_of(origins, path) if origins else ("services", name)
-                self.problems.add(self.problem(source, f"{message} (flattening service {name})"))
-            return None
-        if spec.commands.start is None:
-            self.problems.add(
-                self.problem(
-                    ("services", name), "no start command (commands.start) in its template chain"
-                )
-            )
+                source = origin_of(origins, loc) if loc else ("services", name)
+                self.problems.add(self.problem(source, message))
             return None
         doc = spec.model_dump(mode="json", exclude_none=True, exclude={"vars"})
         if spec.artifact is not None:
-            digest = self._artifact_digest(
-                spec.artifact.path, tuple(spec.artifact.exclude), origins
-            )
+            source = spec.artifact.path or ""
+            digest = self._artifact_digest(source, tuple(spec.artifact.exclude), origins)
             if digest is None:
                 return None
             doc["artifact"]["digest"] = digest

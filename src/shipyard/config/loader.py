@@ -152,6 +152,10 @@ def _validate_structure(raw: dict[str, Any], marks: SourceMap, problems: list[Pr
             if section == "sites":
                 _reject_removals(value, path, marks, problems)
             checked = _validate(model, strip_removals(value), path, raw, marks, problems)
+            if checked is None and section == "templates" and isinstance(value, dict):
+                # Keep a broken template known, so services using it are not reported too.
+                lineage = {k: value[k] for k in ("extends", "locked") if k in value}
+                checked = _validate(Template, lineage, path, raw, marks, [])
             if checked is not None:
                 parts[section][name] = checked
     return project.model_copy(update=parts)

@@ -109,7 +109,9 @@ class Site(Model):
 class Artifact(Model):
     """The files a release is made of: a directory or an archive (.tar, .tar.gz, .tgz, .zip)."""
 
-    path: str = Field(description="Directory or archive, relative to the project file.")
+    path: str | None = Field(
+        None, description="Directory or archive, relative to the project file (required)."
+    )
     exclude: list[str] = Field(default_factory=list, description="Glob patterns left out.")
 
 
@@ -122,12 +124,6 @@ class HealthCheck(Model):
     timeout: float = Field(5.0, gt=0, description="Seconds allowed for one attempt.")
     retries: int = Field(20, ge=0, description="Attempts after the first before giving up.")
     interval: float = Field(0.5, ge=0, description="Seconds between attempts.")
-
-    @model_validator(mode="after")
-    def _one_probe(self) -> HealthCheck:
-        if (self.http is None) == (self.command is None):
-            raise ValueError("give exactly one of `http` or `command`")
-        return self
 
 
 class Commands(Model):
@@ -225,7 +221,20 @@ class Project(Model):
 
 
 class InstanceSpec(ServiceBody):
-    """The merged body of one service, before per-host rendering; what every instance must have."""
+    """The merged body of one service, before per-host rendering; what every instance must have.
+
+    Templates and overrides may each be partial; these checks run once they are merged.
+    """
 
     commands: Commands = Field(default_factory=Commands)
     strategy: Strategy = Field(default_factory=Strategy)
+
+    @model_validator(mode="after")
+    def _complete(self) -> InstanceSpec:
+        if self.health is not None and (self.health.http is None) == (self.health.command is None):
+            raise ValueError("health: give exactly one of `http` or `command`")
+        if self.artifact is not None and self.artifact.path is None:
+            raise ValueError("artifact: `path` is required")
+        if self.commands.start is None:
+            raise ValueError("no start command (commands.start) in its template chain")
+        return self

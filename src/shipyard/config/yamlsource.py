@@ -127,8 +127,9 @@ class _Builder:
                     self._fail(key_node, (*path, key), f"duplicate key{where}")
                     continue
                 out[key] = self.build(value_node, (*path, key))
-                # The key's own position is the most useful one for errors about the member.
-                self.marks.add((*path, key), _mark(self.file, key_node))
+                if not isinstance(value_node, yaml.ScalarNode):
+                    # A scalar is best shown where it is; a block where its key is.
+                    self.marks.add((*path, key), _mark(self.file, key_node))
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
