@@ -191,8 +191,8 @@ class _Flattener:
             return None
         doc = spec.model_dump(mode="json", exclude_none=True, exclude={"vars"})
         if spec.artifact is not None:
-            source = spec.artifact.path or ""
-            digest = self._artifact_digest(source, tuple(spec.artifact.exclude), origins)
+            artifact_path = spec.artifact.path or ""
+            digest = self._artifact_digest(artifact_path, tuple(spec.artifact.exclude), origins)
             if digest is None:
                 return None
             doc["artifact"]["digest"] = digest
