@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check fmt lint types imports unit system-deps clean
+.PHONY: demo test check fmt lint types imports unit system-deps clean readme
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,3 +42,6 @@ check: lint types imports test
 
 clean:
 	rm -rf $(VENV) .shipyard .pytest_cache .mypy_cache .ruff_cache
+
+readme: $(STAMP)
+	$(BIN)/python scripts/update-readme

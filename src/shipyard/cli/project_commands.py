@@ -15,14 +15,20 @@ from shipyard.cli.init_project import write_example
 from shipyard.cli.render import console, plan_json, plan_table, print_json
 from shipyard.cli.state_access import deployed_revisions
 from shipyard.config.models import Project
+from shipyard.config.reference import config_reference
 from shipyard.plan.rollout import Target, make_plan
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 @app.command()
-def schema() -> None:
+def schema(
+    markdown: Annotated[bool, typer.Option(help="Print the reference as Markdown.")] = False,
+) -> None:
     """Print the JSON Schema of shipyard.yaml, for editors to complete and check it."""
+    if markdown:
+        typer.echo(config_reference(), nl=False)
+        return
     typer.echo(json.dumps(Project.model_json_schema(), indent=2, sort_keys=True))
 
 
