@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from shipyard.store.engine import database_url, default_url, make_engine, sqlite_path
+from shipyard.store.journal import utc_now
 from shipyard.store.migrations import upgrade
 from shipyard.store.owner import process_alive, this_host
 from shipyard.store.records import (
@@ -14,6 +18,7 @@ from shipyard.store.records import (
     Event,
     InstanceState,
     InstanceStatus,
+    JsonMapping,
     JsonObject,
     Rollout,
     RolloutStatus,
@@ -30,6 +35,7 @@ __all__ = [
     "Event",
     "InstanceState",
     "InstanceStatus",
+    "JsonMapping",
     "JsonObject",
     "Rollout",
     "RolloutStatus",
@@ -41,10 +47,11 @@ __all__ = [
     "open_store",
     "process_alive",
     "this_host",
+    "utc_now",
 ]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, clock: Callable[[], datetime] = utc_now) -> Store:
     """Open the store at `url`, creating the SQLite file's directory and migrating to head."""
     path = sqlite_path(url)
     if path is not None:
@@ -55,4 +62,4 @@ def open_store(url: str) -> Store:
     except BaseException:
         engine.dispose()
         raise
-    return Store(engine)
+    return Store(engine, clock=clock)
