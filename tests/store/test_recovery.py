@@ -75,10 +75,9 @@ def test_another_hosts_deployment_is_failed_once_its_lease_runs_out(
     assert recover() == []  # the heartbeat renewed the lease
     clock.advance(2)
     assert recover() == ["d1"]
-    assert (
-        timed_store.deployment("d1").error
-        == "interrupted (controller process 7 on controller-2 is gone)"
-    )  # type: ignore[union-attr]
+    interrupted = timed_store.deployment("d1")
+    assert interrupted is not None
+    assert interrupted.error == "interrupted (controller process 7 on controller-2 is gone)"
     assert timed_store.heartbeat(["d1"]) == 0  # its controller, if alive after all, learns it lost
 
 
