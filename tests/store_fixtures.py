@@ -98,11 +98,14 @@ def start_postgres(bindir: Path) -> PostgresServer:
     if as_user:
         entry = pwd.getpwnam(as_user)
         os.chown(workdir, entry.pw_uid, entry.pw_gid)
-    run_as = {"user": as_user, "group": as_user, "extra_groups": []} if as_user else {}
     data = workdir / "data"
-    initdb = [bindir / "initdb", "-D", data, "-U", SERVER_USER, "-A", "trust", "-E", "UTF8"]
-    initdb += ["--locale=C", "--no-sync", "--no-instructions"]
-    subprocess.run(initdb, cwd=workdir, check=True, capture_output=True, **run_as)
+    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", SERVER_USER, "-A", "trust"]
+    initdb += ["-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]
+    extra_groups: list[str] | None = [] if as_user else None  # [] drops root's groups
+    subprocess.run(
+        initdb, cwd=workdir, check=True, capture_output=True,
+        user=as_user, group=as_user, extra_groups=extra_groups,
+    )  # fmt: skip
     port = free_port()
     settings = {
         "listen_addresses": "127.0.0.1",
@@ -118,8 +121,9 @@ def start_postgres(bindir: Path) -> PostgresServer:
     argv += [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
     with (workdir / "postgres.log").open("wb") as log:
         process = subprocess.Popen(
-            argv, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, **run_as
-        )
+            argv, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+            user=as_user, group=as_user, extra_groups=extra_groups,
+        )  # fmt: skip
     server = PostgresServer("127.0.0.1", port, SERVER_USER, process, workdir)
     deadline = time.monotonic() + START_TIMEOUT
     while True:
