@@ -36,10 +36,11 @@ EXPANSIONS = {"here": "/HERE", "program_name": "PROGRAM", "ENV_HOME": "/root"}
 
 
 def supervisord_reads(text: str, section: str, key: str) -> str:
-    """A value as supervisord 4.2 reads it: configparser with inline comments, then `%` expansion."""
+    """A value as supervisord 4.2 reads it: configparser with inline comments, the text
+    `%(here)s` replaced (options.expand_here), then `%` expansion."""
     parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"), strict=False)
     parser.read_string(text)
-    return parser.get(section, key) % EXPANSIONS
+    return parser.get(section, key).replace("%(here)s", "/HERE") % EXPANSIONS
 
 
 def supervisord_environment(value: str) -> dict[str, str]:
@@ -73,7 +74,7 @@ ARGS = [
     "it's",
     'say "hi"',
     "$HOME ${PATH}",
-    "100% %(here)s %%",
+    "100% %(program_name)s %%",
     "back\\slash\\",
     "a ;b #c",
     ";starts",
@@ -89,7 +90,7 @@ CARRIED_VALUES = [
     'say "hi" now',
     "a,b=c",
     "$HOME ${PATH}",
-    "100% %(here)s %%",
+    "100% %(program_name)s %% (here)s",
     "back\\slash\\",
     "no#comment;here",
     "  padded  ",
@@ -124,6 +125,7 @@ def test_an_environment_is_read_back_by_supervisord_value_for_value() -> None:
         "carriage\rreturn",
         "looks ;like a comment",
         "looks #like a comment",
+        "the text %(here)s",
     ],
 )
 def test_an_environment_value_supervisord_cannot_carry_needs_a_launcher(value: str) -> None:
@@ -132,10 +134,11 @@ def test_an_environment_value_supervisord_cannot_carry_needs_a_launcher(value: s
         quote_environment({"V": value})
 
 
-def test_a_line_break_in_the_command_needs_a_launcher() -> None:
-    assert needs_launcher(["prog", "a\nb"], {})
+@pytest.mark.parametrize("arg", ["a\nb", "a\rb", "at %(here)s"])
+def test_a_line_break_or_the_text_here_in_the_command_needs_a_launcher(arg: str) -> None:
+    assert needs_launcher(["prog", arg], {})
     with pytest.raises(UnsafeValue, match="line break"):
-        quote_command(["prog", "a\nb"])
+        quote_command(["prog", arg])
 
 
 def test_what_supervisord_can_carry_needs_no_launcher() -> None:
@@ -183,6 +186,13 @@ def test_a_program_file_holds_the_settings_that_make_stops_clean() -> None:
         "stderr_logfile_maxbytes": "10MB",
         "stderr_logfile_backups": "3",
     }
+
+
+def test_a_percent_in_a_log_file_name_is_refused_since_supervisord_expands_it_twice() -> None:
+    with pytest.raises(UnsafeValue, match="twice"):
+        render_program(
+            "web", argv=["p"], directory="/srv", env={}, stdout_log="/l/100%", stderr_log="/l"
+        )
 
 
 def test_a_percent_in_the_directory_survives_supervisords_expansion() -> None:

@@ -3,10 +3,12 @@
 supervisord reads its files with configparser (a value ends at whitespace followed by `;` or `#`,
 and can't hold a line break), expands `%(name)s` in most values (`%` is written `%%`), splits
 `command=` with POSIX `shlex.split`, and splits `environment=` with non-POSIX `shlex` (quotes, no
-escapes) before stripping quote characters from both ends of each value. The writers below quote for
-exactly that. What it can't carry (a line break anywhere, an environment value holding both kinds
-of quote, or starting or ending with one, or a `;`/`#` after whitespace) goes through a launcher
-script instead: see `needs_launcher`, `render_launcher`, `launcher_argv`.
+escapes) before stripping quote characters from both ends of each value. Before any of that, it
+replaces the text `%(here)s` in every value, escaped or not, and it expands log file names twice.
+The writers below quote for exactly that. What it can't carry (a line break, the text `%(here)s`,
+an environment value holding both kinds of quote, or starting or ending with one, or a `;`/`#`
+after whitespace) goes through a launcher script instead: see `needs_launcher`, `render_launcher`,
+`launcher_argv`, or let `program_files` decide.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ STATES = frozenset(
 )
 # configparser starts an inline comment at `;` or `#` after any whitespace character.
 _INLINE_COMMENT = re.compile(r"\s[;#]")
+# supervisord replaces this text in every value before its own `%` expansion (expand_here).
+_HERE = "%(here)s"
 _AF_UNIX_PATH_MAX = 107
 
 
@@ -84,17 +88,24 @@ def _ini_value(value: str, what: str) -> str:
     """`value` written for supervisord's configparser, `%` doubled for its expansion."""
     if "\n" in value or "\r" in value or "\0" in value:
         raise UnsafeValue(f"supervisord can't hold a line break or NUL in {what}: {value!r}")
-    if _INLINE_COMMENT.search(value) or value != value.strip():
+    if _INLINE_COMMENT.search(value) or value != value.strip() or _HERE in value:
         raise UnsafeValue(f"supervisord would cut {what} short: {value!r}")
     return value.replace("%", "%%")
+
+
+def _log_file(path: str) -> str:
+    """A program's log file name: supervisord expands it twice, so no `%` at all."""
+    if "%" in check_path(path, "log file"):
+        raise UnsafeValue(f"supervisord expands a log file name twice; no % please: {path!r}")
+    return _ini_value(path, "log file")
 
 
 def quote_command(argv: Sequence[str]) -> str:
     """`argv` as a supervisord `command=` value that `shlex.split` gives back exactly."""
     words = []
     for arg in check_argv(argv):
-        if "\n" in arg or "\r" in arg:
-            raise UnsafeValue(f"supervisord can't hold a line break in a command: {arg!r}")
+        if "\n" in arg or "\r" in arg or _HERE in arg:
+            raise UnsafeValue(f"supervisord can't hold a line break or {_HERE} in: {arg!r}")
         # Single quotes keep everything but `'`; `;` and `#` go outside them, backslash-escaped,
         # so none of them follows whitespace where configparser would see a comment.
         word = "'" + arg.replace("'", "'\\''").replace(";", "'\\;'").replace("#", "'\\#'") + "'"
@@ -115,7 +126,7 @@ def quote_environment(env: Mapping[str, str]) -> str:
             quote_char = "'"
         else:
             raise UnsafeValue(f"supervisord can't hold both kinds of quote in {what}: {value!r}")
-        if "\n" in value or "\r" in value or _INLINE_COMMENT.search(value):
+        if "\n" in value or "\r" in value or _INLINE_COMMENT.search(value) or _HERE in value:
             raise UnsafeValue(f"supervisord can't hold {what}: {value!r}")
         pairs.append(f"{name}={quote_char}{value}{quote_char}")
     return ",".join(pairs).replace("%", "%%")
@@ -176,10 +187,10 @@ def render_program(
         f"stopwaitsecs={stop_wait_seconds}",
         "stopasgroup=true",
         "killasgroup=true",
-        f"stdout_logfile={_ini_value(check_path(stdout_log, 'log file'), 'log file')}",
+        f"stdout_logfile={_log_file(stdout_log)}",
         "stdout_logfile_maxbytes=10MB",
         "stdout_logfile_backups=3",
-        f"stderr_logfile={_ini_value(check_path(stderr_log, 'log file'), 'log file')}",
+        f"stderr_logfile={_log_file(stderr_log)}",
         "stderr_logfile_maxbytes=10MB",
         "stderr_logfile_backups=3",
     ]
