@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -57,7 +58,8 @@ def main() -> None:
     port = int(os.environ.get("PORT", "8000"))
     server = ThreadingHTTPServer((bind, port), Handler)
     server.daemon_threads = False  # let requests in flight finish on shutdown
-    signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
+    # shutdown() waits for serve_forever() to return, so it must not run on serve_forever's thread.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"serving {RELEASE} on {bind}:{port}", flush=True)
     try:
         server.serve_forever()

@@ -1,0 +1,322 @@
+"""Commands that change or report deployments: bootstrap, deploy, rollback, status, diff, audit."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from shipyard.cli.app import app
+from shipyard.cli.context import find_instance, select_instances, state
+from shipyard.cli.render import console, print_diff, print_json, short
+from shipyard.cli.state_access import actor, open_project_store
+from shipyard.config.flatten import Instance
+from shipyard.config.topology import all_hosts
+from shipyard.deploy.bootstrap import bootstrap_host
+from shipyard.deploy.manager import Deployer, Outcome, RolloutReport
+from shipyard.errors import DeployError, UsageError
+from shipyard.executors.factory import ExecutorPool
+from shipyard.plan.diff import diff_configs
+from shipyard.store import DeploymentKind
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+STYLE = {
+    "success": "green",
+    "failed": "red",
+    "rejected": "red",
+    "skipped": "yellow",
+    "unchanged": "dim",
+    "planned": "cyan",
+    "deploying": "cyan",
+}
+
+
+@app.command()
+def bootstrap(
+    ctx: typer.Context,
+    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Prepare hosts once: deploy root, a reachable supervisord, the user's rights."""
+    loaded = state(ctx).load()
+    refs = [r for r in all_hosts(loaded.project).values() if site is None or r.site == site]
+
+    async def run() -> list[Any]:
+        async with ExecutorPool(loaded.project.ssh, loaded.root) as pool:
+            return await asyncio.gather(
+                *(bootstrap_host(pool.executor(r.name, r.host), r, loaded.root) for r in refs)
+            )
+
+    reports = asyncio.run(run())
+    if json_output:
+        print_json([vars(r) for r in reports])
+    else:
+        table = Table("host", "found", "did", "error")
+        for r in reports:
+            table.add_row(r.host, "\n".join(r.found), "\n".join(r.did), Text(r.error, "red"))
+        console().print(table)
+    if any(r.error for r in reports):
+        raise typer.Exit(1)
+
+
+def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_output: bool) -> None:
+    cli = state(ctx)
+    flat = cli.flatten()
+    loaded = flat.loaded
+    statuses: dict[str, str] = {i.name: "waiting" for i in names}
+    table_out = console()
+
+    def view() -> Table:
+        table = Table("instance", "status", box=None)
+        for name, status in statuses.items():
+            table.add_row(name, Text(status, STYLE.get(status, "")))
+        return table
+
+    async def run(live: Live | None) -> RolloutReport:
+        def progress(instance: str, what: str) -> None:
+            statuses[instance] = what
+            if live is not None:
+                live.update(view())
+
+        with open_project_store(cli) as store:
+            async with ExecutorPool(loaded.project.ssh, loaded.root) as pool:
+                deployer = Deployer(
+                    flat,
+                    store,
+                    lambda ref: pool.executor(ref.name, ref.host),
+                    actor(),
+                    max_in_flight=loaded.project.ssh.max_in_flight,
+                    progress=progress,
+                )
+                result: RolloutReport = await work(deployer)
+                return result
+
+    if json_output or not table_out.is_terminal:
+        report = asyncio.run(run(None))
+    else:
+        with Live(view(), console=table_out, transient=True) as live:
+            report = asyncio.run(run(live))
+    _print_report(report, json_output)
+    if report.failed or any(o.result == "skipped" for o in report.outcomes):
+        raise typer.Exit(1)
+
+
+def _print_report(report: RolloutReport, json_output: bool) -> None:
+    if json_output:
+        print_json(
+            {
+                "rollout": report.rollout_id,
+                "ok": report.ok,
+                "outcomes": [vars(o) for o in report.outcomes],
+            }
+        )
+        return
+    out = console()
+    table = Table("instance", "result", "revision", "seconds", "reason", title="rollout")
+    for o in report.outcomes:
+        table.add_row(
+            o.instance,
+            Text(o.result, STYLE.get(o.result, "")),
+            short(o.revision),
+            f"{o.seconds:.1f}" if o.seconds else "",
+            o.reason,
+        )
+    out.print(table)
+    counts: dict[str, int] = {}
+    for o in report.outcomes:
+        counts[o.result] = counts.get(o.result, 0) + 1
+    out.print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+
+
+@app.command()
+def deploy(
+    ctx: typer.Context,
+    names: Annotated[list[str] | None, typer.Argument(help="Services or instances.")] = None,
+    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    stale: Annotated[bool, typer.Option("--stale", help="Only what is stale (default).")] = True,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would happen.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Deploy what is stale, in dependency waves; instances of a wave in parallel."""
+    flat = state(ctx).flatten()
+    chosen = select_instances(flat, names, site=site)
+    request = " ".join(["deploy", *(names or []), *([f"--site {site}"] if site else [])])
+
+    async def work(deployer: Deployer) -> RolloutReport:
+        return await deployer.deploy(chosen, request=request, dry_run=dry_run)
+
+    _run_rollout(ctx, work, chosen, json_output)
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    instance: Annotated[str, typer.Argument(help="An instance, service@host.")],
+    to: Annotated[
+        str | None, typer.Option("--to", help="A kept revision (a prefix will do).")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Switch INSTANCE back to a kept release (the previous one by default); nothing is uploaded."""
+    cli = state(ctx)
+    current = find_instance(cli.flatten(), instance)
+    with open_project_store(cli) as store:
+        live = store.instance_state(current.name)
+        candidates = [
+            d
+            for d in store.deployments(instance=current.name)
+            if d.status.value == "success"
+            and (live is None or live.deployed is None or d.revision != live.deployed.revision)
+        ]
+        if to is not None:
+            candidates = [d for d in candidates if d.revision.startswith(to)]
+        if not candidates:
+            wanted = f"revision {to}" if to else "an earlier successful release"
+            raise UsageError(f"{current.name}: no {wanted} to roll back to")
+        snapshot = store.snapshot_of(current.name, candidates[0].revision)
+    if snapshot is None:
+        raise DeployError(f"{current.name}: no snapshot of {candidates[0].revision[:12]}")
+    old = Instance(
+        name=current.name,
+        service=current.service,
+        host=current.host,
+        site=current.site,
+        config=snapshot.config,
+        revision=snapshot.revision,
+        depends_on=current.depends_on,
+        secrets=snapshot.secrets,
+    )
+
+    async def work(deployer: Deployer) -> RolloutReport:
+        report = RolloutReport(rollout_id="rollback")
+        outcome: Outcome = await deployer.deploy_one(old, kind=DeploymentKind.ROLLBACK)
+        report.outcomes.append(outcome)
+        return report
+
+    _run_rollout(ctx, work, [old], json_output)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Per instance: site, host, status, deployed revision, stale or not, last deployment."""
+    cli = state(ctx)
+    flat = cli.flatten()
+    chosen = select_instances(flat, site=site)
+    with open_project_store(cli) as store:
+        states = {s.name: s for s in store.instance_states()}
+    rows: list[dict[str, Any]] = []
+    for instance in chosen:
+        found = states.get(instance.name)
+        deployed = found.deployed.revision if found and found.deployed else None
+        last = found.last_deployment if found else None
+        rows.append(
+            {
+                "instance": instance.name,
+                "site": instance.site,
+                "host": instance.host,
+                "status": found.status.value if found else "never deployed",
+                "deployed_revision": deployed,
+                "revision": instance.revision,
+                "stale": deployed != instance.revision,
+                "last": None
+                if last is None
+                else {
+                    "id": last.id,
+                    "kind": last.kind.value,
+                    "actor": last.actor,
+                    "started": last.started_at.isoformat(timespec="seconds"),
+                    "finished": last.finished_at.isoformat(timespec="seconds")
+                    if last.finished_at
+                    else None,
+                    "status": last.status.value,
+                    "error": last.error,
+                },
+            }
+        )
+    if json_output:
+        print_json(rows)
+        return
+    table = Table("instance", "site", "host", "status", "deployed", "stale", "last deployment")
+    for row in rows:
+        shown: Any = row["last"]
+        summary = (
+            "" if shown is None else f"{shown['status']} by {shown['actor']} at {shown['started']}"
+        )
+        if shown and shown["error"]:
+            summary += f": {str(shown['error']).splitlines()[0]}"
+        table.add_row(
+            str(row["instance"]),
+            str(row["site"]),
+            str(row["host"]),
+            Text(str(row["status"]), STYLE.get(str(row["status"]), "")),
+            short(row["deployed_revision"]),
+            Text("stale", "yellow") if row["stale"] else Text("current", "green"),
+            summary,
+        )
+    console().print(table)
+
+
+@app.command()
+def diff(
+    ctx: typer.Context,
+    names: Annotated[list[str] | None, typer.Argument(help="Services or instances.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """The deployed snapshot against the template-derived config (secrets masked)."""
+    cli = state(ctx)
+    flat = cli.flatten()
+    chosen = select_instances(flat, names)
+    with open_project_store(cli) as store:
+        states = {s.name: s for s in store.instance_states()}
+    result = {}
+    for instance in chosen:
+        found = states.get(instance.name)
+        deployed = found.deployed if found else None
+        result[instance.name] = diff_configs(
+            deployed.config if deployed else None,
+            instance.config,
+            old_secrets=deployed.secrets if deployed else None,
+            new_secrets=instance.secrets,
+        )
+    if json_output:
+        print_json({name: [e.as_json() for e in entries] for name, entries in result.items()})
+        return
+    out = console()
+    for name, entries in result.items():
+        print_diff(out, name, entries)
+
+
+@app.command()
+def audit(
+    ctx: typer.Context,
+    instance: Annotated[str | None, typer.Option(help="Only this instance.")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only entries after this time (UTC).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many entries.")] = 100,
+    json_output: JsonFlag = False,
+) -> None:
+    """Print the audit log, newest first."""
+    cli = state(ctx)
+    if since is not None and since.tzinfo is None:
+        from datetime import UTC
+
+        since = since.replace(tzinfo=UTC)
+    with open_project_store(cli) as store:
+        entries = store.audit(instance=instance, since=since, limit=limit)
+    if json_output:
+        print_json([vars(e) for e in entries])
+        return
+    table = Table("at", "actor", "action", "target", "result")
+    for e in entries:
+        table.add_row(e.at.isoformat(timespec="seconds"), e.actor, e.action, e.target, e.result)
+    console().print(table)

@@ -1,0 +1,1 @@
+"""Deployments: the workflow of one instance, rollouts in dependency waves, rollback, bootstrap."""

@@ -1,0 +1,79 @@
+"""Prepare hosts once: the deploy root, a supervisord the deploy user can reach, the user's rights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shipyard.commands import supervisor
+from shipyard.commands.script import Script, quote, script
+from shipyard.config.topology import HostRef
+from shipyard.deploy.hostops import run_script, supervisor_paths
+from shipyard.errors import ExecutionError
+from shipyard.executors.base import Executor
+
+START_WAIT_SECONDS = 10
+
+
+@dataclass
+class HostReport:
+    """What bootstrap found on a host and what it did."""
+
+    host: str
+    found: list[str] = field(default_factory=list)
+    did: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def _check_script(root: str, paths: supervisor.SupervisorPaths) -> Script:
+    conf = quote(paths.conf)
+    return script(
+        [
+            f"root={quote(root)}",
+            'if [ -d "$root" ]; then echo "found root"; else mkdir -p -- "$root" && echo "made root"; fi',
+            'probe="$root/.shipyard-write-test.$$"',
+            'if : > "$probe" 2>/dev/null; then rm -f -- "$probe"; echo "found writable root";'
+            ' else echo "root not writable by $(id -un)" >&2; exit 1; fi',
+            f"mkdir -p -- {quote(paths.programs)}",
+            "command -v supervisord >/dev/null || { echo 'supervisord not installed' >&2; exit 1; }",
+            f"if supervisorctl -c {conf} pid >/dev/null 2>&1; then echo 'found supervisord running';"
+            " else echo 'supervisord down'; fi",
+        ]
+    )
+
+
+def _start_script(paths: supervisor.SupervisorPaths) -> Script:
+    conf = quote(paths.conf)
+    return script(
+        [
+            " ".join(quote(a) for a in supervisor.supervisord_argv(paths.conf)),
+            "i=0",
+            f"while ! supervisorctl -c {conf} pid >/dev/null 2>&1; do",
+            "  i=$((i+1))",
+            f"  if [ $i -gt {START_WAIT_SECONDS * 10} ]; then echo 'supervisord did not start' >&2; exit 1; fi",
+            "  sleep 0.1",
+            "done",
+            "echo 'started supervisord'",
+        ]
+    )
+
+
+async def bootstrap_host(executor: Executor, ref: HostRef, project_dir: Path) -> HostReport:
+    """Check the host and set up what is missing; never raises for a host's own trouble."""
+    report = HostReport(ref.name)
+    root = ref.root(project_dir)
+    paths = supervisor_paths(ref, root)
+    try:
+        checked = await run_script(executor, _check_script(root, paths), "check host")
+        lines = checked.stdout.split()
+        text = checked.stdout.strip().splitlines()
+        report.found += [line for line in text if line.startswith("found")]
+        report.did += [line for line in text if line.startswith("made")]
+        if "down" in lines:
+            await executor.put(supervisor.render_supervisord_conf(paths).encode(), paths.conf)
+            report.did.append(f"wrote {paths.conf}")
+            started = await run_script(executor, _start_script(paths), "start supervisord")
+            report.did.append(started.stdout.strip())
+    except ExecutionError as failure:
+        report.error = failure.reason
+    return report

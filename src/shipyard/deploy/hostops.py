@@ -1,0 +1,93 @@
+"""What the deploy layer does on one host through its executor: scripts, supervisor, health checks."""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+from dataclasses import dataclass
+
+from shipyard.commands import supervisor
+from shipyard.commands.health import probe_for
+from shipyard.commands.script import Script as ShellScript
+from shipyard.commands.script import quote, script
+from shipyard.config.models import HealthCheck
+from shipyard.config.topology import HostRef
+from shipyard.errors import DeployError
+from shipyard.executors.base import CommandResult, Executor, Script
+
+
+def sh(built: ShellScript, name: str) -> Script:
+    """A builder's script, for the executor: its text travels on stdin to `sh -s`."""
+    return Script(text=built.text, name=name)
+
+
+async def run_script(executor: Executor, built: ShellScript, name: str) -> CommandResult:
+    return await executor.run(sh(built, name))
+
+
+def supervisor_paths(ref: HostRef, root: str) -> supervisor.SupervisorPaths:
+    """This host's supervisord: beside its `supervisor_config`, or under `<root>/supervisor`."""
+    if ref.host.supervisor_config:
+        return supervisor.SupervisorPaths(posixpath.dirname(ref.host.supervisor_config))
+    return supervisor.SupervisorPaths(f"{root.rstrip('/')}/supervisor")
+
+
+def apply_program_script(
+    paths: supervisor.SupervisorPaths, name: str, program_file: str
+) -> ShellScript:
+    """Link the live release's program file into supervisord's include and (re)start it.
+
+    The program file lives in the release, so switching `current` switches it too. `reread`
+    names the programs whose files changed; `update` applies those (starting them), anything
+    else is restarted, so the program always ends up started afresh.
+    """
+    conf = quote(paths.conf)
+    program = quote(name)
+    return script(
+        [
+            f"mkdir -p -- {quote(paths.programs)}",
+            f"ln -sfn -- {quote(program_file)} {quote(paths.program(name))}",
+            f'out=$(supervisorctl -c {conf} reread) || {{ echo "$out" >&2; exit 1; }}',
+            'case "$out" in',
+            f'  *"{name}: "*) supervisorctl -c {conf} update {program} ;;',
+            f"  *) supervisorctl -c {conf} restart {program} ;;",
+            "esac",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    healthy: bool
+    attempts: int
+    detail: str
+
+
+async def wait_healthy(
+    executor: Executor, check: HealthCheck | None, *, port: int | None = None
+) -> HealthResult:
+    """Run the health check until it passes or its attempts run out."""
+    if check is None:
+        return HealthResult(True, 0, "no health check")
+    probe = probe_for(check, port=port)
+    last = ""
+    for attempt in range(1, probe.attempts + 1):
+        result = await executor.run(probe.argv, check=False, timeout=probe.timeout + 2.0)
+        if result.ok:
+            return HealthResult(True, attempt, probe.description)
+        last = result.first_line() or f"exit status {result.exit_status}"
+        if attempt < probe.attempts:
+            await asyncio.sleep(probe.interval)
+    return HealthResult(
+        False, probe.attempts, f"{probe.description}: failed {probe.attempts} time(s), last: {last}"
+    )
+
+
+async def log_tail(executor: Executor, path: str, lines: int = 10) -> str:
+    result = await executor.run(("tail", "-n", str(lines), "--", path), check=False)
+    return result.stdout.strip() if result.ok else ""
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise DeployError(message)
