@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SSHD = Path("/usr/sbin/sshd")
@@ -46,6 +47,8 @@ class Fleet:
     slot: int
     hosts: list[FleetHost]
     daemons: list[Daemon]
+    # The daemons as our children, when this process started them: stopping also reaps them.
+    children: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
 
     @property
     def path(self) -> Path:
@@ -67,6 +70,17 @@ class Fleet:
     def project_file(self) -> Path:
         return self.path / "shipyard.yaml"
 
+    def ssh_values(self, **overrides: object) -> dict[str, object]:
+        """The `ssh:` settings of a project that reaches this fleet (for SshSettings(**...))."""
+        values: dict[str, object] = {
+            "config_file": str(self.ssh_config),
+            "identity_file": str(self.identity_file),
+            "known_hosts": str(self.known_hosts),
+            "connect_timeout": 5.0,
+        }
+        values.update(overrides)
+        return values
+
     def host(self, name: str) -> FleetHost:
         return next(h for h in self.hosts if h.name == name)
 
@@ -86,8 +100,14 @@ def address_of(slot: int, index: int) -> str:
     return f"127.{slot}.{1 + index // HOSTS_PER_SUBNET}.{1 + index % HOSTS_PER_SUBNET}"
 
 
-def start_fleet(count: int, directory: Path, *, slot: int | None = None) -> Fleet:
-    """Start `count` hosts under `directory`; raise RuntimeError if sshd can't be started."""
+def start_fleet(
+    count: int, directory: Path, *, slot: int | None = None, tie_to_parent: bool = False
+) -> Fleet:
+    """Start `count` hosts under `directory`; raise RuntimeError if sshd can't be started.
+
+    With `tie_to_parent` (the pytest fixture), the daemons die with this process, even if it is
+    killed before its finalizers run.
+    """
     if count < 1:
         raise ValueError("a fleet needs at least one host")
     _ensure_sshd()
@@ -120,16 +140,23 @@ def start_fleet(count: int, directory: Path, *, slot: int | None = None) -> Flee
     (directory / "known_hosts").write_text("\n".join(known) + "\n")
     (directory / "ssh_config").write_text(_ssh_config(directory, hosts))
     (directory / "shipyard.yaml").write_text(_project_yaml(directory, hosts))
-    daemons: list[Daemon] = []
-    fleet = Fleet(str(directory), chosen, hosts, daemons)
+    fleet = Fleet(str(directory), chosen, hosts, [])
     try:
         for config in configs:
-            daemons.append(_start_daemon(config))
+            process = _start_daemon(config, tie_to_parent=tie_to_parent)
+            fleet.children.append(process)
+            fleet.daemons.append(Daemon(process.pid, str(config)))
         _wait_ready(directory, configs, timeout=10.0)
     except BaseException:
         stop_fleet(fleet)
         raise
-    (directory / STATE_FILE).write_text(json.dumps(asdict(fleet), indent=2) + "\n")
+    state = {
+        "dir": fleet.dir,
+        "slot": fleet.slot,
+        "hosts": [vars(h) for h in fleet.hosts],
+        "daemons": [vars(d) for d in fleet.daemons],
+    }
+    (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
     return fleet
 
 
@@ -159,6 +186,8 @@ def stop_fleet(fleet: Fleet) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(daemon.pid, signal.SIGKILL)
         _reap(daemon.pid)
+    for child in fleet.children:
+        child.wait(timeout=5)
     with contextlib.suppress(FileNotFoundError):
         (fleet.path / STATE_FILE).unlink()
 
@@ -287,7 +316,7 @@ def _project_yaml(directory: Path, hosts: list[FleetHost]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _start_daemon(config: Path) -> Daemon:
+def _start_daemon(config: Path, *, tie_to_parent: bool) -> subprocess.Popen[bytes]:
     log = config.with_suffix(".log")
     config.with_suffix(".pid").unlink(missing_ok=True)
     process = subprocess.Popen(
@@ -296,8 +325,14 @@ def _start_daemon(config: Path) -> Daemon:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=_die_with_parent if tie_to_parent else None,  # noqa: PLW1509
     )
-    return Daemon(process.pid, str(config))
+    return process
+
+
+def _die_with_parent() -> None:
+    # prctl(PR_SET_PDEATHSIG, SIGTERM): the kernel signals the daemon when we exit.
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
 
 
 def _wait_ready(directory: Path, configs: list[Path], *, timeout: float) -> None:
@@ -317,11 +352,13 @@ def _wait_ready(directory: Path, configs: list[Path], *, timeout: float) -> None
 
 
 def _is_our_sshd(daemon: Daemon) -> bool:
+    # sshd rewrites its title ("sshd: /usr/sbin/sshd -D -f CONFIG ... [listener]"), so look for
+    # the config path in it rather than compare arguments.
     try:
-        cmdline = Path(f"/proc/{daemon.pid}/cmdline").read_bytes().split(b"\0")
+        cmdline = Path(f"/proc/{daemon.pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return daemon.config.encode() in cmdline
+    return f" -f {daemon.config} ".encode() in cmdline.replace(b"\0", b" ")
 
 
 def _reap(pid: int) -> None:
