@@ -116,10 +116,6 @@ class VerifyingClient(asyncssh.SSHClient):
     def __init__(self, keys: HostKeys) -> None:
         self._keys = keys
         self.refusal: Refusal | None = None
-        self.username: str | None = None
-
-    def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
-        self.username = conn.get_extra_info("username")
 
     def validate_host_public_key(
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey

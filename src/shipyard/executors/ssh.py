@@ -156,12 +156,12 @@ class SshExecutor(Runner):
             reason = client.refusal.message if client.refusal else _reason(exc)
             raise ConnectError(self.name, reason) from exc
         except asyncssh.PermissionDenied as exc:
-            user = client.username or target.user or "the configured user"
+            # asyncssh's reason names the user it tried: "Permission denied for user U on host H".
             raise ConnectError(
                 self.name,
-                f"authentication failed for {user}@{where}: the host accepted none of our keys "
-                f"({_reason(exc)}). Check `user` and `identity_file` in shipyard.yaml or in "
-                f"ssh_config, or add the key to ssh-agent",
+                f"authentication failed: {_reason(exc)}; the host accepted none of our keys. "
+                "Check `user` and `identity_file` in shipyard.yaml or in ssh_config, or add "
+                "the key to ssh-agent",
             ) from exc
         except TimeoutError as exc:
             raise ConnectError(
@@ -180,8 +180,8 @@ class SshExecutor(Runner):
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, asyncssh.Error):
         return exc.reason or type(exc).__name__
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
     return str(exc) or type(exc).__name__
 
 
