@@ -41,6 +41,13 @@ def test_a_plain_postgresql_url_uses_psycopg_3() -> None:
         engine.dispose()
 
 
+def test_an_unreachable_database_is_a_store_error_naming_it_without_password() -> None:
+    with pytest.raises(StoreError, match="cannot open the state store at") as failed:
+        open_store("postgresql://shipyard:hunter2@127.0.0.1:1/shipyard")
+    assert "127.0.0.1:1/shipyard" in str(failed.value)
+    assert "hunter2" not in str(failed.value)
+
+
 def test_sqlite_waits_for_other_writers_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'state.db'}")
     try:

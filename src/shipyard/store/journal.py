@@ -71,6 +71,7 @@ class Journal:
     def finish_rollout(
         self, rollout_id: str, *, status: RolloutStatus, summary: JsonMapping
     ) -> Rollout:
+        status = RolloutStatus(status)
         if status is RolloutStatus.IN_PROGRESS:
             raise ValueError("a rollout finishes as success or failed")
         with self._write() as conn:

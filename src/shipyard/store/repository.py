@@ -69,7 +69,7 @@ class Store(Journal):
 
         A repeated `deployment_id` returns the stored deployment with `created=False`.
         """
-        now = self._clock()
+        now, kind = self._clock(), DeploymentKind(kind)  # a plain "deploy" works too
         place = {"service": service, "host": host, "site": site}
         row: JsonObject = {
             "id": deployment_id, "instance": instance, "kind": kind.value, "revision": revision,
@@ -144,6 +144,7 @@ class Store(Journal):
         secrets: dict[str, str] | None = None,
     ) -> Deployment:
         """Record the outcome; on success the instance's deployed snapshot changes with it."""
+        status = DeploymentStatus(status)
         if status not in FINAL_STATUSES:
             raise ValueError(f"a deployment finishes as success, failed or skipped, not {status}")
         if status is DeploymentStatus.SUCCESS and snapshot is None:

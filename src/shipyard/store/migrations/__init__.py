@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from shipyard.errors import StoreError
 
@@ -42,6 +43,14 @@ def current_revision(connection: Connection) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database to `revision`; safe when several processes start at once."""
+    try:
+        _upgrade(engine, revision)
+    except SQLAlchemyError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        raise StoreError(f"cannot open the state store at {where}: {exc}") from exc
+
+
+def _upgrade(engine: Engine, revision: str) -> None:
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # SQLite serialises writers on its own (BEGIN IMMEDIATE); PostgreSQL needs a lock.
