@@ -1,4 +1,4 @@
-"""Prepare hosts once: the deploy root, a supervisord the deploy user can reach, the user's rights."""
+"""Prepare hosts once: the deploy root, a supervisord the user can reach, the user's rights."""
 
 from __future__ import annotations
 
@@ -30,14 +30,16 @@ def _check_script(root: str, paths: supervisor.SupervisorPaths) -> Script:
     return script(
         [
             f"root={quote(root)}",
-            'if [ -d "$root" ]; then echo "found root"; else mkdir -p -- "$root" && echo "made root"; fi',
+            'if [ -d "$root" ]; then echo "found root";',
+            'else mkdir -p -- "$root" && echo "made root"; fi',
             'probe="$root/.shipyard-write-test.$$"',
-            'if : > "$probe" 2>/dev/null; then rm -f -- "$probe"; echo "found writable root";'
-            ' else echo "root not writable by $(id -un)" >&2; exit 1; fi',
+            'if : > "$probe" 2>/dev/null; then rm -f -- "$probe"; echo "found writable root";',
+            'else echo "root not writable by $(id -un)" >&2; exit 1; fi',
             f"mkdir -p -- {quote(paths.programs)}",
-            "command -v supervisord >/dev/null || { echo 'supervisord not installed' >&2; exit 1; }",
-            f"if supervisorctl -c {conf} pid >/dev/null 2>&1; then echo 'found supervisord running';"
-            " else echo 'supervisord down'; fi",
+            "command -v supervisord >/dev/null ||",
+            "  { echo 'supervisord not installed' >&2; exit 1; }",
+            f"if supervisorctl -c {conf} pid >/dev/null 2>&1;",
+            "then echo 'found supervisord running'; else echo 'supervisord down'; fi",
         ]
     )
 
@@ -50,7 +52,9 @@ def _start_script(paths: supervisor.SupervisorPaths) -> Script:
             "i=0",
             f"while ! supervisorctl -c {conf} pid >/dev/null 2>&1; do",
             "  i=$((i+1))",
-            f"  if [ $i -gt {START_WAIT_SECONDS * 10} ]; then echo 'supervisord did not start' >&2; exit 1; fi",
+            f"  if [ $i -gt {START_WAIT_SECONDS * 10} ]; then",
+            "    echo 'supervisord did not start' >&2; exit 1",
+            "  fi",
             "  sleep 0.1",
             "done",
             "echo 'started supervisord'",

@@ -1,4 +1,4 @@
-"""What the deploy layer does on one host through its executor: scripts, supervisor, health checks."""
+"""What the deploy layer does on a host through its executor: scripts, supervisor, health."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rollouts: deployments in dependency waves, instances of a wave in parallel, recorded in the store.
+"""Rollouts: deployments in dependency waves, a wave's instances in parallel, all recorded.
 
 The store enforces one deployment in flight per instance; when an instance fails, instances of
 the services that depend on its service are skipped with the reason, and the rest go on.
@@ -66,7 +66,7 @@ class Deployer:
     connect: Connect
     actor: str
     max_in_flight: int = 200
-    progress: Progress = lambda instance, what: None  # noqa: E731
+    progress: Progress = lambda instance, what: None
     _executors: dict[str, Executor] = field(default_factory=dict)
     _active: set[str] = field(default_factory=set)
 
