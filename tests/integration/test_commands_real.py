@@ -25,7 +25,17 @@ from shipyard.commands.script import Script
 pytestmark = pytest.mark.integration
 
 # Values that break naive quoting, all of which supervisord's own format can carry.
-CARRIED = ["two words", "it's", 'say "hi" now', "$HOME", "100% %(ENV_HOME)s", "a,b=c", "x;y#z", ""]
+CARRIED = [
+    "two words",
+    "naïve ✓",
+    "it's",
+    'say "hi" now',
+    "$HOME",
+    "100% %(ENV_HOME)s",
+    "a,b=c",
+    "x;y#z",
+    "",
+]
 # Values only a launcher can carry.
 LAUNCHED = ["line one\nline two", "both ' and \"", "'quoted'", "a ;b", "at %(here)s"]
 # One line, so that supervisord's format can carry it.
@@ -163,7 +173,8 @@ class Answer(BaseHTTPRequestHandler):
         if self.path == "/slow":
             time.sleep(3)
         code = int(self.path.rsplit("/", 1)[1]) if self.path.startswith("/status/") else 200
-        body = getattr(self.server, "name", "").encode()
+        assert isinstance(self.server, Server)
+        body = self.server.name.encode()
         self.send_response(code)
         if code == 302:
             self.send_header("Location", "/status/200")
@@ -175,15 +186,22 @@ class Answer(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    name = ""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Clients that give up (a probe past its timeout) are expected here: stay quiet."""
+
+
 @pytest.fixture
 def backend() -> Iterator[Callable[[str], int]]:
     """Starts loopback HTTP servers answering their name; returns their ports."""
-    servers: list[ThreadingHTTPServer] = []
+    servers: list[Server] = []
 
     def start(name: str) -> int:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-        server.daemon_threads = True
-        server.name = name  # type: ignore[attr-defined]
+        server = Server(("127.0.0.1", 0), Answer)
+        server.name = name
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return server.server_address[1]
