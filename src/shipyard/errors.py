@@ -2,6 +2,8 @@
 
     ShipyardError
     ├── ConfigError            invalid project: every Problem found (file:line:col, field path)
+    ├── UsageError             an argument names something that does not exist
+    ├── UnsafeValue            (commands.script) a value a builder cannot carry safely
     ├── ExecutionError         something went wrong on a host
     │   ├── CommandFailed      a command exited non-zero (host, argv, exit status, stderr tail)
     │   ├── CommandTimeout     a command ran past its timeout
