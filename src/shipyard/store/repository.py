@@ -71,7 +71,7 @@ class Store(Journal):
         """
         now, kind = self._clock(), DeploymentKind(kind)  # a plain "deploy" works too
         place = {"service": service, "host": host, "site": site}
-        row: JsonObject = {
+        row: dict[str, object] = {
             "id": deployment_id, "instance": instance, "kind": kind.value, "revision": revision,
             "status": DeploymentStatus.PENDING.value, "actor": actor, "rollout_id": rollout_id,
             "started_at": now, "owner_host": owner_host, "owner_pid": owner_pid,
@@ -93,7 +93,7 @@ class Store(Journal):
                 # The holder finished meanwhile, or a twin request with our id won: look again.
         raise AssertionError("unreachable")
 
-    def _insert_deployment(self, row: JsonObject, place: dict[str, str]) -> Deployment:
+    def _insert_deployment(self, row: dict[str, object], place: dict[str, str]) -> Deployment:
         instance, deployment_id, kind = str(row["instance"]), str(row["id"]), str(row["kind"])
         with self._write() as conn:
             dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -208,7 +208,7 @@ class Store(Journal):
         if not finished:
             raise NotActive("deployment", deployment_id, found.status.value)
         if success:
-            changes: JsonObject = {
+            changes: dict[str, object] = {
                 "status": InstanceStatus.SUCCESS.value, "deployed_revision": found.revision,
                 "deployed_config": snapshot, "deployed_secrets": secrets or {},
                 "deployed_at": now, "deployed_deployment_id": found.id,
@@ -221,6 +221,7 @@ class Store(Journal):
                 .where(deployments.c.instance == found.instance)
                 .where(deployments.c.status.in_(["success", "failed"]))
                 .order_by(deployments.c.started_at.desc())
+                .limit(1)
             ).scalar()
             changes = {"status": previous or InstanceStatus.NONE.value}
         conn.execute(_update_instance(found.instance).values(changes))
