@@ -90,7 +90,9 @@ def test_accept_new_records_the_key_and_trusts_it_from_then_on(hosts: Fleet, tmp
 def test_a_key_the_host_does_not_accept_fails_authentication(hosts: Fleet, tmp_path: Path):
     stranger = tmp_path / "id_stranger"
     asyncssh.generate_private_key("ssh-ed25519").write_private_key(stranger)
-    with pytest.raises(ConnectError, match=r"authentication failed: Permission denied for user root") as refused:
+    with pytest.raises(
+        ConnectError, match=r"authentication failed: Permission denied for user root"
+    ) as refused:
         uname(hosts, tmp_path, identity_file=str(stranger))
     assert "identity_file" in str(refused.value)
 

@@ -43,7 +43,7 @@ def _options(
 
 def _register() -> None:
     # Each module adds its commands to `app`; importing them here keeps app.py about the app.
-    from shipyard.cli import deploy_commands, project_commands  # noqa: F401
+    from shipyard.cli import deploy_commands, project_commands, remote_commands  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:
