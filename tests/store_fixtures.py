@@ -8,8 +8,8 @@ run as root, listening on 127.0.0.1 only; each test gets an empty database.
     postgresql_url     an empty PostgreSQL database for this test (emptied, not recreated)
     postgresql_database, postgresql_server   the session's database and server
 
-To use them, register this module with `pytest_plugins = ["store_fixtures"]` in tests/conftest.py,
-or import every one of them (all of FIXTURES) into a conftest, as tests/store/conftest.py does.
+To use them anywhere under tests/, add `pytest_plugins = ["store_fixtures"]` to tests/conftest.py;
+tests/store/conftest.py loads this module itself when nobody else has.
 """
 
 from __future__ import annotations
@@ -36,13 +36,6 @@ SERVER_USER = "postgres"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 TEST_DATABASE = "shipyard_test"
-FIXTURES = [
-    "postgresql_database",
-    "postgresql_server",
-    "postgresql_url",
-    "store",
-    "store_url",
-]
 
 
 @dataclass

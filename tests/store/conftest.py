@@ -1,4 +1,4 @@
-"""The store's fixtures (tests/store_fixtures.py), plus a clock the tests move by hand."""
+"""Loads the store's fixtures (tests/store_fixtures.py) and adds a clock the tests move by hand."""
 
 from __future__ import annotations
 
@@ -7,23 +7,14 @@ from collections.abc import Iterator
 import pytest
 
 from shipyard.store import Store, open_store
-from store_fixtures import (
-    postgresql_database,
-    postgresql_server,
-    postgresql_url,
-    store,
-    store_url,
-)
 
 from .builders import Clock
 
-__all__ = [
-    "postgresql_database",
-    "postgresql_server",
-    "postgresql_url",
-    "store",
-    "store_url",
-]
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Once, whether or not tests/conftest.py registers it too (`pytest_plugins`).
+    if not config.pluginmanager.has_plugin("store_fixtures"):
+        config.pluginmanager.import_plugin("store_fixtures")
 
 
 @pytest.fixture
