@@ -14,6 +14,7 @@ tests/store/conftest.py loads this module itself when nobody else has.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pwd
 import re
@@ -21,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -36,6 +38,9 @@ SERVER_USER = "postgres"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 TEST_DATABASE = "shipyard_test"
+PR_SET_PDEATHSIG = 1
+# Looked up here, not in the forked child, where loading a library could deadlock.
+PRCTL = ctypes.CDLL(None).prctl if sys.platform == "linux" else None
 
 
 @dataclass
@@ -116,6 +121,7 @@ def start_postgres(bindir: Path) -> PostgresServer:
         process = subprocess.Popen(
             argv, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
             user=as_user, group=as_user, extra_groups=extra_groups,
+            preexec_fn=stop_with_parent,  # noqa: PLW1509 (it calls one C function, loaded before)
         )  # fmt: skip
     server = PostgresServer("127.0.0.1", port, SERVER_USER, process, workdir)
     deadline = time.monotonic() + START_TIMEOUT
@@ -128,6 +134,12 @@ def start_postgres(bindir: Path) -> PostgresServer:
                 stop_postgres(server)
                 raise RuntimeError(f"PostgreSQL did not start:\n{server.log()}") from None
             time.sleep(0.05)
+
+
+def stop_with_parent() -> None:
+    """In the server's process: get SIGINT (fast shutdown) if pytest dies without a finalizer."""
+    if PRCTL is not None:
+        PRCTL(PR_SET_PDEATHSIG, signal.SIGINT)
 
 
 def stop_postgres(server: PostgresServer) -> None:
