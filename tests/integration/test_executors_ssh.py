@@ -77,6 +77,16 @@ def test_every_command_of_a_run_shares_one_connection(hosts: Fleet, tmp_path: Pa
     assert len(set(on_host(hosts, tmp_path, scenario))) == 1
 
 
+def test_many_commands_at_once_on_one_host_share_its_connection(hosts: Fleet, tmp_path: Path):
+    async def scenario(ex: Executor) -> set[str]:
+        results = await asyncio.gather(
+            *(ex.run(["sh", "-c", "sleep 0.05; echo $SSH_CLIENT"]) for _ in range(25))
+        )
+        return {r.stdout for r in results}
+
+    assert len(on_host(hosts, tmp_path, scenario)) == 1
+
+
 def test_stdin_and_working_directory_reach_the_command(hosts: Fleet, tmp_path: Path):
     async def scenario(ex: Executor) -> tuple[str, str]:
         cat = await ex.run(["cat"], stdin="line one\nline two\n")

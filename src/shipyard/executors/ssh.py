@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ DEFAULT_ROOT = "/srv/shipyard"
 PREFERRED_KEX = "^curve25519-sha256,curve25519-sha256@libssh.org"
 PREFERRED_CIPHERS = "^aes128-gcm@openssh.com,chacha20-poly1305@openssh.com"
 KEEPALIVE_COUNT_MAX = 3
+# sshd's default MaxSessions: more channels at once on one connection would be refused.
+MAX_SESSIONS = 10
+GLOBAL_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class SshContext:
         self.config = SshConfig(config)
         known = _project_path(settings.known_hosts, project_dir)
         self.host_keys = HostKeys(
-            [known or Path("~/.ssh/known_hosts").expanduser()],
+            [known or Path("~/.ssh/known_hosts").expanduser(), GLOBAL_KNOWN_HOSTS],
             project_dir / ".shipyard" / "known_hosts",
             accept_new=settings.accept_new if accept_new is None else accept_new,
         )
@@ -99,6 +103,7 @@ class SshExecutor(Runner):
         self._sudo_password = sudo_password
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
+        self._sessions = asyncio.Semaphore(MAX_SESSIONS)
 
     async def _ready(self) -> None:
         if self._conn is not None and not self._conn.is_closed():
@@ -112,14 +117,23 @@ class SshExecutor(Runner):
     ) -> tuple[Channel, bytes]:
         remote = remote_command(invocation, sudo_password=self._sudo_password)
         assert self._conn is not None
+        await self._sessions.acquire()
+        slot = _Slot(self._sessions)  # given back when the session closes, or fails to open
         try:
             _, session = await self._conn.create_session(
-                lambda: _SessionChannel(self.name, stdout, stderr), remote.line, encoding=None
+                lambda: _SessionChannel(self.name, stdout, stderr, slot.release),
+                remote.line,
+                encoding=None,
             )
         except asyncssh.ChannelOpenError as exc:
+            slot.release()
             raise ExecutionError(self.name, f"the host refused a session: {exc.reason}") from exc
         except (asyncssh.Error, OSError) as exc:
+            slot.release()
             raise ConnectError(self.name, f"connection lost: {_reason(exc)}") from exc
+        except BaseException:
+            slot.release()
+            raise
         assert isinstance(session, _SessionChannel)
         return session, remote.prelude
 
@@ -185,11 +199,24 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+class _Slot:
+    """One of a connection's sessions; releasing it twice gives it back once."""
+
+    def __init__(self, sessions: asyncio.Semaphore) -> None:
+        self._sessions: asyncio.Semaphore | None = sessions
+
+    def release(self) -> None:
+        if self._sessions is not None:
+            self._sessions.release()
+            self._sessions = None
+
+
 class _SessionChannel(asyncssh.SSHClientSession[bytes]):
     """One SSH session as a Channel: output into sinks, stdin with flow control."""
 
-    def __init__(self, host: str, stdout: Sink, stderr: Sink) -> None:
+    def __init__(self, host: str, stdout: Sink, stderr: Sink, on_close: Callable[[], None]) -> None:
         self._host = host
+        self._on_close = on_close
         self._stdout = stdout
         self._stderr = stderr
         self._chan: asyncssh.SSHClientChannel[bytes] | None = None
@@ -220,6 +247,7 @@ class _SessionChannel(asyncssh.SSHClientSession[bytes]):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._closed.done():
             self._closed.set_result(exc)
+            self._on_close()
         self._writable.set()
 
     async def write(self, data: bytes) -> bool:

@@ -11,6 +11,7 @@ ProxyCommand, hostname canonicalisation) is passed through whole.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shlex
 import shutil
@@ -33,6 +34,9 @@ UNFILTERABLE = {
 }
 
 
+WILDCARDS = frozenset("*?!")
+
+
 @dataclass(frozen=True)
 class _Block:
     patterns: WildcardPatternList | None  # None: lines before the first Host, always kept
@@ -45,6 +49,10 @@ class SshConfig:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._blocks: list[_Block] | None = None
+        # Host lines that name hosts literally are looked up, not matched: a fleet's config has
+        # one per host, and matching every one of them for every host costs O(hosts squared).
+        self._by_name: dict[str, list[int]] = {}
+        self._matched: list[int] = []
         self._filterable = False
         self._dir: Path | None = None
         self._written: dict[str, str] = {}
@@ -57,12 +65,13 @@ class SshConfig:
             self._load(self.path)
         if not self._filterable:
             return [str(self.path)]
-        text = "".join(
-            block.text
-            for block in self._blocks or []
-            if block.patterns is None or block.patterns.matches(alias)
-        )
-        return [self._write(text)]
+        blocks = self._blocks or []
+        chosen = self._by_name.get(alias, []) + [
+            index
+            for index in self._matched
+            if (pattern := blocks[index].patterns) is None or pattern.matches(alias)
+        ]
+        return [self._write("".join(blocks[index].text for index in sorted(chosen)))]
 
     def close(self) -> None:
         if self._dir is not None:
@@ -72,7 +81,7 @@ class SshConfig:
 
     def _load(self, path: Path) -> None:
         blocks: list[_Block] = []
-        patterns: WildcardPatternList | None = None
+        head: list[str] = []  # the Host line's patterns
         lines: list[str] = []
         filterable = True
         for line in path.read_text().splitlines(keepends=True):
@@ -81,19 +90,31 @@ class SshConfig:
             if keyword in UNFILTERABLE:
                 filterable = False
             if keyword == "host" and found:
-                blocks.append(_Block(patterns, "".join(lines)))
-                patterns = WildcardPatternList(",".join(shlex.split(found.group(2))))
-                lines = []
+                blocks.append(self._block(blocks, head, lines))
+                head, lines = shlex.split(found.group(2)), []
             lines.append(line if line.endswith("\n") else line + "\n")
-        blocks.append(_Block(patterns, "".join(lines)))
+        blocks.append(self._block(blocks, head, lines))
         self._blocks, self._filterable = blocks, filterable
+
+    def _block(self, blocks: list[_Block], head: list[str], lines: list[str]) -> _Block:
+        index = len(blocks)
+        literal = bool(head) and not any(WILDCARDS & set(name) for name in head)
+        if literal:
+            for name in head:
+                self._by_name.setdefault(name, []).append(index)
+        else:
+            self._matched.append(index)
+        patterns = WildcardPatternList(",".join(head)) if head else None
+        return _Block(patterns, "".join(lines))
 
     def _write(self, text: str) -> str:
         known = self._written.get(text)
         if known is not None:
             return known
         if self._dir is None:
-            self._dir = Path(tempfile.mkdtemp(prefix="shipyard-ssh-config-"))
+            # In memory where we can: a file on a busy disk costs milliseconds to create.
+            memory = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+            self._dir = Path(tempfile.mkdtemp(prefix="shipyard-ssh-config-", dir=memory))
             weakref.finalize(self, shutil.rmtree, self._dir, True)
         path = self._dir / hashlib.sha256(text.encode()).hexdigest()[:16]
         path.write_text(text)
