@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from shipyard.errors import TransferError
 from shipyard.executors.base import (
@@ -25,7 +25,7 @@ from shipyard.executors.base import (
     as_command,
     stderr_tail,
 )
-from shipyard.executors.tarball import build_manifest, tar_chunks
+from shipyard.executors.tarball import Manifest, build_manifest, tar_chunks
 
 CHUNK = 256 * 1024
 # After a timeout we stop the command, then wait this long for its last output.
@@ -261,14 +261,8 @@ class Runner(ABC):
         sudo: bool | None = None,
     ) -> None:
         feed = byte_chunks(source) if isinstance(source, bytes) else file_chunks(source)
-        command = (
-            "sh",
-            "-c",
-            PUT_SCRIPT,
-            "sh",
-            remote_path,
-            f"{0o644 if mode is None else mode:o}",
-        )
+        bits = 0o644 if mode is None else mode
+        command = ("sh", "-c", PUT_SCRIPT, "sh", remote_path, f"{bits:o}")
         result = await self._transfer(command, feed, TailBuffer(self.output_limit), sudo)
         if not result.ok:
             raise TransferError(self._name, _transfer_failure(f"upload to {remote_path}", result))
@@ -295,20 +289,10 @@ class Runner(ABC):
         start = time.monotonic()
         await self._ready()
         channel, prelude = await self._open(invocation, answer, stderr)
-        sent = False
         try:
-            if prelude:
-                await channel.write(prelude)
-            ended = asyncio.ensure_future(channel.wait())
-            waiters: set[asyncio.Future[object]] = {answer.line, ended}  # type: ignore[arg-type]
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            if answer.line.done() and answer.line.result() == "send":
-                sent = True
-                async for chunk in tar_chunks(manifest):
-                    if not await channel.write(chunk):
-                        break
-            channel.write_eof()
-            status, signal_name = await ended
+            (status, signal_name), sent = await self._send_if_asked(
+                channel, prelude, answer, manifest
+            )
         except BaseException:
             channel.abort()
             raise
@@ -334,7 +318,29 @@ class Runner(ABC):
         except BaseException:
             channel.abort()
             raise
-        return self._result(command, status, signal_name, TailBuffer(0), stderr, start)
+        return self._result(command, status, signal_name, TailBuffer(), stderr, start)
+
+    @staticmethod
+    async def _send_if_asked(
+        channel: Channel, prelude: bytes, answer: FirstLine, manifest: Manifest
+    ) -> tuple[tuple[int, str | None], bool]:
+        """Wait for the host's `same` or `send`; stream the tar only after `send`."""
+        if prelude:
+            await channel.write(prelude)
+        ended = asyncio.ensure_future(channel.wait())
+        try:
+            waiters: list[asyncio.Future[Any]] = [answer.line, ended]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            sent = answer.line.done() and answer.line.result() == "send"
+            if sent:
+                async for chunk in tar_chunks(manifest):
+                    if not await channel.write(chunk):
+                        break
+            channel.write_eof()
+            return await ended, sent
+        finally:
+            if not ended.done():
+                ended.cancel()
 
     @staticmethod
     async def _drive(
