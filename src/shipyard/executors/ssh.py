@@ -147,8 +147,13 @@ class SshExecutor(Runner):
     async def _connect(self) -> asyncssh.SSHClientConnection:
         settings, target = self._context.settings, self.target
         client = VerifyingClient(self._context.host_keys)
+        try:
+            config = self._context.config.paths_for(target.address)
+        except (OSError, ValueError) as exc:
+            shown = self._context.config.path
+            raise ConnectError(self.name, f"cannot read ssh_config {shown}: {exc}") from exc
         options: dict[str, Any] = {
-            "config": self._context.config.paths_for(target.address),
+            "config": config,
             "known_hosts": self._context.host_keys.known(self.name),
             "client_factory": lambda: client,
             "connect_timeout": settings.connect_timeout,
@@ -194,8 +199,11 @@ class SshExecutor(Runner):
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, asyncssh.Error):
         return exc.reason or type(exc).__name__
-    if isinstance(exc, OSError) and exc.errno:
-        return os.strerror(exc.errno)
+    if isinstance(exc, OSError):
+        # asyncio words a refused connection "Connect call failed (addr)": the errno says more.
+        if exc.errno is not None and exc.errno > 0:
+            return os.strerror(exc.errno)
+        return exc.strerror or str(exc) or type(exc).__name__
     return str(exc) or type(exc).__name__
 
 
