@@ -190,9 +190,12 @@ def test_put_writes_atomically_with_the_mode_asked_and_get_reads_back(hosts: Fle
         await ex.put(source, remote)
         await ex.get(remote, back)
         await ex.put(b"secret\n", f"{hosts.hosts[0].root}/secret", mode=0o600)
-        return (await ex.run(["stat", "-c", "%a", f"{hosts.hosts[0].root}/secret"])).stdout
+        await ex.put(b"#!/bin/sh\n", f"{hosts.hosts[0].root}/tool", mode=0o750)
+        modes = ["big.bin", "secret", "tool"]
+        stat = ["stat", "-c", "%a", *(f"{hosts.hosts[0].root}/{m}" for m in modes)]
+        return (await ex.run(stat)).stdout
 
-    assert on_host(hosts, tmp_path, scenario) == "600\n"
+    assert on_host(hosts, tmp_path, scenario) == "644\n600\n750\n"
     assert back.read_bytes() == big
     assert not list(Path(hosts.hosts[0].root).glob("*shipyard-tmp*"))
 
