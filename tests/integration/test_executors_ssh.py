@@ -183,21 +183,24 @@ def test_put_writes_atomically_with_the_mode_asked_and_get_reads_back(hosts: Fle
     big = bytes(range(256)) * 12_000  # 3 MB: several windows of flow control
     source = tmp_path / "big.bin"
     source.write_bytes(big)
-    remote = f"{hosts.hosts[0].root}/big.bin"
+    # The simulated hosts share this machine's disk: each test writes into its own directory.
+    host_dir = tmp_path / "on-host"
+    host_dir.mkdir()
+    remote = f"{host_dir}/big.bin"
     back = tmp_path / "back.bin"
 
     async def scenario(ex: Executor) -> str:
         await ex.put(source, remote)
         await ex.get(remote, back)
-        await ex.put(b"secret\n", f"{hosts.hosts[0].root}/secret", mode=0o600)
-        await ex.put(b"#!/bin/sh\n", f"{hosts.hosts[0].root}/tool", mode=0o750)
+        await ex.put(b"secret\n", f"{host_dir}/secret", mode=0o600)
+        await ex.put(b"#!/bin/sh\n", f"{host_dir}/tool", mode=0o750)
         modes = ["big.bin", "secret", "tool"]
-        stat = ["stat", "-c", "%a", *(f"{hosts.hosts[0].root}/{m}" for m in modes)]
+        stat = ["stat", "-c", "%a", *(f"{host_dir}/{m}" for m in modes)]
         return (await ex.run(stat)).stdout
 
     assert on_host(hosts, tmp_path, scenario) == "644\n600\n750\n"
     assert back.read_bytes() == big
-    assert not list(Path(hosts.hosts[0].root).glob("*shipyard-tmp*"))
+    assert not list(host_dir.glob("*shipyard-tmp*"))
 
 
 def test_transfer_errors_name_the_path_and_the_reason(hosts: Fleet, tmp_path: Path):
@@ -217,7 +220,7 @@ def test_a_directory_goes_up_as_one_tar_and_identical_content_is_not_sent_again(
     (local / "bin" / "run").chmod(0o755)
     (local / "conf.ini").write_text("a = 1\n")
     (local / "link").symlink_to("conf.ini")
-    remote = f"{hosts.hosts[0].root}/release"
+    remote = f"{tmp_path}/on-host/release"
 
     async def scenario(ex: Executor) -> list[Any]:
         first = await ex.put_dir(local, remote)
