@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     _register()
     err = Console(stderr=True)
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode Typer returns a command's `typer.Exit` code instead of exiting.
+        code = app(args=argv, standalone_mode=False)
     except ConfigError as exc:
         err.print(f"[bold red]invalid configuration[/] ({len(exc.problems)} problem(s)):")
         for problem in exc.problems:
@@ -75,3 +76,5 @@ def main(argv: list[str] | None = None) -> None:
         else:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(EXIT_INVALID)
+    if isinstance(code, int) and code:
+        sys.exit(code)
