@@ -22,6 +22,7 @@ from shipyard.commands.release import (
     parse_switch,
     prepare_script,
     read_current_argv,
+    restore_current_script,
     revision_of_link,
     switch_current_script,
     switch_slot_script,
@@ -185,6 +186,21 @@ def test_rolling_back_is_switching_to_previous_which_swaps_the_two(layout: Relea
 
     assert os.readlink(layout.current) == "releases/r1"
     assert os.readlink(layout.previous) == "releases/r2"
+
+
+def test_restoring_after_a_failed_switch_never_makes_the_failed_release_previous(
+    layout: ReleaseLayout,
+) -> None:
+    for revision in ("r0", "r1", "bad"):
+        install(layout, revision)
+    sh(switch_current_script(layout, "r0"))
+    sh(switch_current_script(layout, "r1"))
+    sh(switch_current_script(layout, "bad"))  # the deployment of "bad" then fails
+
+    sh(restore_current_script(layout, "r1"))
+
+    assert os.readlink(layout.current) == "releases/r1"
+    assert os.readlink(layout.previous) == "releases/r1"
 
 
 def test_a_slot_points_at_its_release_relative_to_the_slots_directory(

@@ -201,6 +201,15 @@ def switch_current_script(layout: ReleaseLayout, revision: str) -> Script:
     return _switch_script(layout, revision, layout.current, target, layout.previous)
 
 
+def restore_current_script(layout: ReleaseLayout, revision: str) -> Script:
+    """Points `current` back at `revision` after a failed switch, leaving `previous` alone.
+
+    A failed release must not become the rollback target.
+    """
+    target = f"releases/{check_name(revision, 'revision')}"
+    return _switch_script(layout, revision, layout.current, target, None)
+
+
 def switch_slot_script(layout: ReleaseLayout, color: Color, revision: str) -> Script:
     """Points a blue/green slot at a complete release atomically; prints the old target."""
     target = f"../releases/{check_name(revision, 'revision')}"

@@ -128,11 +128,15 @@ async def restart(executor: Executor, target: Release) -> None:
     )
 
 
-async def switch_to(executor: Executor, target: Release, revision: str) -> str | None:
-    """Point `current` at `revision`; returns the revision it pointed at before."""
-    result = await run_script(
-        executor, release.switch_current_script(target.layout, revision), "switch"
-    )
+async def switch_to(
+    executor: Executor, target: Release, revision: str, *, restoring: bool = False
+) -> str | None:
+    """Point `current` at `revision`; returns the revision it pointed at before.
+
+    A forward switch makes the old release `previous`; `restoring` (after a failure) does not.
+    """
+    build = release.restore_current_script if restoring else release.switch_current_script
+    result = await run_script(executor, build(target.layout, revision), "switch")
     return release.parse_switch(result.stdout)
 
 
@@ -198,7 +202,7 @@ async def _switch_back(
             conf = supervisor_paths(target.ref, target.root).conf
             await executor.run(supervisor.stop_argv(conf, program_name(target)), check=False)
             return
-        await switch_to(executor, target, previous)
+        await switch_to(executor, target, previous, restoring=True)
         await restart(executor, target)
     except (DeployError, ExecutionError) as also:
         failure.add_note(f"switching back to {previous} failed too: {also}")
