@@ -17,11 +17,21 @@ from typing import Literal
 from shipyard.config.flatten import Flattened, Instance
 from shipyard.config.graph import dependents
 from shipyard.config.topology import HostRef, all_hosts
+from shipyard.config.models import Strategy
+from shipyard.deploy.batches import plan_batches
+from shipyard.deploy.hostops import wait_healthy
 from shipyard.deploy.instance import Release, deploy_release, rollback_release
 from shipyard.errors import ConcurrentDeployment, DeployError, ExecutionError
 from shipyard.executors.base import Executor
 from shipyard.plan.rollout import Target, make_plan
-from shipyard.store import DeploymentKind, DeploymentStatus, RolloutStatus, Store, utc_now
+from shipyard.store import (
+    DeploymentKind,
+    DeploymentStatus,
+    InstanceState,
+    RolloutStatus,
+    Store,
+    utc_now,
+)
 
 Result = Literal["success", "failed", "skipped", "unchanged", "rejected", "planned"]
 HEARTBEAT_SECONDS = 10.0
@@ -105,9 +115,8 @@ class Deployer:
         try:
             for wave in plan.waves:
                 blocked = dependents(self.flat.service_edges(), failed_services)
-                jobs = []
+                stale: dict[str, list[Instance]] = {}
                 for step in wave:
-                    instance = self.flat.instances[step.name]
                     if step.service in blocked:
                         why = _blocked_reason(step.service, failed_services, self.flat)
                         report.outcomes.append(Outcome(step.name, "skipped", step.revision, why))
@@ -118,11 +127,18 @@ class Deployer:
                         )
                         self.progress(step.name, "unchanged")
                     else:
-                        jobs.append(self._guarded(limit, instance, report.rollout_id))
-                for outcome in await asyncio.gather(*jobs):
-                    report.outcomes.append(outcome)
-                    if outcome.result in ("failed", "rejected"):
-                        failed_services.add(self.flat.instances[outcome.instance].service)
+                        instance = self.flat.instances[step.name]
+                        stale.setdefault(step.service, []).append(instance)
+                rolled = await asyncio.gather(
+                    *(
+                        self._roll_service(group, limit, report.rollout_id)
+                        for group in stale.values()
+                    )
+                )
+                for service, (outcomes, stopped) in zip(stale, rolled, strict=True):
+                    report.outcomes.extend(outcomes)
+                    if stopped:
+                        failed_services.add(service)
         finally:
             beat.cancel()
             await self.close()
@@ -136,6 +152,92 @@ class Deployer:
     async def _guarded(self, limit: asyncio.Semaphore, instance: Instance, rollout: str) -> Outcome:
         async with limit:
             return await self.deploy_one(instance, rollout_id=rollout)
+
+    async def _roll_service(
+        self, instances: list[Instance], limit: asyncio.Semaphore, rollout: str
+    ) -> tuple[list[Outcome], bool]:
+        """One service's stale instances under its strategy; True when the service stopped."""
+        strategy = Strategy.model_validate(instances[0].config.get("strategy", {}))
+        by_name = {i.name: i for i in instances}
+        batches = plan_batches(list(by_name), strategy)
+        before = {i.name: self.store.instance_state(i.name) for i in instances}
+        outcomes: list[Outcome] = []
+        failures = 0
+        stop = ""
+        for index, batch in enumerate(batches.batches):
+            if stop:
+                for name in batch:
+                    outcomes.append(Outcome(name, "skipped", by_name[name].revision, stop))
+                    self.progress(name, "skipped")
+                continue
+            if index and strategy.pause:
+                await asyncio.sleep(strategy.pause)
+            done = await asyncio.gather(
+                *(self._guarded(limit, by_name[name], rollout) for name in batch)
+            )
+            outcomes.extend(done)
+            failures += sum(o.result in ("failed", "rejected") for o in done)
+            if batches.exceeded(failures):
+                stop = batches.describe_stop(failures)
+            elif batches.canary and index == 0:
+                healthy = [by_name[o.instance] for o in done if o.result == "success"]
+                trouble = "" if len(healthy) == len(done) else "a canary deployment failed"
+                trouble = trouble or await self._soak(healthy, strategy)
+                if trouble:
+                    stop = f"canary failed: {trouble}"
+                    undone = await self._roll_back(healthy, before, stop)
+                    replaced = {o.instance for o in undone}
+                    outcomes = [o for o in outcomes if o.instance not in replaced] + undone
+        return outcomes, bool(stop)
+
+    async def _soak(self, canaries: list[Instance], strategy: Strategy) -> str:
+        """Keep checking the canaries' health for `soak` seconds; the reason if one fails."""
+        deadline = time.monotonic() + strategy.soak
+        while True:
+            for instance in canaries:
+                self.progress(instance.name, "soaking")
+                health = await wait_healthy(
+                    self.executor(instance.host), self.release(instance).health
+                )
+                if not health.healthy:
+                    return f"{instance.name}: {health.detail}"
+            if time.monotonic() >= deadline:
+                return ""
+            interval = self.release(canaries[0]).health
+            await asyncio.sleep(min(max(interval.interval if interval else 1.0, 0.2), 5.0))
+
+    async def _roll_back(
+        self, instances: list[Instance], before: dict[str, InstanceState | None], why: str
+    ) -> list[Outcome]:
+        """Put the releases deployed before the canary back; instances new to it are stopped."""
+        out = []
+        for instance in instances:
+            state = before.get(instance.name)
+            snapshot = state.deployed if state is not None else None
+            if snapshot is None:
+                continue  # nothing ran there before: its failed release stays stopped
+            old = Instance(
+                instance.name,
+                instance.service,
+                instance.host,
+                instance.site,
+                snapshot.config,
+                snapshot.revision,
+                instance.depends_on,
+                snapshot.secrets,
+            )
+            outcome = await self.deploy_one(old, kind=DeploymentKind.ROLLBACK)
+            out.append(
+                Outcome(
+                    instance.name,
+                    "failed" if outcome.result == "success" else outcome.result,
+                    instance.revision,
+                    f"rolled back to {snapshot.revision[:12]}: {why}",
+                    outcome.deployment_id,
+                    outcome.seconds,
+                )
+            )
+        return out
 
     async def deploy_one(
         self,
