@@ -16,8 +16,8 @@ from typing import Literal
 
 from shipyard.config.flatten import Flattened, Instance
 from shipyard.config.graph import dependents
-from shipyard.config.topology import HostRef, all_hosts
 from shipyard.config.models import Strategy
+from shipyard.config.topology import HostRef, all_hosts
 from shipyard.deploy.batches import plan_batches
 from shipyard.deploy.hostops import wait_healthy
 from shipyard.deploy.instance import Release, deploy_release, rollback_release
