@@ -16,6 +16,7 @@ from shipyard.cli.context import find_instance, select_instances, state
 from shipyard.cli.render import console, print_diff, print_json, short
 from shipyard.cli.state_access import actor, open_project_store
 from shipyard.config.flatten import Instance
+from shipyard.config.models import Strategy
 from shipyard.config.topology import all_hosts
 from shipyard.deploy.bootstrap import bootstrap_host
 from shipyard.deploy.manager import Deployer, Outcome, RolloutReport
@@ -46,10 +47,25 @@ def bootstrap(
     loaded = state(ctx).load()
     refs = [r for r in all_hosts(loaded.project).values() if site is None or r.site == site]
 
+    flat = state(ctx).flatten()
+    blue_green = {
+        i.host
+        for i in flat.instances.values()
+        if Strategy.model_validate(i.config["strategy"]).uses_slots
+    }
+
     async def run() -> list[Any]:
         async with ExecutorPool(loaded.project.ssh, loaded.root) as pool:
             return await asyncio.gather(
-                *(bootstrap_host(pool.executor(r.name, r.host), r, loaded.root) for r in refs)
+                *(
+                    bootstrap_host(
+                        pool.executor(r.name, r.host),
+                        r,
+                        loaded.root,
+                        needs_nginx=r.name in blue_green,
+                    )
+                    for r in refs
+                )
             )
 
     reports = asyncio.run(run())

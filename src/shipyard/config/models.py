@@ -61,6 +61,11 @@ class SshSettings(Model):
 class NginxSettings(Model):
     """Where nginx reads Shipyard's upstream files and how to reload it."""
 
+    managed: bool = Field(
+        False,
+        description="Shipyard runs this host's own nginx under <root>/nginx (started by "
+        "`shipyard bootstrap`); conf_dir, test and reload then point at it.",
+    )
     conf_dir: str = Field("/etc/nginx/conf.d", description="Directory for Shipyard's config files.")
     test: Argv = Field(["nginx", "-t"], description="Command that checks nginx's configuration.")
     reload: Argv = Field(["nginx", "-s", "reload"], description="Command for a graceful reload.")
@@ -151,6 +156,24 @@ class Strategy(Model):
     deploy_timeout: float = Field(60.0, gt=0, description="Seconds a new slot has to get healthy.")
     drain_timeout: float = Field(30.0, ge=0, description="Seconds the old slot may drain.")
     keep_releases: int = Field(5, ge=1, description="Releases kept on the host for rollback.")
+    switch: Literal["restart", "blue-green"] | None = Field(
+        None,
+        description="How each host swaps releases: `restart` in place, or `blue-green` slots "
+        "behind nginx (default: blue-green for kind blue-green, else restart). Rolling and "
+        "canary rollouts with `switch: blue-green` keep every host serving.",
+    )
+    front: str | None = Field(
+        None,
+        description="blue-green: the address:port nginx listens on for the service "
+        "(default: port `ports.http` on every address).",
+    )
+    upstream_host: str = Field(
+        "127.0.0.1", description="blue-green: the address the slots listen on, for nginx."
+    )
+
+    @property
+    def uses_slots(self) -> bool:
+        return self.switch == "blue-green" or (self.switch is None and self.kind == "blue-green")
 
     @field_validator("batch", "max_failures", "canary")
     @classmethod
@@ -177,7 +200,9 @@ class ServiceBody(Model):
     commands: Commands | None = None
     health: HealthCheck | None = None
     ports: dict[Name, Annotated[int, Field(ge=1, le=65535)]] | None = Field(
-        None, description="Named ports; blue/green uses `http` (green = blue + 1 unless set)."
+        None,
+        description="Named ports. blue-green: nginx serves `http`; the slots listen on `blue` "
+        "and `green` (default http+1 and http+2), given to the process as $PORT.",
     )
     strategy: Strategy | None = None
     vars: dict[str, Any] | None = Field(None, description="Variables for rendering.")

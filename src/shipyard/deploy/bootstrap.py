@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shipyard.commands import supervisor
+from shipyard.commands import nginx, supervisor
 from shipyard.commands.script import Script, quote, script
 from shipyard.config.topology import HostRef
 from shipyard.deploy.hostops import run_script, supervisor_paths
@@ -62,7 +62,52 @@ def _start_script(paths: supervisor.SupervisorPaths) -> Script:
     )
 
 
-async def bootstrap_host(executor: Executor, ref: HostRef, project_dir: Path) -> HostReport:
+def _nginx_script(paths: nginx.NginxPaths) -> Script:
+    """Start the host's own nginx unless it runs; wait until its pid file names a live process."""
+    start = " ".join(quote(a) for a in nginx.start_argv(paths.conf, error_log=paths.error_log))
+    pidfile = quote(paths.pidfile)
+    alive = f'[ -s {pidfile} ] && kill -0 "$(cat {pidfile})" 2>/dev/null'
+    return script(
+        [
+            f"if {alive}; then echo 'found nginx running'; exit 0; fi",
+            f"rm -f -- {pidfile}",
+            start,
+            "i=0",
+            f"until {alive}; do",
+            "  i=$((i+1))",
+            f"  if [ $i -gt {START_WAIT_SECONDS * 10} ]; then",
+            "    echo 'nginx did not start' >&2; exit 1",
+            "  fi",
+            "  sleep 0.1",
+            "done",
+            "echo 'started nginx'",
+        ]
+    )
+
+
+async def _bootstrap_nginx(executor: Executor, ref: HostRef, root: str, report: HostReport) -> None:
+    settings = ref.host.nginx
+    if not settings.managed:
+        checked = await executor.run(settings.test, check=False)
+        if checked.ok:
+            report.found.append("found nginx (config checks)")
+        else:
+            report.error = f"nginx check `{' '.join(settings.test)}` failed: {checked.first_line()}"
+        return
+    paths = nginx.NginxPaths(f"{root.rstrip('/')}/nginx")
+    user = (await executor.run(("id", "-un"))).stdout.strip()
+    temp = [paths.temp(t) for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")]
+    await executor.run(("mkdir", "-p", "--", paths.conf_dir, *temp))
+    conf = nginx.render_main_conf(paths, user=user if user == "root" else None)
+    await executor.put(conf.encode(), paths.conf)
+    started = await run_script(executor, _nginx_script(paths), "start nginx")
+    line = started.stdout.strip()
+    (report.found if line.startswith("found") else report.did).append(line)
+
+
+async def bootstrap_host(
+    executor: Executor, ref: HostRef, project_dir: Path, *, needs_nginx: bool = False
+) -> HostReport:
     """Check the host and set up what is missing; never raises for a host's own trouble."""
     report = HostReport(ref.name)
     root = ref.root(project_dir)
@@ -78,6 +123,8 @@ async def bootstrap_host(executor: Executor, ref: HostRef, project_dir: Path) ->
             report.did.append(f"wrote {paths.conf}")
             started = await run_script(executor, _start_script(paths), "start supervisord")
             report.did.append(started.stdout.strip())
+        if needs_nginx:
+            await _bootstrap_nginx(executor, ref, root, report)
     except ExecutionError as failure:
         report.error = failure.reason
     return report

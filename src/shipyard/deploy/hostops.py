@@ -33,7 +33,7 @@ def supervisor_paths(ref: HostRef, root: str) -> supervisor.SupervisorPaths:
 
 
 def apply_program_script(
-    paths: supervisor.SupervisorPaths, name: str, program_file: str
+    paths: supervisor.SupervisorPaths, name: str, program_file: str | None = None
 ) -> ShellScript:
     """Link the live release's program file into supervisord's include and (re)start it.
 
@@ -43,10 +43,15 @@ def apply_program_script(
     """
     conf = quote(paths.conf)
     program = quote(name)
+    link = (
+        []
+        if program_file is None
+        else [f"ln -sfn -- {quote(program_file)} {quote(paths.program(name))}"]
+    )
     return script(
         [
             f"mkdir -p -- {quote(paths.programs)}",
-            f"ln -sfn -- {quote(program_file)} {quote(paths.program(name))}",
+            *link,
             f'out=$(supervisorctl -c {conf} reread) || {{ echo "$out" >&2; exit 1; }}',
             'case "$out" in',
             f'  *"{name}: "*) supervisorctl -c {conf} update {program} ;;',

@@ -148,7 +148,12 @@ async def check_health(executor: Executor, target: Release) -> None:
 
 
 async def finish_on_host(
-    executor: Executor, target: Release, *, deployment_id: str, at: datetime
+    executor: Executor,
+    target: Release,
+    *,
+    deployment_id: str,
+    at: datetime,
+    slot: str | None = None,
 ) -> None:
     """Write the host-side record and prune old releases (never current or previous)."""
     layout = target.layout
@@ -158,6 +163,7 @@ async def finish_on_host(
         revision=target.instance.revision,
         deployment_id=deployment_id,
         deployed_at=at,
+        slot=slot,
     )
     await run_script(executor, write_record_script(layout, record), "record")
     listing = await run_script(executor, inventory.list_script(layout), "list releases")

@@ -19,8 +19,9 @@ from shipyard.config.graph import dependents
 from shipyard.config.models import Strategy
 from shipyard.config.topology import HostRef, all_hosts
 from shipyard.deploy.batches import plan_batches
+from shipyard.deploy.bluegreen import BlueGreen, Drain
 from shipyard.deploy.hostops import wait_healthy
-from shipyard.deploy.instance import Release, deploy_release, rollback_release
+from shipyard.deploy.instance import Release, deploy_release, finish_on_host, rollback_release
 from shipyard.errors import ConcurrentDeployment, DeployError, ExecutionError
 from shipyard.executors.base import Executor
 from shipyard.plan.rollout import Target, make_plan
@@ -250,6 +251,7 @@ class Deployer:
         """One deployment: a row in the store, the release on the host, the outcome recorded."""
         started = time.monotonic()
         deployment_id = deployment_id or str(uuid.uuid4())
+        drain: Drain | None = None
         try:
             began = await asyncio.to_thread(
                 self.store.begin_deployment,
@@ -283,7 +285,14 @@ class Deployer:
             self.progress(instance.name, "deploying")
             executor = self.executor(instance.host)
             target = self.release(instance)
-            if kind is DeploymentKind.ROLLBACK:
+            rolling_back = kind is DeploymentKind.ROLLBACK
+            if target.strategy.uses_slots:
+                switch = await BlueGreen(executor, target).deploy(upload=not rolling_back)
+                drain = switch.drain
+                await finish_on_host(
+                    executor, target, deployment_id=deployment_id, at=utc_now(), slot=switch.live
+                )
+            elif rolling_back:
                 await rollback_release(executor, target, deployment_id=deployment_id, at=utc_now())
             else:
                 await deploy_release(executor, target, deployment_id=deployment_id, at=utc_now())
@@ -321,6 +330,9 @@ class Deployer:
             snapshot=instance.config,
             secrets=instance.secrets,
         )
+        if drain is not None:  # after the deployment is recorded: a next switch may queue behind
+            self.progress(instance.name, "draining")
+            await drain()
         self.progress(instance.name, "success")
         return Outcome(
             instance.name,
