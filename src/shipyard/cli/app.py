@@ -43,7 +43,12 @@ def _options(
 
 def _register() -> None:
     # Each module adds its commands to `app`; importing them here keeps app.py about the app.
-    from shipyard.cli import deploy_commands, project_commands, remote_commands  # noqa: F401
+    from shipyard.cli import (  # noqa: F401
+        deploy_commands,
+        project_commands,
+        remote_commands,
+        report_commands,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +12,7 @@ from rich.text import Text
 
 from shipyard.cli.app import app
 from shipyard.cli.context import find_instance, select_instances, state
-from shipyard.cli.render import console, print_diff, print_json, short
+from shipyard.cli.render import console, print_json, short
 from shipyard.cli.state_access import actor, open_project_store
 from shipyard.config.flatten import Instance
 from shipyard.config.models import Strategy
@@ -22,7 +21,6 @@ from shipyard.deploy.bootstrap import bootstrap_host
 from shipyard.deploy.manager import Deployer, Outcome, RolloutReport
 from shipyard.errors import DeployError, UsageError
 from shipyard.executors.factory import ExecutorPool
-from shipyard.plan.diff import diff_configs
 from shipyard.store import DeploymentKind
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -215,124 +213,3 @@ def rollback(
         return report
 
     _run_rollout(ctx, work, [old], json_output)
-
-
-@app.command()
-def status(
-    ctx: typer.Context,
-    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
-    json_output: JsonFlag = False,
-) -> None:
-    """Per instance: site, host, status, deployed revision, stale or not, last deployment."""
-    cli = state(ctx)
-    flat = cli.flatten()
-    chosen = select_instances(flat, site=site)
-    with open_project_store(cli) as store:
-        states = {s.name: s for s in store.instance_states()}
-    rows: list[dict[str, Any]] = []
-    for instance in chosen:
-        found = states.get(instance.name)
-        deployed = found.deployed.revision if found and found.deployed else None
-        last = found.last_deployment if found else None
-        rows.append(
-            {
-                "instance": instance.name,
-                "site": instance.site,
-                "host": instance.host,
-                "status": found.status.value if found else "never deployed",
-                "deployed_revision": deployed,
-                "revision": instance.revision,
-                "stale": deployed != instance.revision,
-                "last": None
-                if last is None
-                else {
-                    "id": last.id,
-                    "kind": last.kind.value,
-                    "actor": last.actor,
-                    "started": last.started_at.isoformat(timespec="seconds"),
-                    "finished": last.finished_at.isoformat(timespec="seconds")
-                    if last.finished_at
-                    else None,
-                    "status": last.status.value,
-                    "error": last.error,
-                },
-            }
-        )
-    if json_output:
-        print_json(rows)
-        return
-    table = Table("instance", "site", "host", "status", "deployed", "stale", "last deployment")
-    for row in rows:
-        shown: Any = row["last"]
-        summary = (
-            "" if shown is None else f"{shown['status']} by {shown['actor']} at {shown['started']}"
-        )
-        if shown and shown["error"]:
-            summary += f": {str(shown['error']).splitlines()[0]}"
-        table.add_row(
-            str(row["instance"]),
-            str(row["site"]),
-            str(row["host"]),
-            Text(str(row["status"]), STYLE.get(str(row["status"]), "")),
-            short(row["deployed_revision"]),
-            Text("stale", "yellow") if row["stale"] else Text("current", "green"),
-            summary,
-        )
-    console().print(table)
-
-
-@app.command()
-def diff(
-    ctx: typer.Context,
-    names: Annotated[list[str] | None, typer.Argument(help="Services or instances.")] = None,
-    json_output: JsonFlag = False,
-) -> None:
-    """The deployed snapshot against the template-derived config (secrets masked)."""
-    cli = state(ctx)
-    flat = cli.flatten()
-    chosen = select_instances(flat, names)
-    with open_project_store(cli) as store:
-        states = {s.name: s for s in store.instance_states()}
-    result = {}
-    for instance in chosen:
-        found = states.get(instance.name)
-        deployed = found.deployed if found else None
-        result[instance.name] = diff_configs(
-            deployed.config if deployed else None,
-            instance.config,
-            old_secrets=deployed.secrets if deployed else None,
-            new_secrets=instance.secrets,
-        )
-    if json_output:
-        print_json({name: [e.as_json() for e in entries] for name, entries in result.items()})
-        return
-    out = console()
-    for name, entries in result.items():
-        print_diff(out, name, entries)
-
-
-@app.command()
-def audit(
-    ctx: typer.Context,
-    instance: Annotated[str | None, typer.Option(help="Only this instance.")] = None,
-    since: Annotated[
-        datetime | None, typer.Option(help="Only entries after this time (UTC).")
-    ] = None,
-    limit: Annotated[int, typer.Option(help="At most this many entries.")] = 100,
-    json_output: JsonFlag = False,
-) -> None:
-    """Print the audit log, newest first."""
-    cli = state(ctx)
-    if since is not None and since.tzinfo is None:
-        from datetime import UTC
-
-        since = since.replace(tzinfo=UTC)
-    with open_project_store(cli) as store:
-        entries = store.audit(instance=instance, since=since, limit=limit)
-    if json_output:
-        print_json([vars(e) for e in entries])
-        return
-    table = Table("at", "actor", "action", "target", "result")
-    for e in entries:
-        table.add_row(e.at.isoformat(timespec="seconds"), e.actor, e.action, e.target, e.result)
-    console().print(table)
