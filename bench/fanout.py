@@ -437,9 +437,12 @@ def verdict(rows: list[Row], count: int) -> list[str]:
         return ["goal: nothing else measured"]
     fastest = min(others, key=lambda r: r.median or 0.0)
     ratio = ours.median / (fastest.median or 1.0)
+    # On a shared machine the best runs say what the code can do, the medians what you get.
+    best = (ours.minimum or 0.0) / min(r.minimum or 1.0 for r in others)
     lines = [
         f"goal (N={count}): within {GOAL_RATIO}x of the fastest other ({fastest.case.label}, "
         f"{fastest.median:.2f} s): {ratio:.2f}x -> {'MET' if ratio <= GOAL_RATIO else 'MISSED'}"
+        f" (best run against best run: {best:.2f}x)"
     ]
     for row in rows:
         if row.case.tool in RIVALS:
