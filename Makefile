@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 system-deps:
 	scripts/system-deps
 
-demo: $(STAMP)
+demo: $(STAMP) system-deps
 	PATH=$(CURDIR)/$(BIN):$$PATH scripts/demo
 
 test: $(STAMP) system-deps
