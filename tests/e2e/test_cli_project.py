@@ -74,7 +74,7 @@ def test_invalid_input_exits_2_with_every_problem(hello: Path) -> None:
     result = shipyard("validate", cwd=hello)
     assert result.returncode == 2
     assert (
-        'shipyard.yaml:46:15: services.greeter.template: unknown template "hallo"' in result.stderr
+        'shipyard.yaml:47:15: services.greeter.template: unknown template "hallo"' in result.stderr
     )
     assert 'services.front.depends_on[1]: unknown service "db2"' in result.stderr
 
