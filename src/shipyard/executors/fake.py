@@ -108,7 +108,7 @@ class FakeExecutor:
         frozen = as_command(command)
         self._reachable()
         data = stdin.encode() if isinstance(stdin, str) else stdin
-        use_sudo = self._sudo if sudo is None else sudo
+        use_sudo = self._use_sudo(sudo)
         self.calls.append(
             Call(
                 "run",
@@ -143,19 +143,19 @@ class FakeExecutor:
     ) -> None:
         self._reachable()
         data = source if isinstance(source, bytes) else source.read_bytes()
-        self.calls.append(Call("put", path=remote_path, data=data, sudo=bool(sudo)))
+        self.calls.append(Call("put", path=remote_path, data=data, sudo=self._use_sudo(sudo)))
         self.files[remote_path] = data
 
     async def get(self, remote_path: str, local_path: Path, *, sudo: bool | None = None) -> None:
         self._reachable()
-        self.calls.append(Call("get", path=remote_path, sudo=bool(sudo)))
+        self.calls.append(Call("get", path=remote_path, sudo=self._use_sudo(sudo)))
         if remote_path not in self.files:
             raise TransferError(self._name, f"download of {remote_path} failed: no such file")
         local_path.write_bytes(self.files[remote_path])
 
     async def put_dir(self, local_dir: Path, remote_dir: str, *, sudo: bool | None = None) -> bool:
         self._reachable()
-        self.calls.append(Call("put_dir", path=remote_dir, sudo=bool(sudo)))
+        self.calls.append(Call("put_dir", path=remote_dir, sudo=self._use_sudo(sudo)))
         manifest = build_manifest(local_dir)
         if self._dirs.get(remote_dir) == manifest.digest:
             return False
@@ -167,6 +167,9 @@ class FakeExecutor:
 
     async def close(self) -> None:
         self.closed = True
+
+    def _use_sudo(self, sudo: bool | None) -> bool:
+        return self._sudo if sudo is None else sudo
 
     def _reachable(self) -> None:
         if self.unreachable is not None:
