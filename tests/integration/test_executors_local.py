@@ -81,7 +81,7 @@ def test_a_timeout_stops_the_command_and_its_children(tmp_path: Path):
             tmp_path,
             lambda ex: ex.run(["sh", "-c", f"sleep 30 & echo $! > {pid_file}; wait"], timeout=0.3),
         )
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 4  # generous: CI machines can be busy
     child = int(pid_file.read_text())
     deadline = time.monotonic() + 2
     while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:

@@ -159,7 +159,7 @@ def test_a_timed_out_command_is_stopped_on_the_host(hosts: Fleet, tmp_path: Path
         return elapsed, timed_out.value, left.stdout
 
     elapsed, error, left = on_host(hosts, tmp_path, scenario)
-    assert elapsed < 3
+    assert elapsed < 3.4  # the host stopped it: our own backstop comes at 0.5 + 3 s
     assert "did not finish within 0.5 s" in str(error)
     assert error.result.stdout == "started\n"
     assert left == ""

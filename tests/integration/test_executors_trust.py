@@ -101,7 +101,7 @@ def test_an_address_nobody_listens_on_fails_at_once(hosts: Fleet, tmp_path: Path
     start = time.monotonic()
     with pytest.raises(ConnectError, match=r"cannot connect to 127\..*: Connection refused"):
         uname(hosts, tmp_path, Host(address=hosts.silent_address()))
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 4  # generous: CI machines can be busy
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_a_host_that_never_answers_fails_within_the_connect_timeout(
     start = time.monotonic()
     with pytest.raises(ConnectError, match=r"no SSH answer from .* within 1 s"):
         uname(hosts, tmp_path, Host(address=address, port=port), connect_timeout=1.0)
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 4  # generous: CI machines can be busy
 
 
 def test_proxy_jump_in_ssh_config_is_honoured(hosts: Fleet, tmp_path: Path):
