@@ -41,19 +41,39 @@ def _options(
     ctx.obj = CliState(project_file=project)
 
 
-def _register() -> None:
-    # Each module adds its commands to `app`; importing them here keeps app.py about the app.
-    from shipyard.cli import (  # noqa: F401
-        deploy_commands,
-        project_commands,
-        remote_commands,
-        report_commands,
+# Which module defines each command: a command imports only what it needs (the store and
+# SQLAlchemy cost about half a second of start-up that `shipyard run` has no use for).
+COMMAND_MODULES = {
+    **dict.fromkeys(("init", "validate", "show", "plan", "schema"), "project_commands"),
+    **dict.fromkeys(("bootstrap", "deploy", "rollback"), "deploy_commands"),
+    **dict.fromkeys(("status", "diff", "audit"), "report_commands"),
+    **dict.fromkeys(("run", "hosts"), "remote_commands"),
+}
+OPTIONS_WITH_VALUE = ("--project", "-p")
+
+
+def _register(argv: list[str]) -> None:
+    """Import the module of the command in `argv`, or all of them (for help and errors)."""
+    import importlib
+
+    words = iter(argv)
+    command = None
+    for word in words:
+        if word in OPTIONS_WITH_VALUE:
+            next(words, None)
+        elif not word.startswith("-"):
+            command = word
+            break
+    modules = (
+        [COMMAND_MODULES[command]] if command in COMMAND_MODULES else set(COMMAND_MODULES.values())
     )
+    for module in sorted(modules):
+        importlib.import_module(f"shipyard.cli.{module}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with 0, 1 or 2."""
-    _register()
+    _register(sys.argv[1:] if argv is None else argv)
     err = Console(stderr=True)
     try:
         # Outside standalone mode Typer returns a command's `typer.Exit` code instead of exiting.
