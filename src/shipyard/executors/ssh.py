@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
+import asyncssh.encryption
+import asyncssh.kex
 
 from shipyard.config.models import SshSettings
 from shipyard.errors import ConnectError, ExecutionError
@@ -22,9 +24,9 @@ from shipyard.executors.sshconfig import SshConfig
 
 DEFAULT_ROOT = "/srv/shipyard"
 # Cheap handshakes first: curve25519 costs far less CPU than the post-quantum hybrids, and
-# AES-GCM runs in hardware. `^` puts ours in front of asyncssh's defaults.
-PREFERRED_KEX = "^curve25519-sha256,curve25519-sha256@libssh.org"
-PREFERRED_CIPHERS = "^aes128-gcm@openssh.com,chacha20-poly1305@openssh.com"
+# AES-GCM runs in hardware. asyncssh's other defaults follow, for servers without these.
+PREFERRED_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com")
 KEEPALIVE_COUNT_MAX = 3
 # sshd's default MaxSessions: more channels at once on one connection would be refused.
 MAX_SESSIONS = 10
@@ -60,6 +62,11 @@ class SshContext:
             accept_new=settings.accept_new if accept_new is None else accept_new,
         )
         self._keys: dict[Path, list[asyncssh.SSHKey]] = {}
+        # Whole lists, made once: asyncssh expands a `^alg` pattern again for every connection.
+        self.kex_algs = _first(PREFERRED_KEX, asyncssh.kex.get_default_kex_algs())
+        self.encryption_algs = _first(
+            PREFERRED_CIPHERS, asyncssh.encryption.get_default_encryption_algs()
+        )
 
     def client_keys(self, path: Path, host_label: str) -> list[asyncssh.SSHKey]:
         """The private key in `path`, read once per run."""
@@ -72,6 +79,11 @@ class SshContext:
 
     def close(self) -> None:
         self.config.close()
+
+
+def _first(preferred: tuple[str, ...], defaults: list[bytes]) -> list[str]:
+    rest = [name for name in (alg.decode() for alg in defaults) if name not in preferred]
+    return [*preferred, *rest]
 
 
 def _project_path(value: str | None, project_dir: Path) -> Path | None:
@@ -159,8 +171,8 @@ class SshExecutor(Runner):
             "connect_timeout": settings.connect_timeout,
             "keepalive_interval": settings.keepalive_interval,
             "keepalive_count_max": KEEPALIVE_COUNT_MAX,
-            "kex_algs": PREFERRED_KEX,
-            "encryption_algs": PREFERRED_CIPHERS,
+            "kex_algs": self._context.kex_algs,
+            "encryption_algs": self._context.encryption_algs,
         }
         if target.port is not None:
             options["port"] = target.port
