@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from shipyard.errors import ExecutionError
 from shipyard.executors.base import Executor
@@ -48,7 +48,8 @@ class FanoutResult(Generic[T]):
 
     @property
     def succeeded(self) -> dict[str, T]:
-        return {o.host: o.value for o in self.outcomes if o.ok}  # type: ignore[misc]
+        # A task may return None itself, so `value` is only known to be a T when `ok`.
+        return {o.host: cast(T, o.value) for o in self.outcomes if o.ok}
 
     @property
     def failed(self) -> dict[str, Exception]:
