@@ -35,6 +35,7 @@ UNFILTERABLE = {
 
 
 WILDCARDS = frozenset("*?!")
+PREFIX = "shipyard-ssh-config-"
 
 
 @dataclass(frozen=True)
@@ -114,9 +115,19 @@ class SshConfig:
         if self._dir is None:
             # In memory where we can: a file on a busy disk costs milliseconds to create.
             memory = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-            self._dir = Path(tempfile.mkdtemp(prefix="shipyard-ssh-config-", dir=memory))
+            parent = Path(memory or tempfile.gettempdir())
+            _sweep(parent)
+            self._dir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
             weakref.finalize(self, shutil.rmtree, self._dir, True)
         path = self._dir / hashlib.sha256(text.encode()).hexdigest()[:16]
         path.write_text(text)
         self._written[text] = str(path)
         return str(path)
+
+
+def _sweep(parent: Path) -> None:
+    """Remove the per-host configs of Shipyard processes that died without cleaning up."""
+    for stale in parent.glob(f"{PREFIX}*-*"):
+        pid = stale.name.removeprefix(PREFIX).split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
