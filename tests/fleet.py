@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,6 +119,21 @@ def start_fleet(
         raise RuntimeError(f"a fleet is already described in {directory}; run `fleet down` first")
     for sub in ("keys", "sshd", "hosts"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
+    # Fleets starting at the same moment (parallel test runs, a benchmark) take turns, so that
+    # each one finds its addresses free and binds them before the next one looks.
+    with _start_lock():
+        fleet = _start(count, directory, slot, tie_to_parent=tie_to_parent)
+    state = {
+        "dir": fleet.dir,
+        "slot": fleet.slot,
+        "hosts": [vars(h) for h in fleet.hosts],
+        "daemons": [vars(d) for d in fleet.daemons],
+    }
+    (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+    return fleet
+
+
+def _start(count: int, directory: Path, slot: int | None, *, tie_to_parent: bool) -> Fleet:
     chosen = slot if slot is not None else _free_slot(count)
     hosts = [
         FleetHost(
@@ -150,13 +168,6 @@ def start_fleet(
     except BaseException:
         stop_fleet(fleet)
         raise
-    state = {
-        "dir": fleet.dir,
-        "slot": fleet.slot,
-        "hosts": [vars(h) for h in fleet.hosts],
-        "daemons": [vars(d) for d in fleet.daemons],
-    }
-    (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
     return fleet
 
 
@@ -197,6 +208,13 @@ def _ensure_sshd() -> None:
         subprocess.run([str(REPO / "scripts" / "system-deps")], check=True)
     # Debian's sshd refuses to start without its privilege separation directory.
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+
+
+@contextlib.contextmanager
+def _start_lock() -> Iterator[None]:
+    with (Path(tempfile.gettempdir()) / "shipyard-fleet.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _free_slot(count: int) -> int:
