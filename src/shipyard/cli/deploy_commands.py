@@ -195,16 +195,7 @@ def rollback(
         snapshot = store.snapshot_of(current.name, candidates[0].revision)
     if snapshot is None:
         raise DeployError(f"{current.name}: no snapshot of {candidates[0].revision[:12]}")
-    old = Instance(
-        name=current.name,
-        service=current.service,
-        host=current.host,
-        site=current.site,
-        config=snapshot.config,
-        revision=snapshot.revision,
-        depends_on=current.depends_on,
-        secrets=snapshot.secrets,
-    )
+    old = current.as_deployed(snapshot.revision, snapshot.config, snapshot.secrets)
 
     async def work(deployer: Deployer) -> RolloutReport:
         report = RolloutReport(rollout_id="rollback")

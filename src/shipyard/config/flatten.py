@@ -58,6 +58,19 @@ class Instance:
     secrets: dict[str, str] = field(default_factory=dict)  # name -> fingerprint
     sealed: dict[ConfigPath, str] = field(default_factory=dict)  # path -> text with tokens
 
+    def as_deployed(self, revision: str, config: Json, secrets: dict[str, str]) -> Instance:
+        """This instance as an earlier deployment left it (a stored snapshot), for rollback."""
+        return Instance(
+            self.name,
+            self.service,
+            self.host,
+            self.site,
+            config,
+            revision,
+            self.depends_on,
+            secrets,
+        )
+
 
 @dataclass
 class Flattened:

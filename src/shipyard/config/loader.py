@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from shipyard.config.merge import strip_removals
 from shipyard.config.models import NAME_PATTERN, Project, Service, Site, Template
 from shipyard.config.yamlsource import REMOVE, PathKey, SourceMap, load_yaml
 from shipyard.errors import ConfigError, Problem
@@ -119,15 +120,6 @@ def _merge_include(
                 continue
             target[name] = value
     marks.update(own)
-
-
-def strip_removals(value: Any) -> Any:
-    """A copy without `!remove` members, for checking the shape of what remains."""
-    if isinstance(value, dict):
-        return {k: strip_removals(v) for k, v in value.items() if v is not REMOVE}
-    if isinstance(value, list):
-        return [strip_removals(v) for v in value if v is not REMOVE]
-    return value
 
 
 def _validate_structure(raw: dict[str, Any], marks: SourceMap, problems: list[Problem]) -> Project:

@@ -32,7 +32,7 @@ def merge_layer(
         if isinstance(value, dict) and isinstance(current, dict):
             out[key] = merge_layer(current, value, origins, source, here)
         else:
-            out[key] = _without_removals(value)
+            out[key] = strip_removals(value)
             _forget(origins, here)
             origins[here] = (*source, *here)
     return out
@@ -67,9 +67,10 @@ def _forget(origins: Origins, path: tuple[str, ...]) -> None:
     origins.pop(path, None)
 
 
-def _without_removals(value: Any) -> Any:
+def strip_removals(value: Any) -> Any:
+    """A copy without `!remove` members (for a value that replaces rather than merges)."""
     if isinstance(value, dict):
-        return {k: _without_removals(v) for k, v in value.items() if v is not REMOVE}
+        return {k: strip_removals(v) for k, v in value.items() if v is not REMOVE}
     if isinstance(value, list):
-        return [_without_removals(v) for v in value if v is not REMOVE]
+        return [strip_removals(v) for v in value if v is not REMOVE]
     return value

@@ -217,16 +217,7 @@ class Deployer:
             snapshot = state.deployed if state is not None else None
             if snapshot is None:
                 continue  # nothing ran there before: its failed release stays stopped
-            old = Instance(
-                instance.name,
-                instance.service,
-                instance.host,
-                instance.site,
-                snapshot.config,
-                snapshot.revision,
-                instance.depends_on,
-                snapshot.secrets,
-            )
+            old = instance.as_deployed(snapshot.revision, snapshot.config, snapshot.secrets)
             outcome = await self.deploy_one(old, kind=DeploymentKind.ROLLBACK)
             out.append(
                 Outcome(
