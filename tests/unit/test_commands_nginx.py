@@ -171,14 +171,17 @@ def test_a_refused_first_site_leaves_no_file_behind(conf_dir: Path) -> None:
     assert not (conf_dir.parent / "reloads").exists()
 
 
+SS = ("ss", "-Htn", "state", "established", "state", "syn-sent", "state", "syn-recv")
+
+
 @pytest.mark.parametrize(
     ("port", "address", "argv"),
     [
-        (9001, None, ("ss", "-Htn", "state", "established", "( sport = :9001 )")),
-        (9001, "127.0.1.2", ("ss", "-Htn", "state", "established", "( src 127.0.1.2:9001 )")),
+        (9001, None, (*SS, "( sport = :9001 or dport = :9001 )")),
+        (9001, "127.0.1.2", (*SS, "( src 127.0.1.2:9001 or dst 127.0.1.2:9001 )")),
     ],
 )
-def test_draining_counts_established_connections_to_the_slot_port(
+def test_draining_counts_connections_at_both_ends_of_the_slot_port(
     port: int, address: str | None, argv: tuple[str, ...]
 ) -> None:
     assert established_argv(port, address=address) == argv

@@ -231,11 +231,20 @@ def apply_site_script(
 
 
 def established_argv(port: int, *, address: str | None = None) -> Argv:
-    """Lists established TCP connections accepted on a local port (one line each, no header)."""
+    """Lists the TCP connections open or opening on a local port, from both ends: those the slot
+    accepted and nginx's own to it (one line each, no header). nginx's end counts too because
+    when the slot's listen backlog overflows, the kernel drops the handshake's last ACK: nginx
+    sees the connection established and sends its request, while the slot's end is not yet
+    established, so the slot alone looks drained and would be stopped under the request."""
     if address is not None and not _ADDRESS.match(address):
         raise UnsafeValue(f"address must be a host name or IP address: {address!r}")
-    where = f"( sport = :{_port(port)} )" if address is None else f"( src {address}:{port} )"
-    return ("ss", "-Htn", "state", "established", where)
+    where = (
+        f"( sport = :{_port(port)} or dport = :{port} )"
+        if address is None
+        else f"( src {address}:{port} or dst {address}:{port} )"
+    )
+    states = ("state", "established", "state", "syn-sent", "state", "syn-recv")
+    return ("ss", "-Htn", *states, where)
 
 
 def count_established(stdout: str) -> int:

@@ -30,6 +30,7 @@ from shipyard.errors import DeployError, ExecutionError
 from shipyard.executors.base import Executor
 
 DRAIN_POLL_SECONDS = 0.2
+DRAIN_GRACE_SECONDS = 10.0  # past a drain's deadline, before another switch takes it over
 Drain = Callable[[], Awaitable[None]]
 
 
@@ -83,7 +84,7 @@ class BlueGreen:
         live = state.live
         idle: Color = other_color(live) if live else "blue"
         if state.draining == idle:
-            await self._drain(idle, state.drain_until)  # the seed's "pending" switch
+            await self._await_drain(idle, state.drain_until)  # the seed's "pending" switch
         if upload:
             await upload_release(self.executor, self.target)
         else:
@@ -95,8 +96,8 @@ class BlueGreen:
         await run_script(
             self.executor, release.switch_slot_script(self.layout, idle, revision), "slot link"
         )
-        await self._start(idle)
         try:
+            await self._start(idle)
             await self._check(idle)
             await self._route(idle)
         except (DeployError, ExecutionError):
@@ -135,10 +136,14 @@ class BlueGreen:
         check = self.target.health
         if check is None:
             return
-        attempts = max(1, math.ceil(self.strategy.deploy_timeout / max(check.interval, 0.1)))
+        timeout = self.strategy.deploy_timeout
+        attempts = max(1, math.ceil(timeout / max(check.interval, 0.1)))
         bounded = check.model_copy(update={"retries": min(check.retries, attempts - 1)})
         health = await wait_healthy(
-            self.executor, HealthCheck.model_validate(bounded), port=self.ports[color]
+            self.executor,
+            HealthCheck.model_validate(bounded),
+            port=self.ports[color],
+            deadline=time.monotonic() + timeout,  # each attempt takes time too
         )
         if not health.healthy:
             tail = await log_tail(
@@ -169,8 +174,18 @@ class BlueGreen:
             supervisor.stop_argv(self.supervisor.conf, self.program(color)), check=False
         )
 
+    async def _await_drain(self, color: Color, until: float) -> None:
+        """Wait for the switch that left `color` draining to stop it. Draining it here too would
+        race that switch's own stop, which could then land on the slot this switch has just
+        started; so only once that switch looks gone (its deadline long past) is it done here."""
+        while time.time() < until + DRAIN_GRACE_SECONDS:
+            if (await self.state()).draining != color:
+                return
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+        await self._drain(color, until)
+
     async def _drain(self, color: Color, until: float) -> None:
-        """Wait until `color`'s port has no established connections (or `until`), then stop it."""
+        """Wait until `color`'s port has no connections (or `until`), then stop it."""
         argv = nginx.established_argv(self.ports[color], address=self.strategy.upstream_host)
         while time.time() < until:
             found = await self.executor.run(argv, check=False)

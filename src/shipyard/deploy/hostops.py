@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import posixpath
+import time
 from dataclasses import dataclass
 
 from shipyard.commands import supervisor
@@ -69,22 +70,31 @@ class HealthResult:
 
 
 async def wait_healthy(
-    executor: Executor, check: HealthCheck | None, *, port: int | None = None
+    executor: Executor,
+    check: HealthCheck | None,
+    *,
+    port: int | None = None,
+    deadline: float | None = None,
 ) -> HealthResult:
-    """Run the health check until it passes or its attempts run out."""
+    """Run the health check until it passes or its attempts run out (or, given a `deadline` in
+    time.monotonic() seconds, until no attempt is left to start before it)."""
     if check is None:
         return HealthResult(True, 0, "no health check")
     probe = probe_for(check, port=port)
     last = ""
+    attempt = 0
     for attempt in range(1, probe.attempts + 1):
         result = await executor.run(probe.argv, check=False, timeout=probe.timeout + 2.0)
         if result.ok:
             return HealthResult(True, attempt, probe.description)
         last = result.first_line() or f"exit status {result.exit_status}"
-        if attempt < probe.attempts:
-            await asyncio.sleep(probe.interval)
+        if attempt == probe.attempts:
+            break
+        if deadline is not None and time.monotonic() + probe.interval >= deadline:
+            break
+        await asyncio.sleep(probe.interval)
     return HealthResult(
-        False, probe.attempts, f"{probe.description}: failed {probe.attempts} time(s), last: {last}"
+        False, attempt, f"{probe.description}: failed {attempt} time(s), last: {last}"
     )
 
 
