@@ -13,8 +13,9 @@ client's side:
   drain   from the switch (the first request answered by the new release) to the old slot
           stopped (its port no longer accepts connections, polled every 20 ms).
 
-With `--long S`, an S-second request is started through every front just before each switch, so
-the drain has work in flight to wait for. Everything started is stopped by PID at the end.
+With `--long S`, an S-second request is started through every front as each deployment starts,
+so the drain may have work in flight to wait for (what is left of it when nginx switches).
+Everything started is stopped by PID at the end; the fleet's files stay in a temporary folder.
 
     .venv/bin/python bench/switch.py [--hosts 2] [--switches 5] [--rate 100] [--long 0]
 """
