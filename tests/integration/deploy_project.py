@@ -246,16 +246,22 @@ def version(host: FleetHost, port: int, timeout: float = 10.0) -> str:
 # supervisord, started on each host by `shipyard bootstrap`.
 
 
-def supervisord_pid(host: FleetHost) -> int | None:
-    """The pid of this host's own supervisord, if it runs (checked against its config path)."""
-    folder = Path(host.root) / "supervisor"
+def daemon_pid(host: FleetHost, folder: str, program: str, pidfile: str, conf: str) -> int | None:
+    """The pid of a daemon `shipyard bootstrap` started under the host's root, if it runs:
+    its pid file names a live `program` whose command line has our config path."""
+    base = Path(host.root) / folder
     try:
-        pid = int((folder / "supervisord.pid").read_text().strip())
+        pid = int((base / pidfile).read_text().strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except (OSError, ValueError):
         return None
-    ours = b"supervisord" in cmdline and str(folder / "supervisord.conf").encode() in cmdline
+    ours = program.encode() in cmdline and str(base / conf).encode() in cmdline
     return pid if ours else None
+
+
+def supervisord_pid(host: FleetHost) -> int | None:
+    """The pid of this host's own supervisord, if it runs."""
+    return daemon_pid(host, "supervisor", "supervisord", "supervisord.pid", "supervisord.conf")
 
 
 def stop_supervisors(hosts: list[FleetHost], timeout: float = 15.0) -> None:

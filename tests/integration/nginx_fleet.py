@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy_project import Json, Project, free_port, hello_template, service_dir, stop_supervisors
+from deploy_project import (
+    Json,
+    Project,
+    daemon_pid,
+    free_port,
+    hello_template,
+    service_dir,
+    stop_supervisors,
+)
 
 from fleet import FleetHost
 
@@ -132,15 +140,8 @@ def slot_file(host: FleetHost, service: str, name: str) -> str | None:
 
 
 def nginx_pid(host: FleetHost) -> int | None:
-    """The pid of this host's own nginx master, if it runs (checked against its config path)."""
-    folder = Path(host.root) / "nginx"
-    try:
-        pid = int((folder / "nginx.pid").read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except (OSError, ValueError):
-        return None
-    ours = b"nginx" in cmdline and str(folder / "nginx.conf").encode() in cmdline
-    return pid if ours else None
+    """The pid of this host's own nginx master, if it runs."""
+    return daemon_pid(host, "nginx", "nginx", "nginx.pid", "nginx.conf")
 
 
 def _children(pid: int) -> list[int]:
