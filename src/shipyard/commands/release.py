@@ -144,6 +144,11 @@ def extract_argv(layout: ReleaseLayout, revision: str, *, gzip: bool = False) ->
     )
 
 
+def extract_argv_at(root: str) -> Argv:
+    """Extracts a tar stream read on stdin under a deploy root (several releases at once)."""
+    return ("tar", "-x", "--no-same-owner", "-f", "-", "-C", check_path(root, "deploy root"))
+
+
 def install_script(
     layout: ReleaseLayout,
     revision: str,

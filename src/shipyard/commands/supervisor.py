@@ -20,12 +20,15 @@ from dataclasses import dataclass
 from shipyard.commands.script import (
     SHELL,
     Argv,
+    Script,
     UnsafeValue,
     check_argv,
     check_env,
     check_name,
     check_path,
     command_script,
+    quote,
+    script,
 )
 
 STATES = frozenset(
@@ -310,3 +313,47 @@ def program_files(
         user=user,
     )
     return files
+
+
+def apply_programs_script(
+    paths: SupervisorPaths, programs: Sequence[tuple[str, str | None]]
+) -> Script:
+    """Link each live release's program file into supervisord's include, then (re)start them all
+    with one `update` and, for programs whose file did not change, one `restart`.
+
+    `programs` holds (name, program file or None to keep the link as it is). The program file
+    lives in the release, so switching `current` switches it too; it names the revision, so a
+    new release changes it and `update` restarts the program without waiting for it to come up
+    (the health check does that). `update` names each program it added or changed on a line
+    of its own (`name: added process group`, `name: updated process group`); the others are
+    restarted. Exit 1 when supervisord can't be reached or refuses the update.
+    """
+    conf = quote(paths.conf)
+    names = [check_name(name, "program name") for name, _ in programs]
+    if not names:
+        return script(["true"])
+    links = [
+        f"ln -sfn -- {quote(file)} {quote(paths.program(name))}"
+        for name, file in programs
+        if file is not None
+    ]
+    listed = " ".join(quote(n) for n in names)
+    return script(
+        [
+            f"mkdir -p -- {quote(paths.programs)}",
+            *links,
+            f"out=$(supervisorctl -c {conf} update {listed} 2>&1) || "
+            '{ echo "$out" >&2; exit 1; }',
+            # Shown on stdout, then matched line by line (the leading newline anchors a name).
+            "printf '%s\\n' \"$out\"",
+            'out="\n$out"',
+            'restart=""',
+            f"for name in {listed}; do",
+            '  case "$out" in',
+            '    *"\n$name: "*) ;;',
+            '    *) restart="$restart $name" ;;',
+            "  esac",
+            "done",
+            f'[ -z "$restart" ] || supervisorctl -c {conf} restart $restart',
+        ]
+    )

@@ -92,12 +92,18 @@ LAUNCHER_FILE = ".shipyard/launch.sh"
 def render_program(target: Release) -> dict[str, tuple[str, int]]:
     """The release's own supervisord program file (and launcher): path -> (text, mode).
 
-    It holds the environment, secrets included, so it is readable by its owner only.
+    It holds the environment, secrets included, so it is readable by its owner only. The
+    process also learns its revision and instance (SHIPYARD_REVISION, SHIPYARD_INSTANCE), which
+    makes every release's program file differ, so supervisord's `update` restarts it.
     """
     layout = target.layout
     name = supervisor.program_name(target.instance.service)
     argv = list(target.config["commands"]["start"])
     env = {k: str(v) for k, v in target.config.get("env", {}).items()}
+    env |= {
+        "SHIPYARD_REVISION": target.instance.revision,
+        "SHIPYARD_INSTANCE": target.instance.name,
+    }
     files: dict[str, tuple[str, int]] = {}
     if supervisor.needs_launcher(argv, env):
         launcher = f"{layout.release(target.instance.revision)}/{LAUNCHER_FILE}"
@@ -176,21 +182,6 @@ async def finish_on_host(
     )
     if doomed:
         await run_script(executor, inventory.prune_script(layout, doomed), "prune")
-
-
-async def deploy_release(
-    executor: Executor, target: Release, *, deployment_id: str, at: datetime
-) -> None:
-    """Steps 3 to 8 of a deployment; raises DeployError or ExecutionError with the reason."""
-    await upload_release(executor, target)
-    previous = await switch_to(executor, target, target.instance.revision)
-    try:
-        await restart(executor, target)
-        await check_health(executor, target)
-    except (DeployError, ExecutionError) as failure:
-        await _switch_back(executor, target, previous, failure)
-        raise
-    await finish_on_host(executor, target, deployment_id=deployment_id, at=at)
 
 
 async def _switch_back(

@@ -20,14 +20,23 @@ from shipyard.config.models import Strategy
 from shipyard.config.topology import HostRef, all_hosts
 from shipyard.deploy.batches import plan_batches
 from shipyard.deploy.bluegreen import BlueGreen, Drain
+from shipyard.deploy.hostgroup import HostGroup, Member
 from shipyard.deploy.hostops import wait_healthy
-from shipyard.deploy.instance import Release, deploy_release, finish_on_host, rollback_release
-from shipyard.errors import ConcurrentDeployment, DeployError, ExecutionError
+from shipyard.deploy.instance import Release, finish_on_host, rollback_release
+from shipyard.errors import (
+    ConcurrentDeployment,
+    DeployError,
+    ExecutionError,
+    NotActive,
+    StoreConflict,
+)
 from shipyard.executors.base import Executor
 from shipyard.plan.rollout import Target, make_plan
 from shipyard.store import (
     DeploymentKind,
+    DeploymentRequest,
     DeploymentStatus,
+    Finish,
     InstanceState,
     RolloutStatus,
     Store,
@@ -130,13 +139,19 @@ class Deployer:
                     else:
                         instance = self.flat.instances[step.name]
                         stale.setdefault(step.service, []).append(instance)
-                rolled = await asyncio.gather(
-                    *(
-                        self._roll_service(group, limit, report.rollout_id)
-                        for group in stale.values()
-                    )
+                # Services deployed in one batch go together, so each host gets one round trip
+                # per step for all of them; rolling and canary services keep their own pace.
+                together = {s: g for s, g in stale.items() if _one_batch(g)}
+                apart = [g for s, g in stale.items() if s not in together]
+                joint, separate = await asyncio.gather(
+                    self._roll_together(together, limit, report.rollout_id),
+                    asyncio.gather(
+                        *(self._roll_service(group, limit, report.rollout_id) for group in apart)
+                    ),
                 )
-                for service, (outcomes, stopped) in zip(stale, rolled, strict=True):
+                services = [*together, *(group[0].service for group in apart)]
+                rolled = [*joint, *separate]
+                for service, (outcomes, stopped) in zip(services, rolled, strict=True):
                     report.outcomes.extend(outcomes)
                     if stopped:
                         failed_services.add(service)
@@ -150,9 +165,20 @@ class Deployer:
         )
         return report
 
-    async def _guarded(self, limit: asyncio.Semaphore, instance: Instance, rollout: str) -> Outcome:
-        async with limit:
-            return await self.deploy_one(instance, rollout_id=rollout)
+    async def _roll_together(
+        self, groups: dict[str, list[Instance]], limit: asyncio.Semaphore, rollout: str
+    ) -> list[tuple[list[Outcome], bool]]:
+        """Services of one batch each, deployed at once; per service, whether it stopped."""
+        everything = [i for group in groups.values() for i in group]
+        done = {o.instance: o for o in await self._deploy_many(everything, limit, rollout)}
+        rolled = []
+        for group in groups.values():
+            outcomes = [done[i.name] for i in group]
+            strategy = Strategy.model_validate(group[0].config.get("strategy", {}))
+            batches = plan_batches([i.name for i in group], strategy)
+            failures = sum(o.result in ("failed", "rejected") for o in outcomes)
+            rolled.append((outcomes, batches.exceeded(failures)))
+        return rolled
 
     async def _roll_service(
         self, instances: list[Instance], limit: asyncio.Semaphore, rollout: str
@@ -173,9 +199,7 @@ class Deployer:
                 continue
             if index and strategy.pause:
                 await asyncio.sleep(strategy.pause)
-            done = await asyncio.gather(
-                *(self._guarded(limit, by_name[name], rollout) for name in batch)
-            )
+            done = await self._deploy_many([by_name[name] for name in batch], limit, rollout)
             outcomes.extend(done)
             failures += sum(o.result in ("failed", "rejected") for o in done)
             if batches.exceeded(failures):
@@ -240,105 +264,214 @@ class Deployer:
         kind: DeploymentKind = DeploymentKind.DEPLOY,
     ) -> Outcome:
         """One deployment: a row in the store, the release on the host, the outcome recorded."""
-        started = time.monotonic()
-        deployment_id = deployment_id or str(uuid.uuid4())
-        drain: Drain | None = None
-        try:
-            began = await asyncio.to_thread(
-                self.store.begin_deployment,
-                deployment_id=deployment_id,
-                instance=instance.name,
-                service=instance.service,
-                host=instance.host,
-                site=instance.site,
-                revision=instance.revision,
-                actor=self.actor,
-                owner_host=_this_host(),
-                owner_pid=os.getpid(),
-                rollout_id=rollout_id,
-                kind=kind,
+        limit = asyncio.Semaphore(1)
+        ids = {instance.name: deployment_id} if deployment_id else {}
+        return (await self._deploy_many([instance], limit, rollout_id, kind=kind, ids=ids))[0]
+
+    async def _deploy_many(
+        self,
+        instances: Sequence[Instance],
+        limit: asyncio.Semaphore,
+        rollout_id: str | None,
+        *,
+        kind: DeploymentKind = DeploymentKind.DEPLOY,
+        ids: dict[str, str] | None = None,
+    ) -> list[Outcome]:
+        """Deployments of `instances` (one each), begun and recorded in batches, run in
+        parallel: the `restart` ones host by host, the others one by one. In their order."""
+        if not instances:
+            return []
+        chosen = {i.name: (ids or {}).get(i.name) or str(uuid.uuid4()) for i in instances}
+        requests = [
+            DeploymentRequest(
+                chosen[i.name], i.name, i.service, i.host, i.site, i.revision, rollout_id, kind
             )
-        except ConcurrentDeployment as busy:
-            self.progress(instance.name, "rejected")
-            return Outcome(instance.name, "rejected", instance.revision, str(busy))
-        if not began.created:
-            done = began.deployment
-            return Outcome(
-                instance.name,
-                "unchanged",
-                instance.revision,
-                f"deployment {deployment_id} was already applied ({done.status.value})",
-                deployment_id,
-            )
-        self._active.add(deployment_id)
-        try:
-            await asyncio.to_thread(self.store.mark_in_progress, deployment_id)
-            self.progress(instance.name, "deploying")
-            executor = self.executor(instance.host)
-            target = self.release(instance)
-            rolling_back = kind is DeploymentKind.ROLLBACK
-            if target.strategy.uses_slots:
-                switch = await BlueGreen(executor, target).deploy(upload=not rolling_back)
-                drain = switch.drain
-                await finish_on_host(
-                    executor, target, deployment_id=deployment_id, at=utc_now(), slot=switch.live
+            for i in instances
+        ]
+        answers = await asyncio.to_thread(
+            self.store.begin_deployments,
+            requests,
+            actor=self.actor,
+            owner_host=_this_host(),
+            owner_pid=os.getpid(),
+        )
+        outcomes: dict[str, Outcome] = {}
+        ready: list[Instance] = []
+        for instance, answer in zip(instances, answers, strict=True):
+            if isinstance(answer, ConcurrentDeployment):
+                self.progress(instance.name, "rejected")
+                outcomes[instance.name] = Outcome(
+                    instance.name, "rejected", instance.revision, str(answer)
                 )
-            elif rolling_back:
-                await rollback_release(executor, target, deployment_id=deployment_id, at=utc_now())
+            elif not answer.created:
+                did = answer.deployment
+                outcomes[instance.name] = Outcome(
+                    instance.name,
+                    "unchanged",
+                    instance.revision,
+                    f"deployment {did.id} was already applied ({did.status.value})",
+                    did.id,
+                )
             else:
-                await deploy_release(executor, target, deployment_id=deployment_id, at=utc_now())
-        except (DeployError, ExecutionError) as failure:
-            reason = _reason(failure)
-            await asyncio.to_thread(
-                self.store.finish_deployment,
-                deployment_id,
-                status=DeploymentStatus.FAILED,
-                error=reason,
+                ready.append(instance)
+        running = [chosen[i.name] for i in ready]
+        if running:
+            await asyncio.to_thread(self.store.mark_in_progress_many, running)
+        self._active.update(running)
+        try:
+            together: dict[str, list[Instance]] = {}
+            alone: list[Instance] = []
+            for instance in ready:
+                if kind is DeploymentKind.DEPLOY and not self.release(instance).strategy.uses_slots:
+                    together.setdefault(instance.host, []).append(instance)
+                else:
+                    alone.append(instance)
+            ran = await asyncio.gather(
+                *(self._on_host(host, group, chosen, limit) for host, group in together.items()),
+                *(self._one(i, chosen[i.name], kind, limit) for i in alone),
             )
-            self.progress(instance.name, "failed")
-            return Outcome(
-                instance.name,
-                "failed",
-                instance.revision,
-                reason,
-                deployment_id,
-                time.monotonic() - started,
-            )
-        except BaseException as crash:  # cancelled or a bug: never leave the row in flight
-            await asyncio.to_thread(
-                self.store.finish_deployment,
-                deployment_id,
-                status=DeploymentStatus.FAILED,
-                error=f"interrupted: {type(crash).__name__}: {crash}",
-            )
-            raise
         finally:
-            self._active.discard(deployment_id)
-        await asyncio.to_thread(
-            self.store.finish_deployment,
-            deployment_id,
-            status=DeploymentStatus.SUCCESS,
-            snapshot=instance.config,
-            secrets=instance.secrets,
-        )
-        if drain is not None:  # after the deployment is recorded: a next switch may queue behind
-            self.progress(instance.name, "draining")
-            await drain()
-        self.progress(instance.name, "success")
-        return Outcome(
-            instance.name,
-            "success",
-            instance.revision,
-            "",
-            deployment_id,
-            time.monotonic() - started,
-        )
+            self._active.difference_update(running)
+        for found in ran:
+            outcomes.update({o.instance: o for o in found})
+        return [outcomes[i.name] for i in instances]
+
+    async def _on_host(
+        self,
+        host: str,
+        instances: list[Instance],
+        ids: dict[str, str],
+        limit: asyncio.Semaphore,
+    ) -> list[Outcome]:
+        """The `restart` deployments on one host, step by step together (see HostGroup)."""
+        async with limit:
+            started = time.monotonic()
+            members = [Member(self.release(i), ids[i.name]) for i in instances]
+            for i in instances:
+                self.progress(i.name, "deploying")
+            try:
+                await HostGroup(self.executor(host), members, self.progress).deploy(at=utc_now())
+            except BaseException as crash:  # cancelled or a bug: never leave rows in flight
+                why = f"interrupted: {type(crash).__name__}: {crash}"
+                failed = [Finish(m.deployment_id, DeploymentStatus.FAILED, why) for m in members]
+                await asyncio.to_thread(self._finish_all, failed)
+                raise
+            finishes = []
+            for i, m in zip(instances, members, strict=True):
+                if m.failure is None:
+                    finishes.append(
+                        Finish(
+                            m.deployment_id,
+                            DeploymentStatus.SUCCESS,
+                            snapshot=i.config,
+                            secrets=i.secrets,
+                        )
+                    )
+                else:
+                    finishes.append(Finish(m.deployment_id, DeploymentStatus.FAILED, m.failure))
+            await asyncio.to_thread(self._finish_all, finishes)
+            seconds = time.monotonic() - started
+            outcomes = []
+            for i, m in zip(instances, members, strict=True):
+                result: Result = "success" if m.failure is None else "failed"
+                self.progress(i.name, result)
+                outcomes.append(
+                    Outcome(i.name, result, i.revision, m.failure or "", m.deployment_id, seconds)
+                )
+            return outcomes
+
+    def _finish_all(self, finishes: list[Finish]) -> None:
+        """Record outcomes in one transaction; if one of them is no longer active (recovery
+        marked it interrupted meanwhile), record the others one by one."""
+        try:
+            self.store.finish_deployments(finishes)
+        except (NotActive, StoreConflict):
+            for f in finishes:
+                try:
+                    self.store.finish_deployment(
+                        f.deployment_id,
+                        status=f.status,
+                        error=f.error,
+                        snapshot=f.snapshot,
+                        secrets=f.secrets,
+                    )
+                except NotActive:
+                    continue
+
+    async def _one(
+        self,
+        instance: Instance,
+        deployment_id: str,
+        kind: DeploymentKind,
+        limit: asyncio.Semaphore,
+    ) -> list[Outcome]:
+        """A blue/green switch or a rollback of one instance, recorded."""
+        async with limit:
+            started = time.monotonic()
+            drain: Drain | None = None
+            try:
+                self.progress(instance.name, "deploying")
+                executor = self.executor(instance.host)
+                target = self.release(instance)
+                rolling_back = kind is DeploymentKind.ROLLBACK
+                if target.strategy.uses_slots:
+                    switch = await BlueGreen(executor, target).deploy(upload=not rolling_back)
+                    drain = switch.drain
+                    await finish_on_host(
+                        executor,
+                        target,
+                        deployment_id=deployment_id,
+                        at=utc_now(),
+                        slot=switch.live,
+                    )
+                else:
+                    await rollback_release(
+                        executor, target, deployment_id=deployment_id, at=utc_now()
+                    )
+            except (DeployError, ExecutionError) as failure:
+                reason = _reason(failure)
+                failed = Finish(deployment_id, DeploymentStatus.FAILED, reason)
+                await asyncio.to_thread(self._finish_all, [failed])
+                self.progress(instance.name, "failed")
+                seconds = time.monotonic() - started
+                return [
+                    Outcome(
+                        instance.name, "failed", instance.revision, reason, deployment_id, seconds
+                    )
+                ]
+            except BaseException as crash:  # cancelled or a bug: never leave the row in flight
+                why = f"interrupted: {type(crash).__name__}: {crash}"
+                failed = Finish(deployment_id, DeploymentStatus.FAILED, why)
+                await asyncio.to_thread(self._finish_all, [failed])
+                raise
+            done = Finish(
+                deployment_id,
+                DeploymentStatus.SUCCESS,
+                snapshot=instance.config,
+                secrets=instance.secrets,
+            )
+            await asyncio.to_thread(self._finish_all, [done])
+            if drain is not None:  # after the deployment is recorded: a next switch may queue
+                self.progress(instance.name, "draining")
+                await drain()
+            self.progress(instance.name, "success")
+            seconds = time.monotonic() - started
+            return [
+                Outcome(instance.name, "success", instance.revision, "", deployment_id, seconds)
+            ]
 
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             if self._active:
                 await asyncio.to_thread(self.store.heartbeat, list(self._active))
+
+
+def _one_batch(instances: list[Instance]) -> bool:
+    """True when the service's strategy deploys all its instances at once (restart, blue-green)."""
+    strategy = Strategy.model_validate(instances[0].config.get("strategy", {}))
+    batches = plan_batches([i.name for i in instances], strategy)
+    return not batches.canary and len(batches.batches) <= 1
 
 
 def _this_host() -> str:

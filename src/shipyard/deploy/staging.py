@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import io
 import os
 import shutil
 import tarfile
@@ -10,6 +11,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from shipyard.commands.release import MARKER
 from shipyard.errors import DeployError
 
 SECRET_MODE = 0o600
@@ -66,3 +68,26 @@ def _link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
+
+
+def pack_releases(
+    releases: list[tuple[Path, str, str | None]], archive: Path, *, now: float
+) -> Path:
+    """One tar of several staged releases, for one `tar -x` on the host.
+
+    `releases` holds (staged directory, its path under the host's deploy root, the revision
+    to write as its completion marker or None to leave it unmarked). The markers come last,
+    after every release's files, with the time `now`: tar unpacks in order, so a marker on
+    the host means its release arrived whole, and prune orders releases by the markers' age.
+    """
+    with tarfile.open(archive, "w") as tar:
+        for staged, inside, _ in releases:
+            tar.add(staged, arcname=inside, recursive=True)
+        for _, inside, revision in releases:
+            if revision is None:
+                continue
+            data = f"{revision}\n".encode()
+            info = tarfile.TarInfo(f"{inside}/{MARKER}")
+            info.size, info.mode, info.mtime = len(data), 0o644, int(now)
+            tar.addfile(info, io.BytesIO(data))
+    return archive

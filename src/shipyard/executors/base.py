@@ -151,11 +151,14 @@ class Executor(Protocol):
         check: bool = True,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
-        stdin: bytes | str | None = None,
+        stdin: bytes | str | Path | None = None,
         sudo: bool | None = None,
         cwd: str | None = None,
     ) -> CommandResult:
-        """Run argv (no shell) or a Script; raise CommandFailed if `check` and it failed."""
+        """Run argv (no shell) or a Script; raise CommandFailed if `check` and it failed.
+
+        A `stdin` given as a Path is streamed from that local file, never read whole.
+        """
         ...
 
     async def put(

@@ -101,13 +101,16 @@ class FakeExecutor:
         check: bool = True,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
-        stdin: bytes | str | None = None,
+        stdin: bytes | str | Path | None = None,
         sudo: bool | None = None,
         cwd: str | None = None,
     ) -> CommandResult:
         frozen = as_command(command)
         self._reachable()
-        data = stdin.encode() if isinstance(stdin, str) else stdin
+        if isinstance(stdin, Path):
+            data: bytes | None = stdin.read_bytes()
+        else:
+            data = stdin.encode() if isinstance(stdin, str) else stdin
         use_sudo = self._use_sudo(sudo)
         self.calls.append(
             Call(

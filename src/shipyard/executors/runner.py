@@ -222,19 +222,22 @@ class Runner(ABC):
         check: bool = True,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
-        stdin: bytes | str | None = None,
+        stdin: bytes | str | Path | None = None,
         sudo: bool | None = None,
         cwd: str | None = None,
     ) -> CommandResult:
         frozen = as_command(command)
         if isinstance(frozen, Script) and stdin is not None:
             raise ValueError("a Script reads its text on stdin; upload its data with put instead")
-        data = stdin.encode() if isinstance(stdin, str) else stdin
+        feed: AsyncIterator[bytes] | None = None
+        if isinstance(stdin, Path):
+            feed = file_chunks(stdin)
+        elif stdin:
+            feed = byte_chunks(stdin.encode() if isinstance(stdin, str) else stdin)
         remote = timeout if self.remote_timeout else None
         use_sudo = self._sudo if sudo is None else sudo
         invocation = Invocation(frozen, dict(env or {}), cwd, use_sudo, remote)
         stdout, stderr = TailBuffer(self.output_limit), TailBuffer(self.output_limit)
-        feed = byte_chunks(data) if data else None
         limit = None if timeout is None else timeout + (REMOTE_TIMEOUT_SLACK if remote else 0.0)
         start = time.monotonic()
         await self._ready()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from shipyard.store.bulk import DeploymentRequest, Finish
 from shipyard.store.engine import database_url, default_url, make_engine, sqlite_path
 from shipyard.store.journal import utc_now
 from shipyard.store.migrations import upgrade
@@ -31,8 +32,10 @@ __all__ = [
     "BeganDeployment",
     "Deployment",
     "DeploymentKind",
+    "DeploymentRequest",
     "DeploymentStatus",
     "Event",
+    "Finish",
     "InstanceState",
     "InstanceStatus",
     "JsonMapping",

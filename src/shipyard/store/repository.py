@@ -21,7 +21,8 @@ from shipyard.errors import (
     NotActive,
     StoreConflict,
 )
-from shipyard.store import rows
+from shipyard.store import bulk, rows
+from shipyard.store.bulk import DeploymentRequest, Finish
 from shipyard.store.journal import Journal, must_exist
 from shipyard.store.records import (
     ACTIVE_STATUSES,
@@ -153,6 +154,93 @@ class Store(Journal):
             return self._finish(
                 conn, deployment_id, status, error=error, snapshot=snapshot, secrets=secrets
             )
+
+    # The same for many deployments at once: one transaction, a statement per kind of row.
+
+    def begin_deployments(
+        self,
+        requests: Sequence[DeploymentRequest],
+        *,
+        actor: str,
+        owner_host: str,
+        owner_pid: int,
+    ) -> list[BeganDeployment | ConcurrentDeployment]:
+        """`begin_deployment` for each request, in order: the began deployment, or the
+        ConcurrentDeployment naming the holder for an instance that has one in flight."""
+        if len({r.instance for r in requests}) != len(requests):
+            raise ValueError("one deployment per instance in a batch")
+        answers: dict[str, BeganDeployment | ConcurrentDeployment] = {}
+        try:
+            with self._write() as conn:
+                now = self._clock()
+                known = bulk.deployments_by_id(conn, [r.deployment_id for r in requests])
+                holders = bulk.active_holders(conn, [r.instance for r in requests])
+                fresh = []
+                for r in requests:
+                    if r.deployment_id in known:
+                        same = _same_request(known[r.deployment_id], r.instance, r.revision)
+                        answers[r.deployment_id] = BeganDeployment(same, created=False)
+                    elif r.instance in holders:
+                        holder = holders[r.instance]
+                        since = holder.started_at.isoformat(timespec="seconds")
+                        answers[r.deployment_id] = ConcurrentDeployment(
+                            r.instance, holder.id, holder.actor, since
+                        )
+                    else:
+                        fresh.append(r)
+                bulk.insert_pending(
+                    conn, fresh, actor=actor, owner_host=owner_host, owner_pid=owner_pid, now=now
+                )
+                made = bulk.deployments_by_id(conn, [r.deployment_id for r in fresh])
+                answers.update({i: BeganDeployment(d, created=True) for i, d in made.items()})
+        except StoreConflict:
+            # Another controller got in between our reads and the insert: go one at a time,
+            # which sorts out who holds what exactly as it does for a single request.
+            return [self._begin_one(r, actor, owner_host, owner_pid) for r in requests]
+        return [answers[r.deployment_id] for r in requests]
+
+    def _begin_one(
+        self, r: DeploymentRequest, actor: str, owner_host: str, owner_pid: int
+    ) -> BeganDeployment | ConcurrentDeployment:
+        try:
+            return self.begin_deployment(
+                deployment_id=r.deployment_id, instance=r.instance, service=r.service,
+                host=r.host, site=r.site, revision=r.revision, actor=actor,
+                owner_host=owner_host, owner_pid=owner_pid, rollout_id=r.rollout_id, kind=r.kind,
+            )  # fmt: skip
+        except ConcurrentDeployment as busy:
+            return busy
+
+    def mark_in_progress_many(self, deployment_ids: Sequence[str]) -> None:
+        """`mark_in_progress` for each id; NotActive (nothing written) if one is finished."""
+        with self._write() as conn:
+            found = bulk.deployments_by_id(conn, deployment_ids)
+            for deployment_id in deployment_ids:
+                known = must_exist(found.get(deployment_id), "deployment", deployment_id)
+                if not known.status.active:
+                    raise NotActive("deployment", deployment_id, known.status.value)
+            pending = [d for d in found.values() if d.status is DeploymentStatus.PENDING]
+            bulk.move_to_in_progress(conn, pending, now=self._clock())
+
+    def finish_deployments(self, finishes: Sequence[Finish]) -> None:
+        """`finish_deployment` for each (success or failed); one that is no longer active
+        (recovery marked it interrupted meanwhile) raises NotActive and nothing is written."""
+        for f in finishes:
+            if f.status not in (DeploymentStatus.SUCCESS, DeploymentStatus.FAILED):
+                raise ValueError(f"a batch finishes as success or failed, not {f.status}")
+            if f.status is DeploymentStatus.SUCCESS and f.snapshot is None:
+                raise ValueError("a successful deployment needs the snapshot it deployed")
+        if not finishes:
+            return
+        with self._write() as conn:
+            found = bulk.deployments_by_id(conn, [f.deployment_id for f in finishes])
+            for f in finishes:
+                known = must_exist(found.get(f.deployment_id), "deployment", f.deployment_id)
+                if not known.status.active:
+                    raise NotActive("deployment", f.deployment_id, known.status.value)
+            finished = bulk.write_outcomes(conn, found, finishes, now=self._clock())
+            if finished != len(finishes):  # a row changed under us (PostgreSQL): write nothing
+                raise StoreConflict(f"{len(finishes) - finished} deployment(s) changed meanwhile")
 
     def recover_interrupted(
         self, *, this_host: str, is_alive: Callable[[int], bool], lease_seconds: float

@@ -1,0 +1,393 @@
+"""The `restart` strategy for every instance being deployed on one host, step by step together.
+
+Each instance is its own deployment with its own outcome, but a step is one round trip for all
+of them: one script checks every release, one tar stream carries every missing release, one
+script switches every `current`, one supervisorctl `reread`/`update` restarts every program, one
+round of health checks runs them all at once. An instance that fails a step drops out with its
+reason (its `current` switched back, its old release restarted) while the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+from shipyard.commands import inventory, release, supervisor
+from shipyard.commands.batch import PartResult, batch
+from shipyard.commands.health import TIMEOUT_MARGIN, HealthProbe, probe_for
+from shipyard.commands.record import HostRecord, write_record_script
+from shipyard.commands.script import Script as ShellScript
+from shipyard.commands.script import UnsafeValue, command_script
+from shipyard.deploy.hostops import log_tail, sh, supervisor_paths
+from shipyard.deploy.instance import PROGRAM_FILE, Release, program_name, render_program
+from shipyard.deploy.staging import pack_releases, stage_release
+from shipyard.errors import DeployError, ExecutionError
+from shipyard.executors.base import CommandFailed, CommandResult, Executor, Script
+
+# supervisord calls a program RUNNING once it has stayed up this long (startsecs).
+START_SECONDS = 1.0
+# Without a health check, how long a program may take to be RUNNING.
+NO_CHECK_ATTEMPTS, NO_CHECK_INTERVAL = 20, 0.25
+
+Progress = Callable[[str, str], None]
+T = TypeVar("T")
+
+
+@dataclass
+class Member:
+    """One instance's deployment in the group, and how far it got."""
+
+    target: Release
+    deployment_id: str
+    failure: str | None = None
+    uploaded: bool = False
+    switched: bool = False
+    previous: str | None = None  # the revision `current` named before the switch
+
+    @property
+    def name(self) -> str:
+        return self.target.instance.name
+
+    @property
+    def revision(self) -> str:
+        return self.target.instance.revision
+
+
+class HostGroup:
+    """Deploys `members` (all on the host of `executor`) with the restart strategy."""
+
+    def __init__(self, executor: Executor, members: Sequence[Member], progress: Progress) -> None:
+        self.executor = executor
+        self.members = list(members)
+        self.progress = progress
+
+    @property
+    def alive(self) -> list[Member]:
+        return [m for m in self.members if m.failure is None]
+
+    async def deploy(self, *, at: datetime) -> None:
+        """Steps 3 to 8 for every member; each ends with `failure` None or its reason."""
+        try:
+            await self._upload()
+            await self._switch()
+            await self._restart()
+            await self._check_health()
+        except (DeployError, ExecutionError, UnsafeValue) as failure:
+            self._fail(self.alive, str(failure))
+        await self._switch_back([m for m in self.members if m.failure is not None])
+        try:
+            await self._finish(at)
+        except (DeployError, ExecutionError, UnsafeValue) as failure:
+            self._fail(self.alive, f"recording the release on the host failed: {failure}")
+
+    # The steps.
+
+    async def _upload(self) -> None:
+        """Put every release on the host unless it is there intact; install; mark complete."""
+        members = self.alive
+        self._say(members, "preparing")
+        prepared = await self._each(
+            members,
+            [release.prepare_script(m.target.layout, m.revision) for m in members],
+            "prepare",
+        )
+        missing = [m for m, out in prepared if not release.parse_prepare(out.stdout)]
+        if not missing:
+            return
+        self._say(missing, "uploading")
+        installs = {m.name for m in missing if _install_argv(m.target)}
+        staging = Path(tempfile.mkdtemp(prefix="shipyard-releases-"))
+        try:
+            for root, group in _by_root(missing).items():
+                archive = await asyncio.to_thread(_stage, group, installs, staging, root)
+                try:
+                    await self.executor.run(release.extract_argv_at(root), stdin=archive)
+                except ExecutionError as failure:
+                    self._fail(group, f"upload failed: {failure}")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        for m in missing:
+            m.uploaded = m.failure is None
+        installing = [m for m in missing if m.failure is None and m.name in installs]
+        if installing:
+            self._say(installing, "installing")
+            await self._each(installing, [_install_script(m.target) for m in installing], "install")
+            marking = [m for m in installing if m.failure is None]
+            marks = [release.mark_complete_script(m.target.layout, m.revision) for m in marking]
+            await self._each(marking, marks, "mark complete")
+
+    async def _switch(self) -> None:
+        members = self.alive
+        scripts = [release.switch_current_script(m.target.layout, m.revision) for m in members]
+        for m, out in await self._each(members, scripts, "switch"):
+            m.switched, m.previous = True, release.parse_switch(out.stdout)
+
+    async def _restart(self) -> None:
+        members = self.alive
+        self._say(members, "restarting")
+        await self._apply_programs(members)
+
+    async def _apply_programs(self, members: list[Member]) -> None:
+        for paths, group in _by_supervisor(members).items():
+            programs = [
+                (program_name(m.target), f"{m.target.layout.current}/{PROGRAM_FILE}") for m in group
+            ]
+            try:
+                await self.executor.run(
+                    sh(supervisor.apply_programs_script(paths, programs), "restart")
+                )
+            except ExecutionError as failure:
+                self._fail(group, f"restart failed: {failure}")
+
+    async def _check_health(self) -> None:
+        """Rounds of every pending member's health check plus one `supervisorctl status`, until
+        each is RUNNING and healthy or out of attempts."""
+        pending = {m.name: m for m in self.alive}
+        self._say(list(pending.values()), "checking health")
+        probes = {name: _probe(m.target) for name, m in pending.items()}
+        attempts = dict.fromkeys(pending, 0)
+        last: dict[str, str] = {}
+        await asyncio.sleep(START_SECONDS)  # no program is RUNNING sooner
+        while pending:
+            members = list(pending.values())
+            states, answers = await self._health_round(members, probes)
+            for m in members:
+                attempts[m.name] += 1
+                probe, state = probes[m.name], states.get(program_name(m.target), "not loaded")
+                answer = answers.get(m.name)
+                if state == "RUNNING" and (answer is None or answer.ok):
+                    del pending[m.name]
+                    continue
+                if state != "RUNNING":
+                    last[m.name] = f"program is {state}"
+                elif answer is not None:
+                    last[m.name] = _first_line(answer) or f"exit status {answer.exit_status}"
+                if state == "FATAL" or attempts[m.name] >= _attempts(probe):
+                    what = probe.description if probe else "the program runs"
+                    count = attempts[m.name]
+                    m.failure = (
+                        f"health check failed: {what}: failed {count} time(s), last: {last[m.name]}"
+                    )
+                    del pending[m.name]
+            if pending:
+                await asyncio.sleep(min(_interval(probes[name]) for name in pending))
+        failed = [m for m in self.members if m.failure and m.failure.startswith("health check")]
+        for m in failed:
+            tail = await log_tail(self.executor, f"{m.target.layout.logs}/stderr.log")
+            if tail:
+                m.failure = f"{m.failure}\n{tail}"
+            self.progress(m.name, "failed")
+
+    async def _health_round(
+        self, members: list[Member], probes: dict[str, HealthProbe | None]
+    ) -> tuple[dict[str, str], dict[str, PartResult]]:
+        """One attempt for each member at once: program states, and each probe's result."""
+        checked = [m for m in members if probes[m.name] is not None]
+        status_parts: list[ShellScript] = []
+        for paths, group in _by_supervisor(members).items():
+            names = [program_name(m.target) for m in group]
+            status_parts.append(command_script(supervisor.status_argv(paths.conf, *names)))
+        probe_parts = [command_script(_known(probes[m.name]).argv) for m in checked]
+        combined = batch([*status_parts, *probe_parts], secrets.token_hex(12), parallel=True)
+        limit = max((_known(probes[m.name]).timeout for m in checked), default=5.0)
+        result = await self.executor.run(
+            Script(combined.script.text, name="health"), timeout=limit + TIMEOUT_MARGIN + 10.0
+        )
+        parts = combined.parse(result.stdout)
+        states: dict[str, str] = {}
+        for part in parts[: len(status_parts)]:
+            states.update(supervisor.parse_status(part.stdout.splitlines()))
+        answers = dict(zip((m.name for m in checked), parts[len(status_parts) :], strict=True))
+        return states, answers
+
+    async def _switch_back(self, failed: list[Member]) -> None:
+        """Failed members that were switched: `current` back to the release before it, restarted;
+        with none before (a first deployment), their program stopped."""
+        restore = [m for m in failed if m.switched and m.previous is not None]
+        stop = [m for m in failed if m.switched and m.previous is None]
+        notes: dict[str, str] = {}
+        if restore:
+            scripts = [
+                release.restore_current_script(m.target.layout, _known(m.previous)) for m in restore
+            ]
+            parts = await self._run_parts(scripts, "switch back")
+            back = []
+            for m, part in zip(restore, parts, strict=True):
+                if part.ok:
+                    back.append(m)
+                else:
+                    notes[m.name] = _part_failure(self.executor.name, "switch back", part)
+            for paths, group in _by_supervisor(back).items():
+                programs = [(program_name(m.target), None) for m in group]
+                try:
+                    await self.executor.run(
+                        sh(supervisor.apply_programs_script(paths, programs), "restart")
+                    )
+                except ExecutionError as also:
+                    notes.update({m.name: f"restarting it failed: {also}" for m in group})
+        for paths, group in _by_supervisor(stop).items():
+            names = [program_name(m.target) for m in group]
+            await self.executor.run(
+                supervisor.supervisorctl_argv(paths.conf, "stop", *names), check=False
+            )
+        for m in restore:
+            if m.name in notes:
+                m.failure = (
+                    f"{m.failure}\nswitching back to {m.previous} failed too: {notes[m.name]}"
+                )
+
+    async def _finish(self, at: datetime) -> None:
+        """The host-side record of every deployed member; releases beyond `keep` pruned."""
+        members = self.alive
+        if not members:
+            return
+        scripts: list[ShellScript] = []
+        for m in members:
+            record = HostRecord(
+                service=m.target.instance.service,
+                instance=m.name,
+                revision=m.revision,
+                deployment_id=m.deployment_id,
+                deployed_at=at,
+            )
+            layout = m.target.layout
+            scripts += [
+                write_record_script(layout, record),
+                inventory.list_script(layout),
+                inventory.links_script(layout),
+            ]
+        parts = await self._run_parts(scripts, "record")
+        pruning: list[tuple[Member, ShellScript]] = []
+        for index, m in enumerate(members):
+            wrote, listing, links = parts[3 * index : 3 * index + 3]
+            bad = next((p for p in (wrote, listing, links) if not p.ok), None)
+            if bad is not None:
+                m.failure = _part_failure(self.executor.name, "record", bad)
+                continue
+            doomed = inventory.plan_prune(
+                inventory.parse_listing(listing.stdout),
+                keep=m.target.strategy.keep_releases,
+                links=inventory.parse_links(links.stdout),
+                also_keep=[m.revision],
+            )
+            if doomed:
+                pruning.append((m, inventory.prune_script(m.target.layout, doomed)))
+        if pruning:
+            await self._each([m for m, _ in pruning], [s for _, s in pruning], "prune")
+
+    # Plumbing.
+
+    async def _each(
+        self, members: list[Member], scripts: list[ShellScript], step: str
+    ) -> list[tuple[Member, PartResult]]:
+        """Run one script per member in one round trip; members whose part failed drop out."""
+        parts = await self._run_parts(scripts, step)
+        done = []
+        for m, part in zip(members, parts, strict=True):
+            if part.ok:
+                done.append((m, part))
+            else:
+                self._fail([m], _part_failure(self.executor.name, step, part))
+        return done
+
+    async def _run_parts(self, scripts: list[ShellScript], step: str) -> list[PartResult]:
+        if not scripts:
+            return []
+        combined = batch(scripts, secrets.token_hex(12))
+        result = await self.executor.run(Script(combined.script.text, name=step))
+        return combined.parse(result.stdout)
+
+    def _fail(self, members: list[Member], reason: str) -> None:
+        for m in members:
+            if m.failure is None:
+                m.failure = reason
+                self.progress(m.name, "failed")
+
+    def _say(self, members: list[Member], what: str) -> None:
+        for m in members:
+            self.progress(m.name, what)
+
+
+def _by_root(members: list[Member]) -> dict[str, list[Member]]:
+    grouped: dict[str, list[Member]] = {}
+    for m in members:
+        grouped.setdefault(m.target.root, []).append(m)
+    return grouped
+
+
+def _by_supervisor(members: list[Member]) -> dict[supervisor.SupervisorPaths, list[Member]]:
+    grouped: dict[supervisor.SupervisorPaths, list[Member]] = {}
+    for m in members:
+        paths = supervisor_paths(m.target.ref, m.target.root)
+        grouped.setdefault(paths, []).append(m)
+    return grouped
+
+
+def _stage(members: list[Member], installs: set[str], staging: Path, root: str) -> Path:
+    """Stage the members' releases under `staging` and pack them into one tar for `root`."""
+    packed = []
+    for m in members:
+        target = m.target
+        sealed = {path[1] for path in target.instance.sealed if path[0] == "files"}
+        staged = stage_release(
+            target.project_dir, target.config, sealed, staging / m.name / "release"
+        )
+        for relative, (text, mode) in render_program(target).items():
+            (staged / relative).parent.mkdir(parents=True, exist_ok=True)
+            (staged / relative).write_text(text, encoding="utf-8")
+            (staged / relative).chmod(mode)
+        inside = target.layout.release(m.revision)[len(root.rstrip("/")) + 1 :]
+        packed.append((staged, inside, None if m.name in installs else m.revision))
+    archive = staging / f"releases-{len(list(staging.glob('*.tar')))}.tar"
+    return pack_releases(packed, archive, now=time.time())
+
+
+def _install_argv(target: Release) -> list[str] | None:
+    install = target.config.get("commands", {}).get("install")
+    return list(install) if install else None
+
+
+def _install_script(target: Release) -> ShellScript:
+    env = {k: str(v) for k, v in target.config.get("env", {}).items()}
+    argv = _install_argv(target) or ["true"]
+    return release.install_script(target.layout, target.instance.revision, argv, env)
+
+
+def _probe(target: Release) -> HealthProbe | None:
+    return probe_for(target.health) if target.health else None
+
+
+def _attempts(probe: HealthProbe | None) -> int:
+    return probe.attempts if probe else NO_CHECK_ATTEMPTS
+
+
+def _interval(probe: HealthProbe | None) -> float:
+    return probe.interval if probe else NO_CHECK_INTERVAL
+
+
+def _known(value: T | None) -> T:
+    if value is None:
+        raise AssertionError("checked above")
+    return value
+
+
+def _first_line(part: PartResult) -> str:
+    for text in (part.stderr, part.stdout):
+        for line in text.splitlines():
+            if line.strip():
+                return line.strip()
+    return ""
+
+
+def _part_failure(host: str, step: str, part: PartResult) -> str:
+    """A failed part described as a failed command is (host, step, exit status, stderr tail)."""
+    result = CommandResult(host, Script("", name=step), part.exit_status, part.stdout, part.stderr)
+    return str(CommandFailed(result))
