@@ -44,50 +44,73 @@ class Batch:
 
     @property
     def script(self) -> Script:
-        """The combined script. It has no `set -e`: a failed part is a result, not an end."""
+        """The combined script. It has no `set -e`: a failed part is a result, not an end.
+
+        Each part prints `B i`, its stdout, `B status`, its stderr, `B` (B the boundary, each
+        mark on a line of its own): shell builtins only, but for one `cat` per non-empty file.
+        """
         b = quote(self.boundary)
         lines = [
             'd=$(mktemp -d "${TMPDIR:-/tmp}/shipyard-batch.XXXXXX") || exit 1',
             "trap 'rm -rf \"$d\"' EXIT",
         ]
-        for index, part in enumerate(self.parts):
+
+        def run(index: int, part: Script, stdout: str) -> str:
             # A plain statement, never the left side of || or &&: there sh would ignore the
             # part's own `set -e`.
-            run = f'(\n{part.text.rstrip()}\n) <"/dev/null" >"$d/{index}.out" 2>"$d/{index}.err"'
-            if self.parallel:
-                lines += [f"{run} &", f"p{index}=$!"]
-            else:
-                lines += [run, f'echo $? >"$d/{index}.rc"']
+            return f'(\n{part.text.rstrip()}\n) <"/dev/null" {stdout}2>"$d/{index}.err"'
+
+        def show(path: str) -> str:
+            return f'[ ! -s "{path}" ] || cat "{path}"'
+
         if self.parallel:
-            lines += [f'wait "$p{i}"; echo $? >"$d/{i}.rc"' for i in range(len(self.parts))]
-        for index in range(len(self.parts)):
-            lines += [
-                f'printf \'%s %s %s\\n\' {b} {index} "$(cat "$d/{index}.rc")"',
-                f"cat \"$d/{index}.out\"; printf '\\n%s\\n' {b}",
-                f"cat \"$d/{index}.err\"; printf '\\n%s\\n' {b}",
-            ]
+            for index, part in enumerate(self.parts):
+                into = f'>"$d/{index}.out" '
+                lines += [f"{run(index, part, into)} &", f"p{index}=$!"]
+            for index in range(len(self.parts)):
+                lines += [
+                    f'wait "$p{index}"; s=$?',
+                    f"printf '%s %s\\n' {b} {index}",
+                    show(f"$d/{index}.out"),
+                    f"printf '\\n%s %s\\n' {b} \"$s\"",
+                    show(f"$d/{index}.err"),
+                    f"printf '\\n%s\\n' {b}",
+                ]
+        else:
+            for index, part in enumerate(self.parts):
+                lines += [
+                    f"printf '%s %s\\n' {b} {index}",
+                    run(index, part, ""),
+                    "s=$?",
+                    f"printf '\\n%s %s\\n' {b} \"$s\"",
+                    show(f"$d/{index}.err"),
+                    f"printf '\\n%s\\n' {b}",
+                ]
         return Script("\n".join(lines) + "\n")
 
     def parse(self, stdout: str) -> list[PartResult]:
         """Each part's result, in order; UnsafeValue when the output is not what `script` prints
         (cut short, or capped by the executor)."""
         results = []
-        closing = f"\n{self.boundary}\n"
+        b = self.boundary
         at = 0
         for index in range(len(self.parts)):
-            header_end = stdout.find("\n", at)
-            words = stdout[at:header_end].split(" ") if header_end >= 0 else []
-            if len(words) != 3 or words[:2] != [self.boundary, str(index)]:
+            opening = f"{b} {index}\n"
+            if not stdout.startswith(opening, at):
                 raise UnsafeValue(f"batch output: no frame for part {index} at offset {at}")
-            out_end = stdout.find(closing, header_end + 1)
-            err_end = stdout.find(closing, out_end + len(closing)) if out_end >= 0 else -1
-            if err_end < 0 or not words[2].isdigit():
+            out_start = at + len(opening)
+            out_end = stdout.find(f"\n{b} ", out_start)
+            status_end = stdout.find("\n", out_end + len(b) + 2) if out_end >= 0 else -1
+            closing = f"\n{b}\n"
+            err_end = stdout.find(closing, status_end) if status_end >= 0 else -1
+            status = stdout[out_end + len(b) + 2 : status_end] if status_end >= 0 else ""
+            if err_end < 0 or not status.isdigit():
                 raise UnsafeValue(f"batch output: part {index} is not framed whole")
             results.append(
                 PartResult(
-                    int(words[2]),
-                    stdout[header_end + 1 : out_end],
-                    stdout[out_end + len(closing) : err_end],
+                    int(status),
+                    stdout[out_start:out_end],
+                    stdout[status_end + 1 : err_end] if err_end > status_end else "",
                 )
             )
             at = err_end + len(closing)

@@ -41,19 +41,23 @@ _LINK_NAMES = ("current", "previous", "blue", "green")
 
 
 def links_script(layout: ReleaseLayout) -> Script:
-    """Prints one `name target` line for current, previous and both slots (target may be empty)."""
-    paths = (layout.current, layout.previous, layout.slot("blue"), layout.slot("green"))
+    """Prints one `name target` line for each of current, previous and the two slots that exists
+    (`slots/blue ../releases/x`): one `find`, however many links there are."""
     return script(
-        f"printf '%s %s\\n' {name} \"$(readlink -- {quote(path)} 2>/dev/null || true)\""
-        for name, path in zip(_LINK_NAMES, paths, strict=True)
+        [
+            f"cd -- {quote(layout.service_dir)} 2>/dev/null || exit 0",
+            "find current previous slots/blue slots/green -maxdepth 0 -type l -printf '%p %l\\n' "
+            "2>/dev/null || true",
+        ]
     )
 
 
 def parse_links(stdout: str) -> ReleaseLinks:
-    """The revisions `links_script` found."""
+    """The revisions `links_script` found (names with or without `slots/`)."""
     found: dict[str, str | None] = {}
     for line in stdout.splitlines():
         name, _, target = line.partition(" ")
+        name = name.removeprefix("slots/")
         if name in _LINK_NAMES:
             found[name] = revision_of_link(target)
     return ReleaseLinks(**found)

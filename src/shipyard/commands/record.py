@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shipyard.commands.release import ReleaseLayout
-from shipyard.commands.script import Argv, Script, UnsafeValue, write_file_script
+from shipyard.commands.script import Argv, Script, UnsafeValue, quote, script
 
 FORMAT = 1
 
@@ -69,8 +69,16 @@ def parse_record(text: str) -> HostRecord:
 
 
 def write_record_script(layout: ReleaseLayout, record: HostRecord) -> Script:
-    """Replaces the host-side record atomically."""
-    return write_file_script(layout.record, render_record(record), mode="0644")
+    """Replaces the host-side record atomically (mode 0644), beside the service's releases."""
+    target, directory = quote(layout.record), quote(layout.service_dir)
+    return script(
+        [
+            f"[ -d {directory} ] || mkdir -p -- {directory}",
+            "umask 022",
+            f"printf '%s' {quote(render_record(record))} > {target}.tmp-$$",
+            f"mv -f -- {target}.tmp-$$ {target}",
+        ]
+    )
 
 
 def read_record_argv(layout: ReleaseLayout) -> Argv:
