@@ -18,11 +18,13 @@ from shipyard.config.flatten import Instance
 from shipyard.config.models import Strategy
 from shipyard.config.topology import all_hosts
 from shipyard.deploy.bootstrap import bootstrap_host
-from shipyard.deploy.manager import Deployer, Outcome, RolloutReport
+from shipyard.deploy.manager import Deployer, RolloutReport
+from shipyard.deploy.runs import Outcome
 from shipyard.errors import DeployError, UsageError
 from shipyard.executors.factory import ExecutorPool
 from shipyard.store import DeploymentKind
 
+LIVE_ROWS = 30
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 STYLE = {
     "success": "green",
@@ -86,16 +88,25 @@ def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_outp
     table_out = console()
 
     def view() -> Table:
+        # Drawn by Live a few times a second, never once per event: a rollout of a thousand
+        # instances sends thousands. Past a screenful, a count per status and the busy ones.
         table = Table("instance", "status", box=None)
-        for name, status in statuses.items():
+        shown = list(statuses.items())
+        if len(statuses) > LIVE_ROWS:
+            counts: dict[str, int] = {}
+            for status in statuses.values():
+                counts[status] = counts.get(status, 0) + 1
+            summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            table.add_row(f"{len(statuses)} instances", summary)
+            settled = {"waiting", "success", "unchanged"}
+            shown = [(n, s) for n, s in statuses.items() if s not in settled][:LIVE_ROWS]
+        for name, status in shown:
             table.add_row(name, Text(status, STYLE.get(status, "")))
         return table
 
-    async def run(live: Live | None) -> RolloutReport:
+    async def run() -> RolloutReport:
         def progress(instance: str, what: str) -> None:
             statuses[instance] = what
-            if live is not None:
-                live.update(view())
 
         with open_project_store(cli) as store:
             async with ExecutorPool(loaded.project.ssh, loaded.root) as pool:
@@ -111,10 +122,10 @@ def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_outp
                 return result
 
     if json_output or not table_out.is_terminal:
-        report = asyncio.run(run(None))
+        report = asyncio.run(run())
     else:
-        with Live(view(), console=table_out, transient=True) as live:
-            report = asyncio.run(run(live))
+        with Live(console=table_out, transient=True, get_renderable=view):
+            report = asyncio.run(run())
     _print_report(report, json_output)
     if report.failed or any(o.result == "skipped" for o in report.outcomes):
         raise typer.Exit(1)
