@@ -101,6 +101,11 @@ def is_intact_argv(layout: ReleaseLayout, revision: str) -> Argv:
     return ("grep", "-qsxF", "--", revision, layout.marker(revision))
 
 
+def is_intact_script(layout: ReleaseLayout, revision: str) -> Script:
+    """Exits 0 when the release is there intact, 1 otherwise (`is_intact_argv` as a script)."""
+    return script([_has_marker(layout, revision)])
+
+
 def prepare_script(layout: ReleaseLayout, revision: str) -> Script:
     """Prints `intact` if the release is complete; else clears its directory and prints `empty`.
 

@@ -11,11 +11,14 @@ from collections.abc import Mapping, Sequence
 
 from shipyard.commands.script import (
     Argv,
+    Script,
     UnsafeValue,
     check_argv,
     check_env,
     check_name,
     check_path,
+    quote,
+    script,
 )
 
 UNIT_DIR = "/etc/systemd/system"
@@ -131,3 +134,63 @@ def parse_is_active(stdout: str) -> str:
     """The state `systemctl is-active` printed: active, inactive, failed, activating, ..."""
     lines = stdout.strip().splitlines()
     return lines[0].strip() if lines else "unknown"
+
+
+# Many units at once: what a deployment of several services on one host sends.
+
+# `systemctl is-active` words, in supervisord's words (the deploy layer speaks those).
+STATES = {
+    "active": "RUNNING",
+    "reloading": "RUNNING",
+    "activating": "STARTING",
+    "deactivating": "STOPPING",
+    "inactive": "STOPPED",
+    "failed": "FATAL",
+}
+
+
+def apply_units_script(unit_dir: str, units: Sequence[tuple[str, str | None]]) -> Script:
+    """Install each unit file (from the live release, given its path) into `unit_dir`, reload
+    systemd once, enable and restart every unit in one `systemctl` call each.
+
+    `units` holds (unit, unit file or None to keep the installed one). A file is copied, not
+    linked (systemd wants a linked unit's target to bear the unit's name), with mode 0600 since
+    it holds the environment, and renamed into place. Exit 1 when systemd can't reload; a unit
+    that fails to start is left to the status check.
+    """
+    directory = check_path(unit_dir, "unit directory")
+    names = [check_name(unit, "unit name") for unit, _ in units]
+    if not names:
+        return script(["true"])
+    lines = [f"mkdir -p -- {quote(directory)}"]
+    for unit, file in units:
+        if file is not None:
+            target = quote(unit_path(unit, directory))
+            lines += [
+                f"install -m 0600 -- {quote(check_path(file, 'unit file'))} {target}.tmp-$$",
+                f"mv -f -- {target}.tmp-$$ {target}",
+            ]
+    listed = " ".join(quote(n) for n in names)
+    return script(
+        [
+            *lines,
+            "systemctl daemon-reload",
+            f"systemctl enable --quiet {listed} || echo 'shipyard: enabling failed' >&2",
+            f"systemctl restart {listed} || echo 'shipyard: a restart failed' >&2",
+        ]
+    )
+
+
+def states_argv(*units: str) -> Argv:
+    """One `systemctl is-active` line per unit, in order (exits non-zero unless all active)."""
+    return ("systemctl", "is-active", *(check_name(u, "unit name") for u in units))
+
+
+def parse_states(stdout: str, units: Sequence[str]) -> dict[str, str]:
+    """unit -> RUNNING, STARTING, FATAL, ... from `states_argv` output (lines in unit order)."""
+    words = [line.strip() for line in stdout.splitlines() if line.strip()]
+    return {unit: STATES.get(word, word.upper()) for unit, word in zip(units, words, strict=False)}
+
+
+def stop_units_argv(*units: str) -> Argv:
+    return ("systemctl", "stop", *(check_name(u, "unit name") for u in units))

@@ -100,6 +100,10 @@ class Host(Model):
         description="supervisord.conf to talk to (default: <root>/supervisor/supervisord.conf, "
         "started by `shipyard bootstrap`).",
     )
+    systemd_unit_dir: str = Field(
+        "/etc/systemd/system",
+        description="systemd: where the services' unit files are installed.",
+    )
     nginx: NginxSettings = Field(default_factory=NginxSettings)
     sudo: bool = Field(False, description="Run host commands with sudo.")
 

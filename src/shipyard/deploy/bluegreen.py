@@ -18,14 +18,10 @@ from typing import Any
 from shipyard.commands import nginx, release, slots, supervisor
 from shipyard.commands.release import Color, other_color
 from shipyard.config.models import HealthCheck, NginxSettings
-from shipyard.deploy.hostops import (
-    apply_program_script,
-    log_tail,
-    run_script,
-    supervisor_paths,
-    wait_healthy,
-)
-from shipyard.deploy.instance import Release, upload_release
+from shipyard.deploy.control import Supervisord
+from shipyard.deploy.hostgroup import upload_release
+from shipyard.deploy.hostops import log_tail, run_script, wait_healthy
+from shipyard.deploy.instance import Release
 from shipyard.errors import DeployError, ExecutionError
 from shipyard.executors.base import Executor
 
@@ -68,7 +64,12 @@ class BlueGreen:
         self.config = target.config
         self.strategy = target.strategy
         self.ports = slot_ports(self.config)
-        self.supervisor = supervisor_paths(target.ref, target.root)
+        control = target.control
+        if not isinstance(control, Supervisord):
+            raise DeployError(
+                f"blue-green needs supervisord on {target.ref.name} (its supervisor is systemd)"
+            )
+        self.supervisor = control.paths
 
     def program(self, color: Color) -> str:
         return supervisor.program_name(self.target.instance.service, color)
@@ -129,7 +130,9 @@ class BlueGreen:
             mode = 0o700 if path.endswith(".sh") else 0o600
             await self.executor.put(text.encode(), path, mode=mode)
         await run_script(
-            self.executor, apply_program_script(self.supervisor, name), f"start {color}"
+            self.executor,
+            supervisor.apply_programs_script(self.supervisor, [(name, None)]),
+            f"start {color}",
         )
 
     async def _check(self, color: Color) -> None:

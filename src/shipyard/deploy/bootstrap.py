@@ -1,4 +1,8 @@
-"""Prepare hosts once: the deploy root, a supervisord the user can reach, the user's rights."""
+"""Prepare hosts once: the deploy root, a supervisor the user can reach, the user's rights.
+
+supervisord hosts get their own supervisord (config under `<root>/supervisor`, started unless
+it runs); systemd hosts are checked for systemctl and a unit directory the user may write.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from pathlib import Path
 from shipyard.commands import nginx, supervisor
 from shipyard.commands.script import Script, quote, script
 from shipyard.config.topology import HostRef
-from shipyard.deploy.hostops import run_script, supervisor_paths
+from shipyard.deploy.control import Systemd, control_for
+from shipyard.deploy.hostops import run_script
 from shipyard.errors import ExecutionError
 from shipyard.executors.base import Executor
 
@@ -25,16 +30,37 @@ class HostReport:
     error: str = ""
 
 
+_ROOT_CHECK = [
+    'if [ -d "$root" ]; then echo "found root";',
+    'else mkdir -p -- "$root" && echo "made root"; fi',
+    'probe="$root/.shipyard-write-test.$$"',
+    'if : > "$probe" 2>/dev/null; then rm -f -- "$probe"; echo "found writable root";',
+    'else echo "root not writable by $(id -un)" >&2; exit 1; fi',
+]
+
+
+def _systemd_check_script(root: str, control: Systemd) -> Script:
+    units = quote(control.unit_dir)
+    return script(
+        [
+            f"root={quote(root)}",
+            *_ROOT_CHECK,
+            "command -v systemctl >/dev/null ||",
+            "  { echo 'systemctl not installed' >&2; exit 1; }",
+            f"mkdir -p -- {units}",
+            f'if [ -w {units} ]; then echo "found writable {control.unit_dir}";',
+            f'else echo "{control.unit_dir} not writable by $(id -un)" >&2; exit 1; fi',
+            "systemctl --version | head -n 1 | sed 's/^/found /'",
+        ]
+    )
+
+
 def _check_script(root: str, paths: supervisor.SupervisorPaths) -> Script:
     conf = quote(paths.conf)
     return script(
         [
             f"root={quote(root)}",
-            'if [ -d "$root" ]; then echo "found root";',
-            'else mkdir -p -- "$root" && echo "made root"; fi',
-            'probe="$root/.shipyard-write-test.$$"',
-            'if : > "$probe" 2>/dev/null; then rm -f -- "$probe"; echo "found writable root";',
-            'else echo "root not writable by $(id -un)" >&2; exit 1; fi',
+            *_ROOT_CHECK,
             f"mkdir -p -- {quote(paths.programs)}",
             "command -v supervisord >/dev/null ||",
             "  { echo 'supervisord not installed' >&2; exit 1; }",
@@ -111,8 +137,18 @@ async def bootstrap_host(
     """Check the host and set up what is missing; never raises for a host's own trouble."""
     report = HostReport(ref.name)
     root = ref.root(project_dir)
-    paths = supervisor_paths(ref, root)
+    control = control_for(ref, root)
     try:
+        if isinstance(control, Systemd):
+            checked = await run_script(executor, _systemd_check_script(root, control), "check")
+            report.found += [
+                line for line in checked.stdout.splitlines() if line.startswith("found")
+            ]
+            report.did += [line for line in checked.stdout.splitlines() if line.startswith("made")]
+            if needs_nginx:
+                await _bootstrap_nginx(executor, ref, root, report)
+            return report
+        paths = control.paths
         checked = await run_script(executor, _check_script(root, paths), "check host")
         lines = checked.stdout.split()
         text = checked.stdout.strip().splitlines()

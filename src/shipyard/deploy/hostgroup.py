@@ -1,10 +1,12 @@
-"""The `restart` strategy for every instance being deployed on one host, step by step together.
+"""The `restart` strategy (and rollbacks) for every instance deployed on one host, together.
 
 Each instance is its own deployment with its own outcome, but a step is one round trip for all
 of them: one script checks every release, one tar stream carries every missing release, one
-script switches every `current`, one supervisorctl `reread`/`update` restarts every program, one
-round of health checks runs them all at once. An instance that fails a step drops out with its
-reason (its `current` switched back, its old release restarted) while the others go on.
+script switches every `current`, one supervisor call (supervisorctl `update`, or systemctl
+`daemon-reload` and `restart`) restarts every program, one round of health checks and program
+states runs them all at once. An instance that fails a step drops out with its reason (its
+`current` switched back, its old release restarted) while the others go on. A rollback member
+uploads nothing: its release must be kept on the host.
 """
 
 from __future__ import annotations
@@ -20,20 +22,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from shipyard.commands import inventory, release, supervisor
+from shipyard.commands import inventory, release
 from shipyard.commands.batch import PartResult, batch
 from shipyard.commands.health import TIMEOUT_MARGIN, HealthProbe, probe_for
 from shipyard.commands.record import HostRecord, write_record_script
 from shipyard.commands.script import Script as ShellScript
 from shipyard.commands.script import UnsafeValue, command_script
-from shipyard.deploy.hostops import log_tail, sh, supervisor_paths
-from shipyard.deploy.instance import PROGRAM_FILE, Release, program_name, render_program
+from shipyard.deploy.control import Control
+from shipyard.deploy.hostops import log_tail, sh
+from shipyard.deploy.instance import Release, render_program
 from shipyard.deploy.staging import pack_releases, stage_release
 from shipyard.errors import DeployError, ExecutionError
 from shipyard.executors.base import CommandFailed, CommandResult, Executor, Script
 
-# supervisord calls a program RUNNING once it has stayed up this long (startsecs).
-START_SECONDS = 1.0
 # Without a health check, how long a program may take to be RUNNING.
 NO_CHECK_ATTEMPTS, NO_CHECK_INTERVAL = 20, 0.25
 
@@ -48,7 +49,7 @@ class Member:
     target: Release
     deployment_id: str
     failure: str | None = None
-    uploaded: bool = False
+    upload: bool = True  # False for a rollback: the release must be on the host already
     switched: bool = False
     previous: str | None = None  # the revision `current` named before the switch
 
@@ -76,7 +77,7 @@ class HostGroup:
     async def deploy(self, *, at: datetime) -> None:
         """Steps 3 to 8 for every member; each ends with `failure` None or its reason."""
         try:
-            await self._upload()
+            await self.upload()
             await self._switch()
             await self._restart()
             await self._check_health()
@@ -90,15 +91,20 @@ class HostGroup:
 
     # The steps.
 
-    async def _upload(self) -> None:
-        """Put every release on the host unless it is there intact; install; mark complete."""
-        members = self.alive
+    async def upload(self) -> None:
+        """Put every release on the host unless it is there intact; install; mark complete.
+
+        A member that must not upload (a rollback) fails unless its release is kept there.
+        """
+        kept = [m for m in self.alive if not m.upload]
+        intact = [release.is_intact_script(m.target.layout, m.revision) for m in kept]
+        for m, part in zip(kept, await self._run_parts(intact, "check release"), strict=True):
+            if not part.ok:
+                self._fail([m], f"release {m.revision[:12]} is not kept on {self.executor.name}")
+        members = [m for m in self.alive if m.upload]
         self._say(members, "preparing")
-        prepared = await self._each(
-            members,
-            [release.prepare_script(m.target.layout, m.revision) for m in members],
-            "prepare",
-        )
+        scripts = [release.prepare_script(m.target.layout, m.revision) for m in members]
+        prepared = await self._each(members, scripts, "prepare")
         missing = [m for m, out in prepared if not release.parse_prepare(out.stdout)]
         if not missing:
             return
@@ -114,8 +120,6 @@ class HostGroup:
                     self._fail(group, f"upload failed: {failure}")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        for m in missing:
-            m.uploaded = m.failure is None
         installing = [m for m in missing if m.failure is None and m.name in installs]
         if installing:
             self._say(installing, "installing")
@@ -136,14 +140,13 @@ class HostGroup:
         await self._apply_programs(members)
 
     async def _apply_programs(self, members: list[Member]) -> None:
-        for paths, group in _by_supervisor(members).items():
+        for control, group in _by_control(members).items():
             programs = [
-                (program_name(m.target), f"{m.target.layout.current}/{PROGRAM_FILE}") for m in group
+                (m.target.program, f"{m.target.layout.current}/{control.release_file}")
+                for m in group
             ]
             try:
-                await self.executor.run(
-                    sh(supervisor.apply_programs_script(paths, programs), "restart")
-                )
+                await self.executor.run(sh(control.apply(programs), "restart"))
             except ExecutionError as failure:
                 self._fail(group, f"restart failed: {failure}")
 
@@ -155,13 +158,14 @@ class HostGroup:
         probes = {name: _probe(m.target) for name, m in pending.items()}
         attempts = dict.fromkeys(pending, 0)
         last: dict[str, str] = {}
-        await asyncio.sleep(START_SECONDS)  # no program is RUNNING sooner
+        # No supervisord program is RUNNING before its startsecs.
+        await asyncio.sleep(max((c.settle for c in _by_control(self.alive)), default=0.0))
         while pending:
             members = list(pending.values())
             states, answers = await self._health_round(members, probes)
             for m in members:
                 attempts[m.name] += 1
-                probe, state = probes[m.name], states.get(program_name(m.target), "not loaded")
+                probe, state = probes[m.name], states.get(m.target.program, "not loaded")
                 answer = answers.get(m.name)
                 if state == "RUNNING" and (answer is None or answer.ok):
                     del pending[m.name]
@@ -191,10 +195,10 @@ class HostGroup:
     ) -> tuple[dict[str, str], dict[str, PartResult]]:
         """One attempt for each member at once: program states, and each probe's result."""
         checked = [m for m in members if probes[m.name] is not None]
-        status_parts: list[ShellScript] = []
-        for paths, group in _by_supervisor(members).items():
-            names = [program_name(m.target) for m in group]
-            status_parts.append(command_script(supervisor.status_argv(paths.conf, *names)))
+        controls = _by_control(members)
+        status_parts = [
+            control.status([m.target.program for m in group]) for control, group in controls.items()
+        ]
         probe_parts = [command_script(_known(probes[m.name]).argv) for m in checked]
         combined = batch([*status_parts, *probe_parts], secrets.token_hex(12), parallel=True)
         limit = max((_known(probes[m.name]).timeout for m in checked), default=5.0)
@@ -203,8 +207,8 @@ class HostGroup:
         )
         parts = combined.parse(result.stdout)
         states: dict[str, str] = {}
-        for part in parts[: len(status_parts)]:
-            states.update(supervisor.parse_status(part.stdout.splitlines()))
+        for (control, group), part in zip(controls.items(), parts, strict=False):
+            states.update(control.states(part.stdout, [m.target.program for m in group]))
         answers = dict(zip((m.name for m in checked), parts[len(status_parts) :], strict=True))
         return states, answers
 
@@ -225,19 +229,18 @@ class HostGroup:
                     back.append(m)
                 else:
                     notes[m.name] = _part_failure(self.executor.name, "switch back", part)
-            for paths, group in _by_supervisor(back).items():
-                programs = [(program_name(m.target), None) for m in group]
+            for control, group in _by_control(back).items():
+                programs = [
+                    (m.target.program, f"{m.target.layout.current}/{control.release_file}")
+                    for m in group
+                ]
                 try:
-                    await self.executor.run(
-                        sh(supervisor.apply_programs_script(paths, programs), "restart")
-                    )
+                    await self.executor.run(sh(control.apply(programs), "restart"))
                 except ExecutionError as also:
                     notes.update({m.name: f"restarting it failed: {also}" for m in group})
-        for paths, group in _by_supervisor(stop).items():
-            names = [program_name(m.target) for m in group]
-            await self.executor.run(
-                supervisor.supervisorctl_argv(paths.conf, "stop", *names), check=False
-            )
+        for control, group in _by_control(stop).items():
+            names = [m.target.program for m in group]
+            await self.executor.run(control.stop(names), check=False)
         for m in restore:
             if m.name in notes:
                 m.failure = (
@@ -323,11 +326,10 @@ def _by_root(members: list[Member]) -> dict[str, list[Member]]:
     return grouped
 
 
-def _by_supervisor(members: list[Member]) -> dict[supervisor.SupervisorPaths, list[Member]]:
-    grouped: dict[supervisor.SupervisorPaths, list[Member]] = {}
+def _by_control(members: list[Member]) -> dict[Control, list[Member]]:
+    grouped: dict[Control, list[Member]] = {}
     for m in members:
-        paths = supervisor_paths(m.target.ref, m.target.root)
-        grouped.setdefault(paths, []).append(m)
+        grouped.setdefault(m.target.control, []).append(m)
     return grouped
 
 
@@ -391,3 +393,11 @@ def _part_failure(host: str, step: str, part: PartResult) -> str:
     """A failed part described as a failed command is (host, step, exit status, stderr tail)."""
     result = CommandResult(host, Script("", name=step), part.exit_status, part.stdout, part.stderr)
     return str(CommandFailed(result))
+
+
+async def upload_release(executor: Executor, target: Release) -> None:
+    """Put one release on its host unless it is there intact (blue/green's upload)."""
+    member = Member(target, deployment_id="")
+    await HostGroup(executor, [member], lambda instance, what: None).upload()
+    if member.failure is not None:
+        raise DeployError(member.failure)

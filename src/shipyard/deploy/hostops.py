@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import posixpath
 import time
 from dataclasses import dataclass
 
-from shipyard.commands import supervisor
 from shipyard.commands.health import probe_for
 from shipyard.commands.script import Script as ShellScript
-from shipyard.commands.script import quote, script
 from shipyard.config.models import HealthCheck
-from shipyard.config.topology import HostRef
 from shipyard.errors import DeployError
 from shipyard.executors.base import CommandResult, Executor, Script
 
@@ -24,42 +20,6 @@ def sh(built: ShellScript, name: str) -> Script:
 
 async def run_script(executor: Executor, built: ShellScript, name: str) -> CommandResult:
     return await executor.run(sh(built, name))
-
-
-def supervisor_paths(ref: HostRef, root: str) -> supervisor.SupervisorPaths:
-    """This host's supervisord: beside its `supervisor_config`, or under `<root>/supervisor`."""
-    if ref.host.supervisor_config:
-        return supervisor.SupervisorPaths(posixpath.dirname(ref.host.supervisor_config))
-    return supervisor.SupervisorPaths(f"{root.rstrip('/')}/supervisor")
-
-
-def apply_program_script(
-    paths: supervisor.SupervisorPaths, name: str, program_file: str | None = None
-) -> ShellScript:
-    """Link the live release's program file into supervisord's include and (re)start it.
-
-    The program file lives in the release, so switching `current` switches it too. `reread`
-    names the programs whose files changed; `update` applies those (starting them), anything
-    else is restarted, so the program always ends up started afresh.
-    """
-    conf = quote(paths.conf)
-    program = quote(name)
-    link = (
-        []
-        if program_file is None
-        else [f"ln -sfn -- {quote(program_file)} {quote(paths.program(name))}"]
-    )
-    return script(
-        [
-            f"mkdir -p -- {quote(paths.programs)}",
-            *link,
-            f'out=$(supervisorctl -c {conf} reread) || {{ echo "$out" >&2; exit 1; }}',
-            'case "$out" in',
-            f'  *"{name}: "*) supervisorctl -c {conf} update {program} ;;',
-            f"  *) supervisorctl -c {conf} restart {program} ;;",
-            "esac",
-        ]
-    )
 
 
 @dataclass(frozen=True)

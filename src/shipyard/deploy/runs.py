@@ -19,7 +19,7 @@ from shipyard.config.flatten import Flattened, Instance
 from shipyard.config.topology import HostRef, all_hosts
 from shipyard.deploy.bluegreen import BlueGreen, Drain
 from shipyard.deploy.hostgroup import HostGroup, Member
-from shipyard.deploy.instance import Release, finish_on_host, rollback_release
+from shipyard.deploy.instance import Release, finish_on_host
 from shipyard.errors import (
     ConcurrentDeployment,
     DeployError,
@@ -138,12 +138,16 @@ class Runs:
             together: dict[str, list[Instance]] = {}
             alone: list[Instance] = []
             for instance in ready:
-                if kind is DeploymentKind.DEPLOY and not self.release(instance).strategy.uses_slots:
-                    together.setdefault(instance.host, []).append(instance)
-                else:
+                if self.release(instance).strategy.uses_slots:
                     alone.append(instance)
+                else:
+                    together.setdefault(instance.host, []).append(instance)
+            upload = kind is not DeploymentKind.ROLLBACK
             ran = await asyncio.gather(
-                *(self._on_host(host, group, chosen, limit) for host, group in together.items()),
+                *(
+                    self._on_host(host, group, chosen, limit, upload=upload)
+                    for host, group in together.items()
+                ),
                 *(self._one(i, chosen[i.name], kind, limit) for i in alone),
             )
         finally:
@@ -158,11 +162,14 @@ class Runs:
         instances: list[Instance],
         ids: dict[str, str],
         limit: asyncio.Semaphore,
+        *,
+        upload: bool,
     ) -> list[Outcome]:
-        """The `restart` deployments on one host, step by step together (see HostGroup)."""
+        """The `restart` deployments (or rollbacks, `upload` False) on one host, step by step
+        together (see HostGroup)."""
         async with limit:
             started = time.monotonic()
-            members = [Member(self.release(i), ids[i.name]) for i in instances]
+            members = [Member(self.release(i), ids[i.name], upload=upload) for i in instances]
             for i in instances:
                 self.progress(i.name, "deploying")
             try:
@@ -221,7 +228,7 @@ class Runs:
         kind: DeploymentKind,
         limit: asyncio.Semaphore,
     ) -> list[Outcome]:
-        """A blue/green switch or a rollback of one instance, recorded."""
+        """A blue/green switch (or switch back) of one instance, recorded."""
         async with limit:
             started = time.monotonic()
             drain: Drain | None = None
@@ -230,20 +237,11 @@ class Runs:
                 executor = self.executor(instance.host)
                 target = self.release(instance)
                 rolling_back = kind is DeploymentKind.ROLLBACK
-                if target.strategy.uses_slots:
-                    switch = await BlueGreen(executor, target).deploy(upload=not rolling_back)
-                    drain = switch.drain
-                    await finish_on_host(
-                        executor,
-                        target,
-                        deployment_id=deployment_id,
-                        at=utc_now(),
-                        slot=switch.live,
-                    )
-                else:
-                    await rollback_release(
-                        executor, target, deployment_id=deployment_id, at=utc_now()
-                    )
+                switch = await BlueGreen(executor, target).deploy(upload=not rolling_back)
+                drain = switch.drain
+                await finish_on_host(
+                    executor, target, deployment_id=deployment_id, at=utc_now(), slot=switch.live
+                )
             except (DeployError, ExecutionError) as failure:
                 reason = _reason(failure)
                 failed = Finish(deployment_id, DeploymentStatus.FAILED, reason)
