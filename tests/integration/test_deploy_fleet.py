@@ -168,6 +168,31 @@ def test_a_failed_health_check_leaves_the_old_release_serving(project: Project) 
     assert "health check failed" in row["last"]["error"]
 
 
+def test_one_failing_service_on_a_host_leaves_the_others_deployed_there(project: Project) -> None:
+    # Both services go through the same steps together on h001: one fails its health check.
+    host = project.hosts[0]
+    ports = {name: free_port([host.address]) for name in ("steady", "shaky")}
+    placed = {name: service(p, hosts=[host.name]) for name, p in ports.items()}
+    project.write(placed)
+    first = project.deploy()
+    broken = {"health": {"http": "http://{{ host.address }}:{{ ports.http }}/nope", "retries": 1}}
+    placed["shaky"] = service(ports["shaky"], hosts=[host.name], overrides=broken)
+    project.write(placed, vars={"release": "v2"})
+
+    second = project.deploy(expect=1)
+
+    assert second["steady@h001"]["result"] == "success"
+    assert second["shaky@h001"]["result"] == "failed"
+    assert "/nope" in second["shaky@h001"]["reason"]
+    assert version(host, ports["steady"]) == "v2"
+    assert version(host, ports["shaky"]) == "v1"
+    old = first["shaky@h001"]["revision"]
+    assert current_target(host, "shaky") == f"releases/{old}"
+    status = project.status()
+    assert status["steady@h001"]["deployed_revision"] == second["steady@h001"]["revision"]
+    assert status["shaky@h001"]["deployed_revision"] == old
+
+
 def test_an_unreachable_host_fails_its_instances_and_skips_their_dependents(
     project: Project, hosts: Fleet
 ) -> None:

@@ -15,7 +15,6 @@ import asyncio
 import secrets
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,8 +29,8 @@ from shipyard.commands.script import Script as ShellScript
 from shipyard.commands.script import UnsafeValue, command_script
 from shipyard.deploy.control import Control
 from shipyard.deploy.hostops import log_tail, sh
-from shipyard.deploy.instance import Release, render_program
-from shipyard.deploy.staging import pack_releases, stage_release
+from shipyard.deploy.instance import Release
+from shipyard.deploy.staging import stage_for_host
 from shipyard.errors import DeployError, ExecutionError
 from shipyard.executors.base import CommandFailed, CommandResult, Executor, Script
 
@@ -113,7 +112,8 @@ class HostGroup:
         staging = Path(tempfile.mkdtemp(prefix="shipyard-releases-"))
         try:
             for root, group in _by_root(missing).items():
-                archive = await asyncio.to_thread(_stage, group, installs, staging, root)
+                targets = [m.target for m in group]
+                archive = await asyncio.to_thread(stage_for_host, targets, installs, staging, root)
                 try:
                     await self.executor.run(release.extract_argv_at(root), stdin=archive)
                 except ExecutionError as failure:
@@ -214,38 +214,43 @@ class HostGroup:
 
     async def _switch_back(self, failed: list[Member]) -> None:
         """Failed members that were switched: `current` back to the release before it, restarted;
-        with none before (a first deployment), their program stopped."""
+        with none before (a first deployment), their program stopped. What goes wrong here is
+        added to each member's reason, never raised: the others' outcomes stand."""
         restore = [m for m in failed if m.switched and m.previous is not None]
         stop = [m for m in failed if m.switched and m.previous is None]
         notes: dict[str, str] = {}
-        if restore:
-            scripts = [
-                release.restore_current_script(m.target.layout, _known(m.previous)) for m in restore
-            ]
-            parts = await self._run_parts(scripts, "switch back")
-            back = []
-            for m, part in zip(restore, parts, strict=True):
-                if part.ok:
-                    back.append(m)
-                else:
-                    notes[m.name] = _part_failure(self.executor.name, "switch back", part)
-            for control, group in _by_control(back).items():
-                programs = [
-                    (m.target.program, f"{m.target.layout.current}/{control.release_file}")
-                    for m in group
+        try:
+            if restore:
+                scripts = [
+                    release.restore_current_script(m.target.layout, _known(m.previous))
+                    for m in restore
                 ]
-                try:
-                    await self.executor.run(sh(control.apply(programs), "restart"))
-                except ExecutionError as also:
-                    notes.update({m.name: f"restarting it failed: {also}" for m in group})
-        for control, group in _by_control(stop).items():
-            names = [m.target.program for m in group]
-            await self.executor.run(control.stop(names), check=False)
-        for m in restore:
+                parts = await self._run_parts(scripts, "switch back")
+                back = []
+                for m, part in zip(restore, parts, strict=True):
+                    if part.ok:
+                        back.append(m)
+                    else:
+                        notes[m.name] = _part_failure(self.executor.name, "switch back", part)
+                for control, group in _by_control(back).items():
+                    programs = [
+                        (m.target.program, f"{m.target.layout.current}/{control.release_file}")
+                        for m in group
+                    ]
+                    try:
+                        await self.executor.run(sh(control.apply(programs), "restart"))
+                    except ExecutionError as also:
+                        notes.update({m.name: f"restarting it failed: {also}" for m in group})
+            for control, group in _by_control(stop).items():
+                names = [m.target.program for m in group]
+                await self.executor.run(control.stop(names), check=False)
+        except (ExecutionError, UnsafeValue) as lost:  # e.g. the host went away meanwhile
+            for m in [*restore, *stop]:
+                notes.setdefault(m.name, str(lost))
+        for m in [*restore, *stop]:
             if m.name in notes:
-                m.failure = (
-                    f"{m.failure}\nswitching back to {m.previous} failed too: {notes[m.name]}"
-                )
+                what = f"switching back to {m.previous}" if m.previous else "stopping it"
+                m.failure = f"{m.failure}\n{what} failed too: {notes[m.name]}"
 
     async def _finish(self, at: datetime) -> None:
         """The host-side record of every deployed member; releases beyond `keep` pruned."""
@@ -331,25 +336,6 @@ def _by_control(members: list[Member]) -> dict[Control, list[Member]]:
     for m in members:
         grouped.setdefault(m.target.control, []).append(m)
     return grouped
-
-
-def _stage(members: list[Member], installs: set[str], staging: Path, root: str) -> Path:
-    """Stage the members' releases under `staging` and pack them into one tar for `root`."""
-    packed = []
-    for m in members:
-        target = m.target
-        sealed = {path[1] for path in target.instance.sealed if path[0] == "files"}
-        staged = stage_release(
-            target.project_dir, target.config, sealed, staging / m.name / "release"
-        )
-        for relative, (text, mode) in render_program(target).items():
-            (staged / relative).parent.mkdir(parents=True, exist_ok=True)
-            (staged / relative).write_text(text, encoding="utf-8")
-            (staged / relative).chmod(mode)
-        inside = target.layout.release(m.revision)[len(root.rstrip("/")) + 1 :]
-        packed.append((staged, inside, None if m.name in installs else m.revision))
-    archive = staging / f"releases-{len(list(staging.glob('*.tar')))}.tar"
-    return pack_releases(packed, archive, now=time.time())
 
 
 def _install_argv(target: Release) -> list[str] | None:

@@ -1,4 +1,5 @@
-"""Build a release locally: the artifact (hard-linked, not copied) plus the rendered files."""
+"""Build releases locally: the artifact (hard-linked, not copied), the rendered files and the
+program definition, packed into one tar for a host."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import io
 import os
 import shutil
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from shipyard.commands.release import MARKER
+from shipyard.deploy.instance import Release, render_program
 from shipyard.errors import DeployError
 
 SECRET_MODE = 0o600
@@ -91,3 +94,24 @@ def pack_releases(
             info.size, info.mode, info.mtime = len(data), 0o644, int(now)
             tar.addfile(info, io.BytesIO(data))
     return archive
+
+
+def stage_for_host(targets: list[Release], unmarked: set[str], staging: Path, root: str) -> Path:
+    """Stage the releases of `targets` (all under the deploy root `root`) in `staging` and pack
+    them into one tar; each is marked complete but those of the instances in `unmarked`
+    (their install command runs first)."""
+    packed = []
+    for target in targets:
+        instance = target.instance
+        sealed = {path[1] for path in instance.sealed if path[0] == "files"}
+        staged = stage_release(
+            target.project_dir, target.config, sealed, staging / instance.name / "release"
+        )
+        for relative, (text, mode) in render_program(target).items():
+            (staged / relative).parent.mkdir(parents=True, exist_ok=True)
+            (staged / relative).write_text(text, encoding="utf-8")
+            (staged / relative).chmod(mode)
+        inside = target.layout.release(instance.revision)[len(root.rstrip("/")) + 1 :]
+        packed.append((staged, inside, None if instance.name in unmarked else instance.revision))
+    archive = staging / f"releases-{len(list(staging.glob('*.tar')))}.tar"
+    return pack_releases(packed, archive, now=time.time())
