@@ -327,3 +327,58 @@ def test_systemd_accepts_a_unit_with_awkward_values(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert str(unit) not in result.stderr
+
+
+def pids(paths: supervisor.SupervisorPaths) -> dict[str, int]:
+    listing = run(supervisor.status_argv(paths.conf)).stdout.splitlines()
+    return {
+        line.split()[0]: int(line.split("pid ")[1].split(",")[0])
+        for line in listing
+        if "pid " in line
+    }
+
+
+def test_one_rpc_call_adds_replaces_and_restarts_programs_without_waiting(
+    supervisord: supervisor.SupervisorPaths, tmp_path: Path
+) -> None:
+    def program(name: str, seconds: str) -> dict[str, str]:
+        return supervisor.program_files(
+            supervisord,
+            name,
+            argv=["sleep", seconds],
+            directory=str(tmp_path),
+            env={},
+            logs_dir=str(tmp_path),
+            start_seconds=1,
+        )
+
+    write({**program("alpha", "600"), **program("beta", "600")})
+    apply = supervisor.apply_programs_script(supervisord, [("alpha", None), ("beta", None)])
+    added = run(apply)
+
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.splitlines() == ["alpha: added", "beta: added"]
+    wait_for(lambda: states(supervisord) == {"alpha": "RUNNING", "beta": "RUNNING"}, "running")
+    before = pids(supervisord)
+
+    write(program("alpha", "601"))  # alpha's file changes, beta's does not
+    again = run(apply)
+
+    assert again.stdout.splitlines() == ["alpha: updated", "beta: restarted"]
+    wait_for(lambda: states(supervisord) == {"alpha": "RUNNING", "beta": "RUNNING"}, "back")
+    after = pids(supervisord)
+    assert after["alpha"] != before["alpha"]
+    assert after["beta"] != before["beta"]
+    status = run(supervisor.rpc_argv(supervisord.conf, "status", "alpha"))
+    assert status.stdout == "alpha RUNNING\n"
+
+
+def test_the_rpc_helper_names_the_supervisord_it_could_not_reach(tmp_path: Path) -> None:
+    paths = supervisor.SupervisorPaths(str(tmp_path / "gone"))
+    Path(paths.base_dir).mkdir()
+    Path(paths.conf).write_text(supervisor.render_supervisord_conf(paths))
+
+    done = run(supervisor.rpc_argv(paths.conf, "status", "alpha"))
+
+    assert done.returncode == 1
+    assert paths.socket in done.stderr

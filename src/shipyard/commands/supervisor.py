@@ -27,6 +27,7 @@ from shipyard.commands.script import (
     check_name,
     check_path,
     command_script,
+    join,
     quote,
     script,
 )
@@ -315,20 +316,81 @@ def program_files(
     return files
 
 
+# supervisorctl costs about 0.16 s of CPU per call (its imports); this does the same over
+# supervisord's XML-RPC socket with the standard library in a fifth of that, and starts
+# programs without waiting for them (the health check waits). argv: conf, action, names.
+# `apply`: reloadConfig, then per name add it (new), replace it (its file changed: stopped,
+# removed, added) or restart it, printing `name: added|updated|restarted`. `status`: a
+# `name STATE` line per named program it knows. Exit 1, with the reason, when supervisord
+# can't be reached or refuses.
+RPC_HELPER = """\
+import configparser, http.client, os, socket, sys, xmlrpc.client
+conf, action, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+ini = configparser.RawConfigParser(strict=False)
+ini.read(conf)
+here = os.path.dirname(os.path.abspath(conf))
+def value(section, key):
+    found = ini.get(section, key, fallback=None)
+    return None if found is None else found.replace("%(here)s", here).replace("%%", "%")
+url = value("supervisorctl", "serverurl") or "unix://" + (value("unix_http_server", "file") or "")
+user, password = value("supervisorctl", "username"), value("supervisorctl", "password")
+class Unix(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(60)
+        self.sock.connect(url[len("unix://"):])
+class Transport(xmlrpc.client.Transport):
+    def make_connection(self, host):
+        return Unix("localhost") if url.startswith("unix://") else super().make_connection(host)
+where = "localhost" if url.startswith("unix://") else url.split("://", 1)[1]
+auth = f"{user}:{password}@" if user else ""
+rpc = xmlrpc.client.ServerProxy(f"http://{auth}{where}/RPC2", transport=Transport()).supervisor
+try:
+    if action == "apply":
+        added, changed, _ = rpc.reloadConfig()[0]
+        for name in names:
+            if name in changed:
+                rpc.stopProcessGroup(name, True)
+                rpc.removeProcessGroup(name)
+                rpc.addProcessGroup(name)
+                print(f"{name}: updated")
+            elif name in added:
+                rpc.addProcessGroup(name)
+                print(f"{name}: added")
+            else:
+                if rpc.getProcessInfo(name)["statename"] in ("RUNNING", "STARTING", "BACKOFF"):
+                    rpc.stopProcess(name, True)
+                rpc.startProcess(name, False)
+                print(f"{name}: restarted")
+    elif action == "status":
+        for info in rpc.getAllProcessInfo():
+            if info["name"] in names:
+                print(info["name"], info["statename"])
+    else:
+        sys.exit(f"unknown action {action}")
+except (OSError, xmlrpc.client.Error) as error:
+    sys.exit(f"supervisord at {url} ({conf}): {error}")
+"""
+
+
+def rpc_argv(conf: str, action: str, *names: str, python: str = "python3") -> Argv:
+    """The XML-RPC helper for `action` (apply, status) on the named programs of `conf`."""
+    if action not in ("apply", "status"):
+        raise UnsafeValue(f"unknown supervisor action {action!r}")
+    checked = (check_name(n, "program name") for n in names)
+    return (python, "-I", "-c", RPC_HELPER, check_path(conf, "supervisord.conf"), action, *checked)
+
+
 def apply_programs_script(
     paths: SupervisorPaths, programs: Sequence[tuple[str, str | None]]
 ) -> Script:
     """Link each live release's program file into supervisord's include, then (re)start them all
-    with one `update` and, for programs whose file did not change, one `restart`.
+    in one XML-RPC session (see RPC_HELPER): new programs added, changed ones replaced, the rest
+    restarted, none waited for.
 
     `programs` holds (name, program file or None to keep the link as it is). The program file
-    lives in the release, so switching `current` switches it too; it names the revision, so a
-    new release changes it and `update` restarts the program without waiting for it to come up
-    (the health check does that). `update` names each program it added or changed on a line
-    of its own (`name: added process group`, `name: updated process group`); the others are
-    restarted. Exit 1 when supervisord can't be reached or refuses the update.
+    lives in the release, so switching `current` switches it too.
     """
-    conf = quote(paths.conf)
     names = [check_name(name, "program name") for name, _ in programs]
     if not names:
         return script(["true"])
@@ -337,23 +399,10 @@ def apply_programs_script(
         for name, file in programs
         if file is not None
     ]
-    listed = " ".join(quote(n) for n in names)
     return script(
         [
             f"mkdir -p -- {quote(paths.programs)}",
             *links,
-            f"out=$(supervisorctl -c {conf} update {listed} 2>&1) || "
-            '{ echo "$out" >&2; exit 1; }',
-            # Shown on stdout, then matched line by line (the leading newline anchors a name).
-            "printf '%s\\n' \"$out\"",
-            'out="\n$out"',
-            'restart=""',
-            f"for name in {listed}; do",
-            '  case "$out" in',
-            '    *"\n$name: "*) ;;',
-            '    *) restart="$restart $name" ;;',
-            "  esac",
-            "done",
-            f'[ -z "$restart" ] || supervisorctl -c {conf} restart $restart',
+            join(rpc_argv(paths.conf, "apply", *names)),
         ]
     )

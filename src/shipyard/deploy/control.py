@@ -73,7 +73,7 @@ class Supervisord:
         return supervisor.apply_programs_script(self.paths, programs)
 
     def status(self, names: Sequence[str]) -> Script:
-        return command_script(supervisor.status_argv(self.paths.conf, *names))
+        return command_script(supervisor.rpc_argv(self.paths.conf, "status", *names))
 
     def states(self, stdout: str, names: Sequence[str]) -> dict[str, str]:
         return supervisor.parse_status(stdout.splitlines())
