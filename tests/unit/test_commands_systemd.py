@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from shipyard.commands.script import UnsafeValue
 from shipyard.commands.systemd import (
+    apply_units_script,
     daemon_reload_argv,
     enable_argv,
     is_active_argv,
     parse_is_active,
+    parse_states,
     quote_word,
     render_unit,
     restart_argv,
     start_argv,
+    states_argv,
     stop_argv,
     unit_name,
     unit_path,
@@ -141,3 +148,52 @@ def test_systemctl_commands_are_argv(argv: object, expected: object) -> None:
 )
 def test_is_active_output_is_read_as_a_state(stdout: str, state: str) -> None:
     assert parse_is_active(stdout) == state
+
+
+def test_units_are_installed_then_reloaded_enabled_and_restarted_once_for_all(
+    tmp_path: Path,
+) -> None:
+    # Runs for real with a systemctl on PATH that only records its arguments.
+    bin_dir, units, log = tmp_path / "bin", tmp_path / "units", tmp_path / "calls"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    (bin_dir / "systemctl").chmod(0o755)
+    source = tmp_path / "release-unit.service"
+    source.write_text("[Service]\nExecStart=/bin/true\n")
+    built = apply_units_script(
+        str(units), [("shipyard-api.service", str(source)), ("shipyard-web.service", None)]
+    )
+
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    subprocess.run(["sh", "-c", built.text], check=True, env=env)
+
+    installed = units / "shipyard-api.service"
+    assert installed.read_text() == source.read_text()
+    assert stat.S_IMODE(installed.stat().st_mode) == 0o600
+    assert not (units / "shipyard-web.service").exists()  # None: keep what is installed
+    assert log.read_text().splitlines() == [
+        "daemon-reload",
+        "enable --quiet shipyard-api.service shipyard-web.service",
+        "restart shipyard-api.service shipyard-web.service",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("stdout", "states"),
+    [
+        ("active\nactive\n", {"a.service": "RUNNING", "b.service": "RUNNING"}),
+        ("activating\nfailed\n", {"a.service": "STARTING", "b.service": "FATAL"}),
+        ("inactive\n", {"a.service": "STOPPED"}),  # cut short: b unknown, hence not running
+        ("", {}),
+    ],
+)
+def test_is_active_lines_are_read_as_states_in_unit_order(
+    stdout: str, states: dict[str, str]
+) -> None:
+    assert parse_states(stdout, ["a.service", "b.service"]) == states
+    assert states_argv("a.service", "b.service") == (
+        "systemctl",
+        "is-active",
+        "a.service",
+        "b.service",
+    )

@@ -91,15 +91,15 @@ def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_outp
         # Drawn by Live a few times a second, never once per event: a rollout of a thousand
         # instances sends thousands. Past a screenful, a count per status and the busy ones.
         table = Table("instance", "status", box=None)
-        shown = list(statuses.items())
-        if len(statuses) > LIVE_ROWS:
+        shown = list(statuses.items())  # a copy: the deployment updates it meanwhile
+        if len(shown) > LIVE_ROWS:
             counts: dict[str, int] = {}
-            for status in statuses.values():
+            for _, status in shown:
                 counts[status] = counts.get(status, 0) + 1
             summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
             table.add_row(f"{len(statuses)} instances", summary)
             settled = {"waiting", "success", "unchanged"}
-            shown = [(n, s) for n, s in statuses.items() if s not in settled][:LIVE_ROWS]
+            shown = [(n, s) for n, s in shown if s not in settled][:LIVE_ROWS]
         for name, status in shown:
             table.add_row(name, Text(status, STYLE.get(status, "")))
         return table

@@ -137,9 +137,13 @@ class HostGroup:
     async def _restart(self) -> None:
         members = self.alive
         self._say(members, "restarting")
-        await self._apply_programs(members)
+        for name, why in (await self._apply_programs(members)).items():
+            self._fail([m for m in members if m.name == name], f"restart failed: {why}")
 
-    async def _apply_programs(self, members: list[Member]) -> None:
+    async def _apply_programs(self, members: list[Member]) -> dict[str, str]:
+        """(Re)start the members' programs from their live releases: one call per supervisor.
+        Returns why, for the members whose supervisor could not be driven."""
+        failed: dict[str, str] = {}
         for control, group in _by_control(members).items():
             programs = [
                 (m.target.program, f"{m.target.layout.current}/{control.release_file}")
@@ -148,7 +152,8 @@ class HostGroup:
             try:
                 await self.executor.run(sh(control.apply(programs), "restart"))
             except ExecutionError as failure:
-                self._fail(group, f"restart failed: {failure}")
+                failed.update({m.name: str(failure) for m in group})
+        return failed
 
     async def _check_health(self) -> None:
         """Rounds of every pending member's health check plus one `supervisorctl status`, until
@@ -232,15 +237,8 @@ class HostGroup:
                         back.append(m)
                     else:
                         notes[m.name] = _part_failure(self.executor.name, "switch back", part)
-                for control, group in _by_control(back).items():
-                    programs = [
-                        (m.target.program, f"{m.target.layout.current}/{control.release_file}")
-                        for m in group
-                    ]
-                    try:
-                        await self.executor.run(sh(control.apply(programs), "restart"))
-                    except ExecutionError as also:
-                        notes.update({m.name: f"restarting it failed: {also}" for m in group})
+                for name, why in (await self._apply_programs(back)).items():
+                    notes[name] = f"restarting it failed: {why}"
             for control, group in _by_control(stop).items():
                 names = [m.target.program for m in group]
                 await self.executor.run(control.stop(names), check=False)
