@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ class Release:
         found = self.config.get("health")
         return HealthCheck.model_validate(found) if found else None
 
-    @property
+    @cached_property  # asked for at every step of every instance; made once
     def control(self) -> Control:
         """The host's process supervisor, as its `supervisor:` says."""
         return control_for(self.ref, self.root)

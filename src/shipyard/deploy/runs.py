@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from shipyard.config.flatten import Flattened, Instance
+from shipyard.config.models import Strategy
 from shipyard.config.topology import HostRef, all_hosts
 from shipyard.deploy.bluegreen import BlueGreen, Drain
 from shipyard.deploy.hostgroup import HostGroup, Member
@@ -138,7 +139,9 @@ class Runs:
             together: dict[str, list[Instance]] = {}
             alone: list[Instance] = []
             for instance in ready:
-                if self.release(instance).strategy.uses_slots:
+                # The strategy holds no secret: read it without realising the config.
+                strategy = Strategy.model_validate(instance.config.get("strategy", {}))
+                if strategy.uses_slots:
                     alone.append(instance)
                 else:
                     together.setdefault(instance.host, []).append(instance)
