@@ -3,6 +3,7 @@
 Layout of one service on a host::
 
     <root>/<service>/releases/<revision>/   one immutable release; `.shipyard-complete` written last
+                                            (its top-level `.shipyard*` names are Shipyard's)
     <root>/<service>/current -> releases/<revision>     the live release
     <root>/<service>/previous -> releases/<revision>    the one live before it (rollback target)
     <root>/<service>/slots/{blue,green} -> ../releases/<revision>   blue/green slots
@@ -29,8 +30,16 @@ from shipyard.commands.script import (
     quote,
     script,
 )
+from shipyard.config.artifact import RESERVED_PREFIX
 
-MARKER = ".shipyard-complete"
+# Shipyard's own names in a release, never an artifact's or a `files:` entry's. Every top-level
+# name starting with `.shipyard` is reserved (`config.artifact.is_reserved`, which validation
+# checks, below this layer): the marker, its temporary file, and the directory holding the
+# program definition and launcher (deploy/control.py).
+MARKER = f"{RESERVED_PREFIX}-complete"
+MARKER_TMP = f"{MARKER}.tmp"
+STATE_DIR = RESERVED_PREFIX
+RESERVED_NAMES = (MARKER, MARKER_TMP, STATE_DIR)
 Color = Literal["blue", "green"]
 COLORS: tuple[Color, Color] = ("blue", "green")
 
@@ -169,8 +178,8 @@ def mark_complete_script(layout: ReleaseLayout, revision: str) -> Script:
     return script(
         [
             f"cd -- {quote(layout.release(revision))}",
-            f"printf '%s\\n' {quote(revision)} > {MARKER}.tmp",
-            f"mv -f -- {MARKER}.tmp {MARKER}",
+            f"printf '%s\\n' {quote(revision)} > {MARKER_TMP}",
+            f"mv -f -- {MARKER_TMP} {MARKER}",
         ]
     )
 

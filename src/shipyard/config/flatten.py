@@ -8,18 +8,23 @@ config and the rendered files see the variables plus `service`, `instance`, `sit
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import jinja2
 from pydantic import ValidationError
 
+from shipyard.config.artifact import (
+    ArtifactRefused,
+    Contents,
+    artifact_digest,
+    read_artifact,
+    release_path_problem,
+)
 from shipyard.config.loader import LoadedProject, display_name
 from shipyard.config.merge import Origins, deep_merge, merge_layer, origin_of
 from shipyard.config.models import InstanceSpec, Service
@@ -151,7 +156,7 @@ class _Flattener:
         self.renderer = Renderer(loaded.root)
         self.secrets = Secrets(self.project.secrets, loaded.root, environ)
         self.problems = _Problems()
-        self.digests: dict[tuple[str, tuple[str, ...]], str | None] = {}
+        self.artifacts: dict[tuple[str, tuple[str, ...]], tuple[Contents, str] | None] = {}
 
     def problem(self, path: PathKey, message: str) -> Problem:
         return self.marks.problem(path, message)
@@ -203,12 +208,17 @@ class _Flattener:
                 self.problems.add(self.problem(source, message))
             return None
         doc = spec.model_dump(mode="json", exclude_none=True, exclude={"vars"})
+        contents = None
         if spec.artifact is not None:
-            artifact_path = spec.artifact.path or ""
-            digest = self._artifact_digest(artifact_path, tuple(spec.artifact.exclude), origins)
-            if digest is None:
+            exclude = tuple(spec.artifact.exclude)
+            read = self._artifact(spec.artifact.path or "", exclude, origins)
+            if read is None:
                 return None
-            doc["artifact"]["digest"] = digest
+            contents, doc["artifact"]["digest"] = read
+        for dest in sorted(spec.files or {}):
+            clash = release_path_problem(dest, contents)
+            if clash is not None:
+                self.problems.add(self.problem(origin_of(origins, ("files", dest)), clash))
         templated = []
         for path, text in _strings(doc):
             if path[0] in NOT_RENDERED or not is_template(text):
@@ -251,14 +261,21 @@ class _Flattener:
                 ok = False
         return out if ok else None
 
-    def _artifact_digest(self, path: str, exclude: tuple[str, ...], origins: Origins) -> str | None:
+    def _artifact(
+        self, path: str, exclude: tuple[str, ...], origins: Origins
+    ) -> tuple[Contents, str] | None:
+        """The artifact's checked contents and digest, read once per path and exclusions."""
         key = (path, exclude)
-        if key not in self.digests:
-            self.digests[key] = artifact_digest(self.loaded.root / path, exclude)
-            if self.digests[key] is None:
+        if key not in self.artifacts:
+            try:
+                contents = read_artifact(self.loaded.root, path, exclude)
+                self.artifacts[key] = (contents, artifact_digest(contents))
+            except ArtifactRefused as refused:
+                self.artifacts[key] = None
                 where = origin_of(origins, ("artifact", "path"))
-                self.problems.add(self.problem(where, f"artifact not found: {path}"))
-        return self.digests[key]
+                for message in refused.messages:
+                    self.problems.add(self.problem(where, message))
+        return self.artifacts[key]
 
     def _instance(
         self, name: str, service: Service, prepared: _Prepared, ref: HostRef, site_vars: Json
@@ -354,35 +371,6 @@ def flatten_project(loaded: LoadedProject, *, environ: dict[str, str] | None = N
     if problems:
         raise ConfigError(problems)
     return Flattened(loaded=loaded, instances=instances, secrets=flattener.secrets)
-
-
-def artifact_digest(path: Path, exclude: tuple[str, ...] = ()) -> str | None:
-    """sha256 over a directory's files (relative path, executable bit, content) or an archive."""
-    if path.is_file():
-        return "sha256:" + _file_digest(path)
-    if not path.is_dir():
-        return None
-    digest = hashlib.sha256()
-    for relative, full in _walk(path, exclude):
-        executable = os.access(full, os.X_OK)
-        digest.update(f"{relative}\0{int(executable)}\0".encode())
-        digest.update(_file_digest(full).encode())
-    return "sha256:" + digest.hexdigest()
-
-
-def _walk(root: Path, exclude: tuple[str, ...]) -> Iterator[tuple[str, Path]]:
-    for directory, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(files):
-            full = Path(directory) / name
-            relative = full.relative_to(root).as_posix()
-            if not any(fnmatch.fnmatch(relative, pattern) for pattern in exclude):
-                yield relative, full
-
-
-def _file_digest(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _strings(value: Any, path: ConfigPath = ()) -> Iterator[tuple[ConfigPath, str]]:
