@@ -177,7 +177,7 @@ def artifact_digest(contents: Contents) -> str:
 def release_path_problem(dest: str, contents: Contents | None) -> str | None:
     """Why a rendered file cannot be written at `dest` of a release with this artifact, if so."""
     if is_reserved(dest):
-        return f"{dest} is a name Shipyard reserves inside a release ({RESERVED_PREFIX}*)"
+        return f"{dest} is a name Shipyard reserves inside a release"
     if contents is None:
         return None
     parts = PurePosixPath(dest).parts

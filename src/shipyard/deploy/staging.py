@@ -98,19 +98,19 @@ def write_generated(root: Path, relative: str, data: bytes, mode: int) -> None:
 
 
 def _open_subdirectory(parent: int, name: str, relative: str, prefix: str) -> int:
-    """The directory `name` in `parent` (made if missing), opened without following a link;
-    `parent` is closed."""
+    """The directory `name` in `parent` (made if missing), opened without following a link.
+    On success `parent` is closed; on failure it is left to the caller."""
     try:
         with contextlib.suppress(FileExistsError):
             os.mkdir(name, 0o755, dir_fd=parent)
-        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+        child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
     except OSError as exc:
         raise DeployError(
             f"cannot write {relative} into the release: {prefix} is not a directory there "
             "(a link or a file of the artifact)"
         ) from exc
-    finally:
-        os.close(parent)
+    os.close(parent)
+    return child
 
 
 def _stage_artifact(project_dir: Path, path: str, exclude: tuple[str, ...], target: Path) -> None:
