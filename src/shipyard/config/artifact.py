@@ -360,8 +360,9 @@ def _checked(
             if member.target.startswith("/"):
                 problems.append(f"{where} links to an absolute path ({_shown(member.target)})")
                 continue
-            if _resolve(links, member.path) is None:
-                problems.append(f"{where} links outside the release (to {_shown(member.target)})")
+            trouble = _link_trouble(links, member.path)
+            if trouble is not None:
+                problems.append(f"{where} {trouble} (to {_shown(member.target)})")
                 continue
         if member.kind == "hardlink":
             target = PurePosixPath(member.target)
@@ -380,9 +381,9 @@ def _checked(
     return out
 
 
-def _resolve(links: dict[str, str], path: str) -> tuple[str, ...] | None:
-    """Where `path` of a release leads, following the release's links as the kernel would;
-    None when that leaves the release (or loops)."""
+def _link_trouble(links: dict[str, str], path: str) -> str | None:
+    """Why following the link at `path` as the kernel would, through the release's other
+    links, does not end inside the release; None when it does."""
     done: list[str] = []
     pending = list(PurePosixPath(path).parts)
     hops = 0
@@ -390,7 +391,7 @@ def _resolve(links: dict[str, str], path: str) -> tuple[str, ...] | None:
         part = pending.pop(0)
         if part == "..":
             if not done:
-                return None
+                return "links outside the release"
             done.pop()
             continue
         target = links.get("/".join([*done, part]))
@@ -398,10 +399,12 @@ def _resolve(links: dict[str, str], path: str) -> tuple[str, ...] | None:
             done.append(part)
             continue
         hops += 1
-        if hops > MAX_LINK_HOPS or target.startswith("/"):
-            return None
+        if hops > MAX_LINK_HOPS:
+            return "is a loop of links"
+        if target.startswith("/"):
+            return "links outside the release"
         pending = [*PurePosixPath(target).parts, *pending]
-    return tuple(done)
+    return None
 
 
 # Small helpers.
