@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 from shipyard.commands.release import (
+    MARKER,
+    MARKER_TMP,
+    RESERVED_NAMES,
     ReleaseLayout,
     extract_argv,
     install_script,
@@ -28,6 +31,8 @@ from shipyard.commands.release import (
     switch_slot_script,
 )
 from shipyard.commands.script import Argv, Script, UnsafeValue
+from shipyard.config.artifact import is_reserved
+from shipyard.deploy.control import LAUNCHER_FILE, PROGRAM_FILE, UNIT_FILE
 
 
 def sh(command: Script | Argv, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
@@ -81,6 +86,28 @@ def test_the_layout_puts_everything_under_the_service_directory(
     path: Callable[[ReleaseLayout], str], expected: str
 ) -> None:
     assert path(ReleaseLayout("/srv/shipyard/", "api")) == expected
+
+
+@pytest.mark.parametrize(
+    "name", [*RESERVED_NAMES, MARKER, MARKER_TMP, PROGRAM_FILE, LAUNCHER_FILE, UNIT_FILE]
+)
+def test_every_name_shipyard_writes_into_a_release_is_reserved_from_artifacts(name: str) -> None:
+    assert is_reserved(name)
+
+
+@pytest.mark.parametrize("name", ["app/.shipyard/x", "shipyard.txt", "static/.shipyard-complete"])
+def test_names_below_the_top_of_a_release_are_the_artifacts_own(name: str) -> None:
+    assert not is_reserved(name)
+
+
+def test_marking_complete_writes_only_reserved_names(layout: ReleaseLayout) -> None:
+    assert sh(prepare_script(layout, "r1")).returncode == 0
+
+    assert sh(mark_complete_script(layout, "r1")).returncode == 0
+
+    names = [p.name for p in Path(layout.release("r1")).iterdir()]
+    assert names == [MARKER]
+    assert MARKER_TMP in mark_complete_script(layout, "r1").text
 
 
 @pytest.mark.parametrize(
