@@ -116,12 +116,18 @@ class Site(Model):
 
 
 class Artifact(Model):
-    """The files a release is made of: a directory or an archive (.tar, .tar.gz, .tgz, .zip)."""
+    """The files a release is made of: a directory or archive in the project (see `path`)."""
 
     path: str | None = Field(
-        None, description="Directory or archive, relative to the project file (required)."
+        None,
+        description="Directory or archive (.tar, .tar.gz, .tgz, .tar.xz, .tar.bz2, .zip) inside "
+        "the project, relative to the project file (required). Its links must stay inside it; "
+        "devices, fifos, members with `..` or absolute paths, and top-level names starting with "
+        "`.shipyard` (Shipyard's own in a release) are refused.",
     )
-    exclude: list[str] = Field(default_factory=list, description="Glob patterns left out.")
+    exclude: list[str] = Field(
+        default_factory=list, description="Glob patterns left out (of directories and archives)."
+    )
 
 
 class HealthCheck(Model):
@@ -196,7 +202,11 @@ class ServiceBody(Model):
 
     artifact: Artifact | None = None
     files: dict[str, str] | None = Field(
-        None, description="Rendered files: release path -> Jinja2 template (project-relative)."
+        None,
+        description="Rendered files: release path -> Jinja2 template (project-relative). A "
+        "rendered file takes the place of an artifact's file at the same path (the artifact's "
+        "own file is left as it is); it may not replace a directory, go through a link or use a "
+        "`.shipyard` name.",
     )
     env: dict[str, str | int | float | bool] | None = Field(
         None, description="Environment of the process."

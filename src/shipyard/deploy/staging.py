@@ -200,11 +200,14 @@ def stage_for_host(targets: list[Release], unmarked: set[str], staging: Path, ro
     for target in targets:
         instance = target.instance
         sealed = {path[1] for path in instance.sealed if path[0] == "files"}
-        staged = stage_release(
-            target.project_dir, target.config, sealed, staging / instance.name / "release"
-        )
-        for relative, (text, mode) in render_program(target).items():
-            write_generated(staged, relative, text.encode(), mode)
+        try:
+            staged = stage_release(
+                target.project_dir, target.config, sealed, staging / instance.name / "release"
+            )
+            for relative, (text, mode) in render_program(target).items():
+                write_generated(staged, relative, text.encode(), mode)
+        except (DeployError, OSError) as exc:
+            raise DeployError(f"staging the release of {instance.name} failed: {exc}") from exc
         inside = target.layout.release(instance.revision)[len(root.rstrip("/")) + 1 :]
         packed.append((staged, inside, None if instance.name in unmarked else instance.revision))
     archive = staging / f"releases-{len(list(staging.glob('*.tar')))}.tar"
