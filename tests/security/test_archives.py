@@ -369,6 +369,29 @@ def test_a_safe_archive_is_staged_whole_with_its_links_and_modes(
             assert (staged / "app" / "copy.py").read_text() == "print('hi')\n"
 
 
+@pytest.mark.parametrize(
+    ("dest", "why"),
+    [
+        ("app", "app is a directory"),
+        ("app/server.py/x.ini", "app/server.py/x.ini goes through app/server.py, which is a file"),
+        ("conf/x.ini", "conf/x.ini goes through conf, which is a link"),
+    ],
+)
+def test_a_files_destination_that_collides_with_an_archive_member_is_a_config_error(
+    project: ArchiveProject, dest: str, why: str
+) -> None:
+    project.write([OK, Entry("conf", "symlink", "app")])
+    (project.dir / "x.j2").write_text("x\n")
+    text = (project.dir / "shipyard.yaml").read_text()
+    text = text.replace("    commands:", f'    files: {{"{dest}": x.j2}}\n    commands:')
+    (project.dir / "shipyard.yaml").write_text(text)
+
+    (problem,) = project.problems()
+
+    assert problem.startswith("shipyard.yaml:10:")
+    assert problem.endswith(f"templates.web.files.{dest}: {why} in the artifact")
+
+
 def test_excluded_members_are_left_out_of_an_archive_release(
     project: ArchiveProject, tmp_path: Path
 ) -> None:

@@ -74,7 +74,15 @@ class Contents:
 
     @cached_property
     def kinds(self) -> dict[str, Kind]:
-        return {member.path: member.kind for member in self.members}
+        """Every path of the release the artifact makes, with its kind: the members, and the
+        directories an archive implies without listing them."""
+        found: dict[str, Kind] = {}
+        for member in self.members:
+            parts = PurePosixPath(member.path).parts
+            for end in range(1, len(parts)):
+                found.setdefault("/".join(parts[:end]), "dir")
+            found[member.path] = member.kind
+        return found
 
 
 class ArtifactRefused(Exception):
