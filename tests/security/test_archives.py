@@ -8,6 +8,7 @@ a config error naming the archive and the member at `shipyard validate` (file:li
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import stat
@@ -16,14 +17,20 @@ import sys
 import tarfile
 import zipfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from shipyard.commands.release import MARKER
 from shipyard.config.flatten import flatten_project
 from shipyard.config.loader import load_project
+from shipyard.config.topology import all_hosts
+from shipyard.deploy.hostgroup import HostGroup, Member
+from shipyard.deploy.instance import Release
 from shipyard.deploy.staging import stage_release
 from shipyard.errors import ConfigError, DeployError
+from shipyard.executors.factory import executor_for
 
 PROJECT = """\
 name: archives
@@ -406,3 +413,34 @@ def test_excluded_members_are_left_out_of_an_archive_release(
 
     assert (staged / "app" / "server.py").exists()
     assert not (staged / "app" / "__pycache__" / "x.pyc").exists()
+
+
+@pytest.mark.integration
+def test_an_archive_made_hostile_after_validation_fails_its_deployment_naming_the_member(
+    project: ArchiveProject, tmp_path: Path
+) -> None:
+    project.write([OK])
+    flat = flatten_project(load_project(project.dir / "shipyard.yaml"), environ={})
+    absolute = tmp_path / "absolute-evil.txt"
+    write_tar(project.dir / "app.tar", [OK, Entry(str(absolute), data="x")])
+    instance = flat.instances["web@box"]
+    ref = all_hosts(flat.loaded.project)["box"]
+    member = Member(Release(instance, flat.realise(instance), ref, project.dir), "d-1")
+    executor = executor_for("box", ref.host, flat.loaded.project.ssh, project.dir)
+
+    async def deploy() -> None:
+        try:
+            await HostGroup(executor, [member], lambda instance, what: None).deploy(
+                at=datetime.now(UTC)
+            )
+        finally:
+            await executor.close()
+
+    asyncio.run(deploy())
+
+    assert member.failure is not None
+    assert f"archive app.tar: member {absolute} has an absolute path" in member.failure
+    assert not absolute.exists()
+    release = project.root / "web" / "releases" / instance.revision
+    assert not (release / MARKER).exists()
+    assert not (project.root / "web" / "current").exists()
