@@ -9,6 +9,7 @@ refused, an artifact outside the project is refused, and every generated file is
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import subprocess
@@ -441,3 +442,29 @@ def test_a_deploy_on_a_local_host_keeps_links_and_never_writes_the_users_files(
 
 class _Address:
     address = "127.0.0.1"
+
+
+def test_the_digest_of_an_artifact_without_links_is_unchanged_so_nothing_turns_stale(
+    project: LocalProject,
+) -> None:
+    (project.app / "lib" / "deep").mkdir(parents=True)
+    (project.app / "lib" / "b.py").write_text("B = 1\n")
+    (project.app / "lib" / "deep" / "c.py").write_text("C = 1\n")
+    (project.app / "run.sh").write_text("#!/bin/sh\n")
+    (project.app / "run.sh").chmod(0o755)
+    (project.app / "x.pyc").write_text("excluded\n")
+    project.write()
+
+    digest = project.flatten().instances["web@box"].config["artifact"]["digest"]
+
+    expected = hashlib.sha256()  # the digest as Shipyard computed it before links counted
+    for directory, dirs, files in os.walk(project.app):
+        dirs.sort()
+        for name in sorted(files):
+            full = Path(directory) / name
+            relative = full.relative_to(project.app).as_posix()
+            if relative.endswith(".pyc"):
+                continue
+            expected.update(f"{relative}\0{int(os.access(full, os.X_OK))}\0".encode())
+            expected.update(hashlib.sha256(full.read_bytes()).hexdigest().encode())
+    assert digest == "sha256:" + expected.hexdigest()
