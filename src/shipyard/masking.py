@@ -1,14 +1,21 @@
 """The one masking boundary: every known secret value becomes `***` in text that leaves Shipyard.
 
-A `Masker` is built from the project's secret values when a project is opened. Everything that
-prints, stores, logs or sends text passes it through `Masker.text` (or `Masker.json` for
-structured values): host output, failure reasons, command descriptions, events, audit detail.
+A `Masker` is built from the project's secret values when a project is opened (`masker_for`).
+Everything that prints, stores, logs or sends text passes it through `Masker.text` (or
+`Masker.json` for structured values): host output, failure reasons, command descriptions,
+events, audit detail. Text for a terminal also passes `safe_text` (`Masker.shown` does both):
+host output is untrusted, and its escape sequences are shown, never obeyed.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shipyard.config.flatten import Flattened
+    from shipyard.config.loader import LoadedProject
 
 MASK = "***"
 # Shorter values would mask ordinary words; such secrets are refused where they are defined.
@@ -46,6 +53,10 @@ class Masker:
 
     __call__ = text
 
+    def shown(self, text: str) -> str:
+        """`text` masked and made safe for a terminal (see `safe_text`)."""
+        return safe_text(self.text(text))
+
     def json(self, value: object) -> object:
         """A copy of a JSON-like value (dicts, lists, strings, numbers) with every string masked."""
         if self._pattern is None:
@@ -60,3 +71,44 @@ class Masker:
 
 
 NO_SECRETS = Masker()
+
+# Characters a terminal acts on instead of showing: C0 controls but tab and newline (ESC starts
+# every CSI/OSC sequence: colours, title, clear screen, alternate screen, OSC 8 links, concealed
+# text), DEL, C1 controls (U+009B is a one-byte CSI), and the bidirectional overrides and
+# isolates that make a line read differently from what it holds.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe_text(text: str) -> str:
+    """`text` with every character a terminal would act on written out as `\\xNN` / `\\uNNNN`.
+
+    Line ends stay line ends (CRLF becomes LF); nothing else is removed, so what a host printed
+    is still readable, literally. Rich markup is not this function's business: print host text
+    as `rich.text.Text`, never as a markup string.
+    """
+    if not text:
+        return text
+    text = text.replace("\r\n", "\n")
+    return _UNSAFE.sub(_visible, text)
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def masker_for(project: Flattened | LoadedProject) -> Masker:
+    """A masker knowing every secret value of `project`: its `secrets:` and the sudo password."""
+    from shipyard.config.flatten import Flattened
+    from shipyard.config.render import Secrets
+
+    if isinstance(project, Flattened):
+        loaded, secrets = project.loaded, project.secrets
+    else:
+        loaded, secrets = project, Secrets(project.project.secrets, project.root)
+    masker = Masker(secrets.known_values())
+    sudo = loaded.project.ssh.sudo_password
+    if sudo is not None:
+        for value in Secrets({"sudo_password": sudo}, loaded.root).known_values():
+            masker.add(value)
+    return masker

@@ -84,6 +84,21 @@ class Secrets:
             self.problems[name] = f"cannot read {source.file}: {exc.strerror}"
             return None
 
+    def known_values(self) -> list[str]:
+        """Every secret value that can be read, used or not: what a masker must hide."""
+        found = []
+        for name in self._sources:
+            if name in self._values:
+                value = self._values[name]
+            else:
+                try:
+                    value = self._read(name)
+                finally:
+                    self.problems.pop(name, None)  # only flattening reports an unreadable secret
+            if value:
+                found.append(value)
+        return found
+
     def require(self, name: str) -> str:
         """The value, for deploy time; a missing one was reported when flattening."""
         found = self.value(name)
