@@ -33,13 +33,20 @@ class LocalProject:
     env: dict[str, str] = field(default_factory=dict)
     runs: list[subprocess.CompletedProcess[str]] = field(default_factory=list)
 
-    def write(self, templates: dict[str, Any], services: dict[str, Any], **extra: Any) -> None:
+    def write(
+        self,
+        templates: dict[str, Any],
+        services: dict[str, Any],
+        *,
+        host: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> None:
+        """The project: `extra` top-level sections, the one host (with `host` settings)."""
+        settings = {"connection": "local", "root": str(self.host_root), **(host or {})}
         document = {
             "name": "securitytest",
             **extra,
-            "sites": {
-                "here": {"hosts": {HOST: {"connection": "local", "root": str(self.host_root)}}}
-            },
+            "sites": {"here": {"hosts": {HOST: settings}}},
             "templates": templates,
             "services": services,
         }
