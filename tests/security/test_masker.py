@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
+
 import pytest
 
-from shipyard.masking import MASK, Masker
+from shipyard.config.flatten import flatten_project
+from shipyard.config.loader import load_project
+from shipyard.masking import MASK, Masker, masker_for
 
 
 @pytest.mark.parametrize(
@@ -34,3 +39,33 @@ def test_added_values_are_masked_from_then_on() -> None:
     assert masker.empty
     masker.add("later-value")
     assert masker("a later-value") == f"a {MASK}"
+
+
+def test_masker_for_knows_every_secret_of_a_project_used_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "token.txt").write_text("file-secret-value\n")
+    (tmp_path / "shipyard.yaml").write_text(
+        textwrap.dedent(
+            """\
+            name: masked
+            ssh: {sudo_password: {env: MASK_SUDO}}
+            secrets:
+              used: {env: MASK_USED}
+              unused: {file: token.txt}
+              unset: {env: MASK_UNSET}
+            sites: {here: {hosts: {box: {connection: local}}}}
+            templates: {app: {commands: {start: [sleep, "1"]}, env: {A: "{{ secrets.used }}"}}}
+            services: {web: {template: app, hosts: [box]}}
+            """
+        )
+    )
+    monkeypatch.setenv("MASK_USED", "env-secret-value")
+    monkeypatch.setenv("MASK_SUDO", "sudo-secret-value")
+    monkeypatch.delenv("MASK_UNSET", raising=False)
+    loaded = load_project(tmp_path / "shipyard.yaml")
+    flat = flatten_project(loaded)
+    text = "env-secret-value file-secret-value sudo-secret-value"
+    for masker in (masker_for(loaded), masker_for(flat)):
+        assert masker(text) == f"{MASK} {MASK} {MASK}"
+    assert flat.secrets.problems == {}  # the unused, unset secret is no problem of flattening
