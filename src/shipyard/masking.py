@@ -9,6 +9,7 @@ host output is untrusted, and its escape sequences are shown, never obeyed.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
@@ -32,9 +33,14 @@ class Masker:
             self.add(value)
 
     def add(self, value: str) -> None:
-        """Know one more secret value; values shorter than MIN_SECRET_LENGTH are ignored."""
-        pieces = [value, *value.splitlines()]
-        added = {p for p in (piece.strip() for piece in pieces) if len(p) >= MIN_SECRET_LENGTH}
+        """Know one more secret value; values shorter than MIN_SECRET_LENGTH are ignored.
+
+        Also known: the value as it reads inside a shell-quoted command (`shlex.join`), a
+        JSON string and a Python repr, so a described command or a quoted value is masked too.
+        """
+        pieces = [p.strip() for p in (value, *value.splitlines())]
+        written = [form for piece in pieces for form in _written_forms(piece)]
+        added = {p for p in written if len(p) >= MIN_SECRET_LENGTH}
         if added - self._values:
             self._values |= added
             # Longest first, so a value that contains another is masked whole.
@@ -71,6 +77,18 @@ class Masker:
 
 
 NO_SECRETS = Masker()
+
+
+def _written_forms(value: str) -> set[str]:
+    """`value`, and how it reads when quoted for a shell, in JSON and in a repr."""
+    return {
+        value,
+        value.replace("'", "'\"'\"'"),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        repr(value)[1:-1],
+    }
+
 
 # Characters a terminal acts on instead of showing: C0 controls but tab and newline (ESC starts
 # every CSI/OSC sequence: colours, title, clear screen, alternate screen, OSC 8 links, concealed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 import textwrap
 from pathlib import Path
 
@@ -69,3 +71,17 @@ def test_masker_for_knows_every_secret_of_a_project_used_or_not(
     for masker in (masker_for(loaded), masker_for(flat)):
         assert masker(text) == f"{MASK} {MASK} {MASK}"
     assert flat.secrets.problems == {}  # the unused, unset secret is no problem of flattening
+
+
+@pytest.mark.parametrize(
+    "secret", ["it's-a-secret", 'quo"te\\secret', "tab\tsecret", "naïve-sécret"]
+)
+def test_a_secret_is_masked_as_a_described_command_or_quoted_value_writes_it(secret: str) -> None:
+    masker = Masker([secret])
+    for written in (
+        shlex.join(["sh", "-c", f"echo {secret}; exit 1"]),
+        json.dumps({"reason": f"got {secret}"}),
+        repr(f"got {secret}"),
+    ):
+        assert MASK in masker(written), written
+        assert secret not in masker(written)
