@@ -10,8 +10,9 @@ host output is untrusted, and its escape sequences are shown, never obeyed.
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -113,6 +114,37 @@ def safe_text(text: str) -> str:
 def _visible(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class MaskedRecords(logging.Filter):
+    """Masks and escapes every log record's message, traceback and stack before it is written.
+
+    `masker` is asked at each record: a command learns its project's secrets after logging
+    is set up.
+    """
+
+    def __init__(self, masker: Callable[[], Masker]) -> None:
+        super().__init__()
+        self._masker = masker
+        self._formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        masker = self._masker()
+        record.msg, record.args = masker.shown(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = masker.shown(record.exc_text)
+        if record.stack_info:
+            record.stack_info = masker.shown(record.stack_info)
+        return True
+
+
+def log_handler(masker: Callable[[], Masker]) -> logging.Handler:
+    """A handler writing to stderr, every record masked (see MaskedRecords)."""
+    handler = logging.StreamHandler()
+    handler.addFilter(MaskedRecords(masker))
+    return handler
 
 
 def masker_for(project: Flattened | LoadedProject) -> Masker:

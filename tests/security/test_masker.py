@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import shlex
 import textwrap
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 
 from shipyard.config.flatten import flatten_project
 from shipyard.config.loader import load_project
-from shipyard.masking import MASK, Masker, masker_for
+from shipyard.masking import MASK, Masker, log_handler, masker_for
 
 
 @pytest.mark.parametrize(
@@ -85,3 +87,24 @@ def test_a_secret_is_masked_as_a_described_command_or_quoted_value_writes_it(sec
     ):
         assert MASK in masker(written), written
         assert secret not in masker(written)
+
+
+def test_log_records_are_masked_and_escaped_message_and_traceback() -> None:
+    stream = io.StringIO()
+    handler = log_handler(lambda: Masker(["log-secret-value"]))
+    handler.setStream(stream)
+    logger = logging.getLogger("shipyard.test.masked")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise RuntimeError("failed with log-secret-value\x1b[2J")
+        except RuntimeError:
+            logger.exception("host said %s", "log-secret-value \x1b]0;title\x07")
+    finally:
+        logger.removeHandler(handler)
+    written = stream.getvalue()
+    assert "log-secret-value" not in written
+    assert f"host said {MASK} \\x1b]0;title\\x07" in written
+    assert f"RuntimeError: failed with {MASK}\\x1b[2J" in written
+    assert "\x1b" not in written

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 failure (a host, a deployment, the store),
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from rich.text import Text
 
 from shipyard.cli.context import CliState
 from shipyard.errors import ConfigError, ShipyardError, UsageError
+from shipyard.masking import log_handler
 
 EXIT_FAILURE = 1
 EXIT_INVALID = 2
@@ -78,8 +80,18 @@ def _register(argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with 0, 1 or 2."""
     _register(sys.argv[1:] if argv is None else argv)
-    err = Console(stderr=True, highlight=False)
     cli = CliState(project_file=Path("shipyard.yaml"))
+    # Whatever logs meanwhile (asyncio, asyncssh) reaches stderr masked and escaped.
+    handler = log_handler(cli.masker_if_loaded)
+    logging.getLogger().addHandler(handler)
+    try:
+        _run(argv, cli)
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+def _run(argv: list[str] | None, cli: CliState) -> None:
+    err = Console(stderr=True, highlight=False)
 
     def shown(label: str, exc: BaseException) -> Text:
         # An error's text may hold host output or a secret: masked, escaped, never markup.
