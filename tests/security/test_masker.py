@@ -13,6 +13,7 @@ import pytest
 
 from shipyard.config.flatten import flatten_project
 from shipyard.config.loader import load_project
+from shipyard.errors import ConfigError
 from shipyard.masking import MASK, Masker, log_handler, masker_for
 
 
@@ -108,3 +109,23 @@ def test_log_records_are_masked_and_escaped_message_and_traceback() -> None:
     assert f"host said {MASK} \\x1b]0;title\\x07" in written
     assert f"RuntimeError: failed with {MASK}\\x1b[2J" in written
     assert "\x1b" not in written
+
+
+def test_a_secret_too_short_to_mask_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "shipyard.yaml").write_text(
+        textwrap.dedent(
+            """\
+            name: short
+            secrets:
+              pin: {env: MASK_PIN}
+            sites: {here: {hosts: {box: {connection: local}}}}
+            templates: {app: {commands: {start: [sleep, "1"]}, env: {A: "{{ secrets.pin }}"}}}
+            services: {web: {template: app, hosts: [box]}}
+            """
+        )
+    )
+    with pytest.raises(ConfigError) as raised:
+        flatten_project(load_project(tmp_path / "shipyard.yaml"), environ={"MASK_PIN": "123"})
+    assert "shipyard.yaml:3:3: secrets.pin: the value is shorter than 4 characters" in str(
+        raised.value
+    )
