@@ -6,14 +6,17 @@ Exit codes: 0 success, 1 failure (a host, a deployment, the store),
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from shipyard.cli.context import CliState
 from shipyard.errors import ConfigError, ShipyardError, UsageError
+from shipyard.masking import log_handler
 
 EXIT_FAILURE = 1
 EXIT_INVALID = 2
@@ -38,7 +41,10 @@ def _options(
         help="The project file.",
     ),
 ) -> None:
-    ctx.obj = CliState(project_file=project)
+    if isinstance(ctx.obj, CliState):  # given by `main`, which masks the errors it prints
+        ctx.obj.project_file = project
+    else:
+        ctx.obj = CliState(project_file=project)
 
 
 # Which module defines each command: a command imports only what it needs (the store and
@@ -74,20 +80,36 @@ def _register(argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with 0, 1 or 2."""
     _register(sys.argv[1:] if argv is None else argv)
-    err = Console(stderr=True)
+    cli = CliState(project_file=Path("shipyard.yaml"))
+    # Whatever logs meanwhile (asyncio, asyncssh) reaches stderr masked and escaped.
+    handler = log_handler(cli.masker_if_loaded)
+    logging.getLogger().addHandler(handler)
+    try:
+        _run(argv, cli)
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+def _run(argv: list[str] | None, cli: CliState) -> None:
+    err = Console(stderr=True, highlight=False)
+
+    def shown(label: str, exc: BaseException) -> Text:
+        # An error's text may hold host output or a secret: masked, escaped, never markup.
+        return Text.assemble((label, "bold red"), " ", cli.masker_if_loaded().shown(str(exc)))
+
     try:
         # Outside standalone mode Typer returns a command's `typer.Exit` code instead of exiting.
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False, obj=cli)
     except ConfigError as exc:
         err.print(f"[bold red]invalid configuration[/] ({len(exc.problems)} problem(s)):")
         for problem in exc.problems:
-            err.print(f"  {problem}", markup=False, highlight=False)
+            err.print(Text(f"  {cli.masker_if_loaded().shown(str(problem))}"))
         sys.exit(EXIT_INVALID)
     except UsageError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(shown("error:", exc))
         sys.exit(EXIT_INVALID)
     except ShipyardError as exc:
-        err.print(f"[bold red]failed:[/] {exc}", highlight=False)
+        err.print(shown("failed:", exc))
         sys.exit(EXIT_FAILURE)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -11,6 +11,7 @@ import typer
 from shipyard.config.flatten import Flattened, Instance, flatten_project
 from shipyard.config.loader import LoadedProject, load_project
 from shipyard.errors import UsageError
+from shipyard.masking import NO_SECRETS, Masker, masker_for
 
 
 @dataclass
@@ -18,6 +19,7 @@ class CliState:
     project_file: Path
     _loaded: LoadedProject | None = field(default=None, repr=False)
     _flat: Flattened | None = field(default=None, repr=False)
+    _masker: Masker | None = field(default=None, repr=False)
 
     def load(self) -> LoadedProject:
         if self._loaded is None:
@@ -28,6 +30,16 @@ class CliState:
         if self._flat is None:
             self._flat = flatten_project(self.load())
         return self._flat
+
+    def masker(self) -> Masker:
+        """The project's secret values, for every text this command prints (loads the project)."""
+        if self._masker is None:
+            self._masker = masker_for(self._flat or self.load())
+        return self._masker
+
+    def masker_if_loaded(self) -> Masker:
+        """The masker once the project is loaded; before that no secret is known to anything."""
+        return self.masker() if self._loaded is not None else NO_SECRETS
 
 
 def state(ctx: typer.Context) -> CliState:

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from shipyard.cli.app import app
 from shipyard.cli.context import find_instance, select_instances, state
-from shipyard.cli.render import console, print_json, short
+from shipyard.cli.render import console, host_text, print_json, short
 from shipyard.cli.state_access import actor, open_project_store
 from shipyard.config.flatten import Instance
 from shipyard.config.models import Strategy
@@ -22,6 +22,7 @@ from shipyard.deploy.manager import Deployer, RolloutReport
 from shipyard.deploy.runs import Outcome
 from shipyard.errors import DeployError, UsageError
 from shipyard.executors.factory import ExecutorPool
+from shipyard.masking import Masker
 from shipyard.store import DeploymentKind
 
 LIVE_ROWS = 30
@@ -45,6 +46,7 @@ def bootstrap(
 ) -> None:
     """Prepare hosts once: deploy root, a reachable supervisord, the user's rights."""
     loaded = state(ctx).load()
+    masker = state(ctx).masker()
     refs = [r for r in all_hosts(loaded.project).values() if site is None or r.site == site]
 
     flat = state(ctx).flatten()
@@ -70,11 +72,16 @@ def bootstrap(
 
     reports = asyncio.run(run())
     if json_output:
-        print_json([vars(r) for r in reports])
+        print_json([vars(r) for r in reports], masker=masker)
     else:
         table = Table("host", "found", "did", "error")
         for r in reports:
-            table.add_row(r.host, "\n".join(r.found), "\n".join(r.did), Text(r.error, "red"))
+            table.add_row(
+                host_text(masker, r.host),
+                host_text(masker, "\n".join(r.found)),
+                host_text(masker, "\n".join(r.did)),
+                host_text(masker, r.error, "red"),
+            )
         console().print(table)
     if any(r.error for r in reports):
         raise typer.Exit(1)
@@ -84,6 +91,7 @@ def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_outp
     cli = state(ctx)
     flat = cli.flatten()
     loaded = flat.loaded
+    masker = cli.masker()
     statuses: dict[str, str] = {i.name: "waiting" for i in names}
     table_out = console()
 
@@ -117,6 +125,7 @@ def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_outp
                     actor(),
                     max_in_flight=loaded.project.ssh.max_in_flight,
                     progress=progress,
+                    masker=masker,
                 )
                 result: RolloutReport = await work(deployer)
                 return result
@@ -126,19 +135,20 @@ def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_outp
     else:
         with Live(console=table_out, transient=True, get_renderable=view):
             report = asyncio.run(run())
-    _print_report(report, json_output)
+    _print_report(report, json_output, masker)
     if report.failed or any(o.result == "skipped" for o in report.outcomes):
         raise typer.Exit(1)
 
 
-def _print_report(report: RolloutReport, json_output: bool) -> None:
+def _print_report(report: RolloutReport, json_output: bool, masker: Masker) -> None:
     if json_output:
         print_json(
             {
                 "rollout": report.rollout_id,
                 "ok": report.ok,
                 "outcomes": [vars(o) for o in report.outcomes],
-            }
+            },
+            masker=masker,
         )
         return
     out = console()
@@ -149,7 +159,7 @@ def _print_report(report: RolloutReport, json_output: bool) -> None:
             Text(o.result, STYLE.get(o.result, "")),
             short(o.revision),
             f"{o.seconds:.1f}" if o.seconds else "",
-            o.reason,
+            host_text(masker, o.reason),
         )
     out.print(table)
     counts: dict[str, int] = {}

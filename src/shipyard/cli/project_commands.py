@@ -59,7 +59,7 @@ def validate(ctx: typer.Context, json_output: JsonFlag = False) -> None:
         "instances": len(flat.instances),
     }
     if json_output:
-        print_json(summary)
+        print_json(summary, masker=state(ctx).masker())
         return
     console().print(
         f"[green]valid[/]: {summary['sites']} site(s), {summary['hosts']} host(s), "
@@ -79,11 +79,12 @@ def show(
     found = find_instance(flat, instance)
     document = {"instance": found.name, "revision": found.revision, "config": found.config}
     if json_output:
-        print_json(document)
+        print_json(document, masker=state(ctx).masker())
         return
     out = console()
     out.print(f"[bold]{found.name}[/]  revision [cyan]{found.revision}[/]")
     text = json.dumps(found.config, indent=2, sort_keys=True, ensure_ascii=False)
+    text = state(ctx).masker().shown(text)
     out.print(Syntax(text, "json", theme="ansi_dark", background_color="default"))
 
 
@@ -101,7 +102,7 @@ def plan(
     targets = [Target(i.name, i.service, i.host, i.site, i.revision) for i in chosen]
     result = make_plan(targets, flat.service_edges(), deployed_revisions(cli), flat.instances)
     if json_output:
-        print_json(plan_json(result))
+        print_json(plan_json(result), masker=cli.masker())
         return
     out = console()
     out.print(plan_table(result))

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from shipyard.cli.app import app
 from shipyard.cli.context import state
-from shipyard.cli.render import console, print_json
+from shipyard.cli.render import console, host_text, print_json
 from shipyard.config.loader import LoadedProject
 from shipyard.config.topology import HostRef, all_hosts
 from shipyard.errors import UsageError
@@ -28,6 +28,7 @@ from shipyard.executors import (
     fan_out,
     is_local,
 )
+from shipyard.masking import Masker
 
 T = TypeVar("T")
 
@@ -64,6 +65,7 @@ def run_command(
 ) -> None:
     """Run a command on the selected hosts (all by default): `shipyard run -- uname -r`."""
     loaded = state(ctx).load()
+    masker = state(ctx).masker()
     refs = select_hosts(loaded, sites=site, hosts=host, labels=label)
 
     async def one(executor: Executor) -> CommandResult:
@@ -81,7 +83,8 @@ def run_command(
             detail = f": {stderr[-1]}" if stderr else ""
             failed[outcome.host] = f"exit status {outcome.value.exit_status}{detail}"
     if json_output:
-        print_json([_run_json(refs[o.host], o.value, o.reason) for o in result.outcomes])
+        outputs = [_run_json(refs[o.host], o.value, o.reason) for o in result.outcomes]
+        print_json(outputs, masker=masker)
     else:
         out = console()
         table = Table("host", "site", "status", "exit", "seconds", "output", box=None)
@@ -91,9 +94,11 @@ def run_command(
             exit_status = "-" if value is None else str(value.exit_status)
             first = value.first_line() if value is not None else ""
             seconds = f"{value.duration:.2f}" if value is not None else "-"
-            table.add_row(name, refs[name].site, status, exit_status, seconds, first)
+            table.add_row(
+                name, refs[name].site, status, exit_status, seconds, host_text(masker, first)
+            )
         out.print(table)
-        _print_failures(out, failed, len(refs))
+        _print_failures(out, failed, len(refs), masker)
     if failed:
         raise typer.Exit(1)
 
@@ -109,6 +114,7 @@ def hosts_command(
 ) -> None:
     """List the hosts and check that each one is reachable."""
     loaded = state(ctx).load()
+    masker = state(ctx).masker()
     refs = select_hosts(loaded, sites=site, hosts=host, labels=label)
 
     async def reach(executor: Executor) -> CommandResult:
@@ -121,7 +127,8 @@ def hosts_command(
             [
                 {**_host_json(refs[o.host]), "reachable": o.ok, "error": o.reason or None}
                 for o in result.outcomes
-            ]
+            ],
+            masker=masker,
         )
     else:
         out = console()
@@ -139,7 +146,7 @@ def hosts_command(
                 f"{outcome.duration:.2f}",
             )
         out.print(table)
-        _print_failures(out, failed, len(refs))
+        _print_failures(out, failed, len(refs), masker)
     if failed:
         raise typer.Exit(1)
 
@@ -214,13 +221,13 @@ def fan_out_with_progress(
         return asyncio.run(main())
 
 
-def _print_failures(out: Console, failed: dict[str, str], total: int) -> None:
+def _print_failures(out: Console, failed: dict[str, str], total: int, masker: Masker) -> None:
     if not failed:
         out.print(f"[green]all {total} host(s) ok[/]")
         return
     out.print(f"[red]{len(failed)} of {total} host(s) failed:[/]")
     for name, reason in failed.items():
-        out.print(Text.assemble("  ", (name, "bold"), ": ", reason))
+        out.print(Text.assemble("  ", (name, "bold"), ": ", host_text(masker, reason)))
 
 
 def _host_json(ref: HostRef) -> dict[str, Any]:

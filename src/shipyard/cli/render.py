@@ -1,4 +1,8 @@
-"""Rich rendering shared by commands: tables, coloured diffs, JSON output."""
+"""Rich rendering shared by commands: tables, coloured diffs, JSON output.
+
+Text that did not come from Shipyard itself (host output, failure reasons, store rows) is shown
+through `host_text`: secrets masked, escape sequences written out, never parsed as Rich markup.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from shipyard.masking import Masker
 from shipyard.plan.diff import DiffEntry
 from shipyard.plan.rollout import Plan
 
@@ -21,9 +26,18 @@ def console() -> Console:
     return Console(highlight=False)
 
 
-def print_json(value: Any) -> None:
-    """Machine output: plain JSON on stdout, no colour, no wrapping."""
-    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+def host_text(masker: Masker, text: object, style: str = "") -> Text:
+    """Untrusted text for a terminal: secrets masked, control characters shown, no markup."""
+    return Text(masker.shown(str(text)), style=style)
+
+
+def print_json(value: Any, *, masker: Masker) -> None:
+    """Machine output: plain JSON on stdout, no colour, no wrapping; secrets masked.
+
+    JSON escapes every control character (`\\u001b`), so a terminal shows them literally.
+    """
+    masked = masker.json(json.loads(json.dumps(value, default=str)))
+    print(json.dumps(masked, indent=2, sort_keys=True))
 
 
 def short(revision: str | None) -> str:
@@ -70,25 +84,31 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     }
 
 
-def print_diff(out: Console, instance: str, entries: Sequence[DiffEntry]) -> None:
+def print_diff(
+    out: Console, instance: str, entries: Sequence[DiffEntry], *, masker: Masker
+) -> None:
+    shown = masker.shown
+    name = Text(shown(instance), style="bold")
     if not entries:
-        out.print(f"[bold]{instance}[/]: [dim]no differences[/]")
+        out.print(Text.assemble(name, ": ", ("no differences", "dim")))
         return
-    out.print(f"[bold]{instance}[/]: {len(entries)} difference(s)")
+    out.print(Text.assemble(name, f": {len(entries)} difference(s)"))
     for entry in entries:
+        path = shown(entry.path)
         if entry.unified is not None:
-            out.print(f"  [yellow]~[/] {entry.path} ({entry.kind})")
-            out.print(Syntax(entry.unified, "diff", theme="ansi_dark", background_color="default"))
+            out.print(Text.assemble("  ", ("~", "yellow"), f" {path} ({shown(entry.kind)})"))
+            unified = shown(entry.unified)
+            out.print(Syntax(unified, "diff", theme="ansi_dark", background_color="default"))
             continue
         if entry.kind == "added":
-            out.print(Text(f"  + {entry.path}: {_value(entry.new)}", style="green"))
+            out.print(Text(f"  + {path}: {shown(_value(entry.new))}", style="green"))
         elif entry.kind == "removed":
-            out.print(Text(f"  - {entry.path}: {_value(entry.old)}", style="red"))
+            out.print(Text(f"  - {path}: {shown(_value(entry.old))}", style="red"))
         else:
-            line = Text(f"  ~ {entry.path}: ")
-            line.append(_value(entry.old), style="red")
+            line = Text(f"  ~ {path}: ")
+            line.append(shown(_value(entry.old)), style="red")
             line.append(" -> ")
-            line.append(_value(entry.new), style="green")
+            line.append(shown(_value(entry.new)), style="green")
             out.print(line)
 
 

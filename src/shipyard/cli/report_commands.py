@@ -13,7 +13,7 @@ from rich.text import Text
 from shipyard.cli.app import app
 from shipyard.cli.context import CliState, select_instances, state
 from shipyard.cli.deploy_commands import STYLE, JsonFlag
-from shipyard.cli.render import console, print_diff, print_json, short
+from shipyard.cli.render import console, host_text, print_diff, print_json, short
 from shipyard.cli.state_access import open_project_store
 from shipyard.config.flatten import Instance
 from shipyard.config.models import Strategy
@@ -22,6 +22,7 @@ from shipyard.deploy.bluegreen import BlueGreen
 from shipyard.deploy.instance import Release
 from shipyard.errors import ShipyardError
 from shipyard.executors.factory import ExecutorPool
+from shipyard.masking import Masker
 from shipyard.plan.diff import diff_configs
 
 
@@ -34,6 +35,7 @@ def status(
     """Per instance: site, host, status, deployed revision, stale or not, last deployment."""
     cli = state(ctx)
     flat = cli.flatten()
+    masker = cli.masker()
     chosen = select_instances(flat, site=site)
     with open_project_store(cli) as store:
         states = {s.name: s for s in store.instance_states()}
@@ -70,7 +72,7 @@ def status(
             }
         )
     if json_output:
-        print_json(rows)
+        print_json(rows, masker=masker)
         return
     table = Table(
         "instance", "site", "host", "status", "deployed", "stale", "slots", "last deployment"
@@ -83,14 +85,14 @@ def status(
         if shown and shown["error"]:
             summary += f": {str(shown['error']).splitlines()[0]}"
         table.add_row(
-            str(row["instance"]),
-            str(row["site"]),
-            str(row["host"]),
-            Text(str(row["status"]), STYLE.get(str(row["status"]), "")),
+            host_text(masker, row["instance"]),
+            host_text(masker, row["site"]),
+            host_text(masker, row["host"]),
+            host_text(masker, row["status"], STYLE.get(str(row["status"]), "")),
             short(row["deployed_revision"]),
             Text("stale", "yellow") if row["stale"] else Text("current", "green"),
-            _slots_text(row["slots"]),
-            summary,
+            _slots_text(row["slots"], masker),
+            host_text(masker, summary),
         )
     console().print(table)
 
@@ -121,14 +123,14 @@ async def _slot_states(cli: CliState, instances: list[Instance]) -> dict[str, di
     return out
 
 
-def _slots_text(slots: dict[str, Any] | None) -> Text:
+def _slots_text(slots: dict[str, Any] | None, masker: Masker) -> Text:
     if not slots:
         return Text("")
     if "error" in slots:
-        return Text(f"unknown: {slots['error']}", "red")
-    text = Text(f"{slots['live']} live" if slots["live"] else "none live", "green")
+        return host_text(masker, f"unknown: {slots['error']}", "red")
+    text = host_text(masker, f"{slots['live']} live" if slots["live"] else "none live", "green")
     if slots["draining"]:
-        text.append(f", {slots['draining']} draining", "yellow")
+        text.append(host_text(masker, f", {slots['draining']} draining", "yellow"))
     return text
 
 
@@ -141,6 +143,7 @@ def diff(
     """The deployed snapshot against the template-derived config (secrets masked)."""
     cli = state(ctx)
     flat = cli.flatten()
+    masker = cli.masker()
     chosen = select_instances(flat, names)
     with open_project_store(cli) as store:
         states = {s.name: s for s in store.instance_states()}
@@ -155,11 +158,12 @@ def diff(
             new_secrets=instance.secrets,
         )
     if json_output:
-        print_json({name: [e.as_json() for e in entries] for name, entries in result.items()})
+        diffs = {name: [e.as_json() for e in entries] for name, entries in result.items()}
+        print_json(diffs, masker=masker)
         return
     out = console()
     for name, entries in result.items():
-        print_diff(out, name, entries)
+        print_diff(out, name, entries, masker=masker)
 
 
 @app.command()
@@ -178,12 +182,16 @@ def audit(
         from datetime import UTC
 
         since = since.replace(tzinfo=UTC)
+    masker = cli.masker()
     with open_project_store(cli) as store:
         entries = store.audit(instance=instance, since=since, limit=limit)
     if json_output:
-        print_json([vars(e) for e in entries])
+        print_json([vars(e) for e in entries], masker=masker)
         return
     table = Table("at", "actor", "action", "target", "result")
     for e in entries:
-        table.add_row(e.at.isoformat(timespec="seconds"), e.actor, e.action, e.target, e.result)
+        table.add_row(
+            e.at.isoformat(timespec="seconds"),
+            *(host_text(masker, text) for text in (e.actor, e.action, e.target, e.result)),
+        )
     console().print(table)

@@ -17,6 +17,7 @@ import jinja2
 
 from shipyard.config.models import SecretSource
 from shipyard.errors import Problem
+from shipyard.masking import MIN_SECRET_LENGTH
 
 SEAL = "\x1e"
 MASK = "***"
@@ -66,7 +67,15 @@ class Secrets:
 
     def value(self, name: str) -> str | None:
         if name not in self._values:
-            self._values[name] = self._read(name)
+            found = self._read(name)
+            if found is not None and len(found.strip()) < MIN_SECRET_LENGTH:
+                # Every output masks secret values, but shorter ones would mask ordinary words.
+                self.problems[name] = (
+                    f"the value is shorter than {MIN_SECRET_LENGTH} characters, "
+                    "too short to be masked in outputs"
+                )
+                found = None
+            self._values[name] = found
         return self._values[name]
 
     def _read(self, name: str) -> str | None:
@@ -83,6 +92,21 @@ class Secrets:
         except OSError as exc:
             self.problems[name] = f"cannot read {source.file}: {exc.strerror}"
             return None
+
+    def known_values(self) -> list[str]:
+        """Every secret value that can be read, used or not: what a masker must hide."""
+        found = []
+        for name in self._sources:
+            if name in self._values:
+                value = self._values[name]
+            else:
+                try:
+                    value = self._read(name)
+                finally:
+                    self.problems.pop(name, None)  # only flattening reports an unreadable secret
+            if value:
+                found.append(value)
+        return found
 
     def require(self, name: str) -> str:
         """The value, for deploy time; a missing one was reported when flattening."""

@@ -20,6 +20,7 @@ from shipyard.deploy.hostops import wait_healthy
 from shipyard.deploy.instance import Release
 from shipyard.deploy.runs import Connect, Outcome, Progress, Result, Runs
 from shipyard.executors.base import Executor
+from shipyard.masking import Masker, masker_for
 from shipyard.plan.rollout import Target, make_plan
 from shipyard.store import (
     DeploymentKind,
@@ -55,10 +56,13 @@ class Deployer:
     actor: str
     max_in_flight: int = 200
     progress: Progress = lambda instance, what: None
+    # Masks every reason and output before it is recorded or returned; None: the project's own.
+    masker: Masker | None = None
     runs: Runs = field(init=False)
 
     def __post_init__(self) -> None:
-        self.runs = Runs(self.flat, self.store, self.connect, self.actor, self.progress)
+        masker = self.masker if self.masker is not None else masker_for(self.flat)
+        self.runs = Runs(self.flat, self.store, self.connect, self.actor, self.progress, masker)
 
     def executor(self, host: str) -> Executor:
         return self.runs.executor(host)
@@ -169,13 +173,13 @@ class Deployer:
             outcomes.extend(done)
             failures += sum(o.result in ("failed", "rejected") for o in done)
             if batches.exceeded(failures):
-                stop = batches.describe_stop(failures)
+                stop = self.runs.masker(batches.describe_stop(failures))
             elif batches.canary and index == 0:
                 healthy = [by_name[o.instance] for o in done if o.result == "success"]
                 trouble = "" if len(healthy) == len(done) else "a canary deployment failed"
                 trouble = trouble or await self._soak(healthy, strategy)
                 if trouble:
-                    stop = f"canary failed: {trouble}"
+                    stop = self.runs.masker(f"canary failed: {trouble}")
                     undone = await self._roll_back(healthy, before, stop)
                     replaced = {o.instance for o in undone}
                     outcomes = [o for o in outcomes if o.instance not in replaced] + undone

@@ -29,6 +29,7 @@ from shipyard.errors import (
     StoreConflict,
 )
 from shipyard.executors.base import Executor
+from shipyard.masking import Masker
 from shipyard.store import (
     DeploymentKind,
     DeploymentRequest,
@@ -64,6 +65,7 @@ class Runs:
     connect: Connect
     actor: str
     progress: Progress
+    masker: Masker  # every reason passes it before it is recorded or returned
     _executors: dict[str, Executor] = field(default_factory=dict)
     _active: set[str] = field(default_factory=set)
 
@@ -118,7 +120,7 @@ class Runs:
             if isinstance(answer, ConcurrentDeployment):
                 self.progress(instance.name, "rejected")
                 outcomes[instance.name] = Outcome(
-                    instance.name, "rejected", instance.revision, str(answer)
+                    instance.name, "rejected", instance.revision, self.masker(str(answer))
                 )
             elif not answer.created:
                 did = answer.deployment
@@ -178,10 +180,13 @@ class Runs:
             try:
                 await HostGroup(self.executor(host), members, self.progress).deploy(at=utc_now())
             except BaseException as crash:  # cancelled or a bug: never leave rows in flight
-                why = f"interrupted: {type(crash).__name__}: {crash}"
+                why = self.masker(f"interrupted: {type(crash).__name__}: {crash}")
                 failed = [Finish(m.deployment_id, DeploymentStatus.FAILED, why) for m in members]
                 await asyncio.to_thread(self._finish_all, failed)
                 raise
+            for m in members:
+                if m.failure is not None:
+                    m.failure = self.masker(m.failure)
             finishes = []
             for i, m in zip(instances, members, strict=True):
                 if m.failure is None:
@@ -246,7 +251,7 @@ class Runs:
                     executor, target, deployment_id=deployment_id, at=utc_now(), slot=switch.live
                 )
             except (DeployError, ExecutionError) as failure:
-                reason = _reason(failure)
+                reason = self.masker(_reason(failure))
                 failed = Finish(deployment_id, DeploymentStatus.FAILED, reason)
                 await asyncio.to_thread(self._finish_all, [failed])
                 self.progress(instance.name, "failed")
@@ -257,7 +262,7 @@ class Runs:
                     )
                 ]
             except BaseException as crash:  # cancelled or a bug: never leave the row in flight
-                why = f"interrupted: {type(crash).__name__}: {crash}"
+                why = self.masker(f"interrupted: {type(crash).__name__}: {crash}")
                 failed = Finish(deployment_id, DeploymentStatus.FAILED, why)
                 await asyncio.to_thread(self._finish_all, [failed])
                 raise
