@@ -6,14 +6,20 @@ Exit codes: 0 success, 1 failure (a host, a deployment, the store),
 
 from __future__ import annotations
 
+import json
 import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from shipyard.cli.context import CliState
-from shipyard.errors import ConfigError, ShipyardError, UsageError
+from shipyard.errors import ConfigError, Problem, ShipyardError, UsageError
 
 EXIT_FAILURE = 1
 EXIT_INVALID = 2
@@ -71,35 +77,77 @@ def _register(argv: list[str]) -> None:
         importlib.import_module(f"shipyard.cli.{module}")
 
 
+def wants_json(argv: list[str]) -> bool:
+    """True when the command line asks for JSON: `--json` among the options (not after `--`)."""
+    for word in argv:
+        if word == "--":
+            return False
+        if word == "--json":
+            return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI and exit with 0, 1 or 2."""
-    _register(sys.argv[1:] if argv is None else argv)
-    err = Console(stderr=True)
+    """Run the CLI and exit with 0, 1 or 2; with --json every error is JSON on stdout too."""
+    words = sys.argv[1:] if argv is None else argv
+    _register(words)
+    as_json = wants_json(words)
     try:
         # Outside standalone mode Typer returns a command's `typer.Exit` code instead of exiting.
         code = app(args=argv, standalone_mode=False)
     except ConfigError as exc:
-        err.print(f"[bold red]invalid configuration[/] ({len(exc.problems)} problem(s)):")
-        for problem in exc.problems:
-            err.print(f"  {problem}", markup=False, highlight=False)
-        sys.exit(EXIT_INVALID)
+        _fail(
+            as_json,
+            EXIT_INVALID,
+            "invalid configuration",
+            f"invalid configuration ({len(exc.problems)} problem(s))",
+            problems=exc.problems,
+        )
     except UsageError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(EXIT_INVALID)
+        _fail(as_json, EXIT_INVALID, "invalid input", str(exc))
     except ShipyardError as exc:
-        err.print(f"[bold red]failed:[/] {exc}", highlight=False)
-        sys.exit(EXIT_FAILURE)
+        _fail(as_json, EXIT_FAILURE, "failed", str(exc))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        err.print("aborted")
-        sys.exit(EXIT_FAILURE)
-    except typer.TyperException as exc:  # a usage error: unknown option, missing argument
+        _fail(as_json, EXIT_FAILURE, "aborted", "aborted")
+    except typer.TyperException as exc:  # a usage error: unknown option, bad value, no argument
         show = getattr(exc, "show", None)
+        if as_json:
+            _fail(as_json, EXIT_INVALID, "invalid input", exc.format_message())
         if callable(show):
             show()
         else:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(EXIT_INVALID)
+    except Exception as exc:
+        if not as_json:
+            raise
+        # A script reading our JSON still gets JSON; the traceback goes to stderr for a report.
+        traceback.print_exc()
+        _fail(as_json, EXIT_FAILURE, "internal error", f"{type(exc).__name__}: {exc}")
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _fail(
+    as_json: bool, code: int, kind: str, message: str, *, problems: Sequence[Problem] = ()
+) -> NoReturn:
+    """Report an error and exit with `code`: one JSON document on stdout, or lines on stderr."""
+    if as_json:
+        document: dict[str, object] = {"ok": False, "exit_code": code, "error": message}
+        if problems:
+            document["problems"] = [{"text": str(p), **asdict(p)} for p in problems]
+        print(json.dumps(document, indent=2, sort_keys=True, default=str), flush=True)
+        sys.exit(code)
+    err = Console(stderr=True)
+    if problems:
+        err.print(f"[bold red]{kind}[/] ({len(problems)} problem(s)):")
+        for problem in problems:
+            err.print(f"  {problem}", markup=False, highlight=False)
+    elif kind == "aborted":
+        err.print("aborted")
+    else:
+        label = "error:" if code == EXIT_INVALID else "failed:"
+        err.print(Text.assemble((label, "bold red"), " ", message))
+    sys.exit(code)
