@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "hello"
 
 
-def commands() -> Iterator[tuple[list[str], typer.main.TyperCommand | typer.main.TyperGroup]]:
+def commands() -> Iterator[tuple[list[str], object]]:
     """Every command of the CLI as (words that call it, the command), subcommands included."""
     _register([])  # import every command's module
     root = typer.main.get_command(app)
@@ -30,7 +30,7 @@ def commands() -> Iterator[tuple[list[str], typer.main.TyperCommand | typer.main
         else:
             yield words, command
 
-    yield from walk([], root)  # type: ignore[misc]
+    yield from walk([], root)
 
 
 def call(words: list[str], command: object, *options: str) -> list[str]:
