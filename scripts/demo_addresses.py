@@ -13,14 +13,13 @@ choose others. Prints the first host's address (the demo's curl target) on stdou
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import socket
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from shipyard.cli.init_project import in_use
 from shipyard.config.flatten import flatten_project
 from shipyard.config.loader import load_project
 from shipyard.config.models import Strategy
@@ -56,19 +55,6 @@ def listeners(project_file: Path) -> tuple[list[str], list[Listener]]:
     return list(binds.values()), sorted(found)
 
 
-def in_use(address: str, port: int) -> bool:
-    """True when another program holds address:port (bound as a server binds: SO_REUSEADDR)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((address, port))
-        except OSError as trouble:
-            if trouble.errno == errno.EADDRINUSE:
-                return True
-            raise
-    return False
-
-
 def network(addresses: Iterable[str]) -> str:
     """The /24 the hosts share ("127.0.10"); the demo's layout moves as one network."""
     nets = {a.rpartition(".")[0] for a in addresses}
@@ -83,7 +69,7 @@ def moved(address: str, old: str, new: str) -> str:
 
 def taken_on(net: str, old: str, wanted: list[Listener]) -> list[str]:
     pairs = [(moved(a, old, net), p) for a, p in wanted]
-    return [f"{a}:{p}" for a, p in pairs if in_use(a, p)]
+    return [f"{a}:{p}" for a, p in pairs if in_use(p, a)]
 
 
 def choose(project_file: Path, env: dict[str, str]) -> str:

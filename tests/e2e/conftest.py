@@ -46,9 +46,8 @@ def local_project() -> Iterator[Path]:
     In a short directory of its own: supervisord's unix socket path must stay under 108 bytes.
     """
     project = Path(tempfile.mkdtemp(prefix="sy-e2e-")) / "web"
-    assert shipyard("init", str(project), cwd=project.parent).returncode == 0
-    text = (project / "shipyard.yaml").read_text()
-    (project / "shipyard.yaml").write_text(text.replace("http: 8080", f"http: {free_port()}"))
+    written = shipyard("init", str(project), "--port", str(free_port()), cwd=project.parent)
+    assert written.returncode == 0, written.stderr
     try:
         booted = shipyard("bootstrap", cwd=project)
         assert booted.returncode == 0, booted.stdout + booted.stderr

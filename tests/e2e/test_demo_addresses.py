@@ -122,3 +122,26 @@ def test_the_demo_script_selects_its_addresses_before_anything_listens() -> None
     select_at = demo.index("demo_addresses.py")
     assert select_at < demo.index("shipyard bootstrap")
     assert "127.0.10." not in demo[select_at:]
+
+
+def test_init_writes_a_free_port_when_its_default_one_is_held(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            holder.bind(("127.0.0.1", 8080))
+            holder.listen()
+        except OSError:
+            pass  # another program holds it already: the same situation
+        written = shipyard("init", "web", cwd=tmp_path)
+    assert written.returncode == 0, written.stderr
+    port = yaml.safe_load((tmp_path / "web" / "shipyard.yaml").read_text())["templates"]["web"][
+        "ports"
+    ]["http"]
+    assert port != 8080
+    assert f"127.0.0.1:8080 is in use by another program: the service listens on port {port}" in (
+        written.stderr
+    )
+    assert "--port chooses" in written.stderr
+    chosen = shipyard("init", "other", "--port", "18555", cwd=tmp_path)
+    assert chosen.returncode == 0, chosen.stderr
+    assert "http: 18555" in (tmp_path / "other" / "shipyard.yaml").read_text()

@@ -88,6 +88,13 @@ def whole_number(value: int | None) -> int | None:
     return value
 
 
+def port_number(value: int | None) -> int | None:
+    """A TCP port (`--port`): 1 to 65535."""
+    if value is not None and not 1 <= value <= 65535:
+        raise typer.BadParameter(f"must be a port from 1 to 65535, got {value}")
+    return value
+
+
 def seconds(value: float | None) -> float | None:
     """A duration (`--timeout`): a finite number of seconds above 0."""
     if value is not None and not (math.isfinite(value) and value > 0):
