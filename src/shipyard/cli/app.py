@@ -1,7 +1,8 @@
 """The `shipyard` command: the Typer app, its global options, and errors mapped to exit codes.
 
 Exit codes: 0 success, 1 failure (a host, a deployment, the store),
-2 invalid input (config, arguments).
+2 invalid input (config, arguments). With --json an error is one JSON document on stdout,
+`{"ok": false, "exit_code": 1 or 2, "error": "...", "problems": [...]}` (problems for a config).
 """
 
 from __future__ import annotations
@@ -96,25 +97,20 @@ def main(argv: list[str] | None = None) -> None:
         # Outside standalone mode Typer returns a command's `typer.Exit` code instead of exiting.
         code = app(args=argv, standalone_mode=False)
     except ConfigError as exc:
-        _fail(
-            as_json,
-            EXIT_INVALID,
-            "invalid configuration",
-            f"invalid configuration ({len(exc.problems)} problem(s))",
-            problems=exc.problems,
-        )
+        message = f"invalid configuration ({len(exc.problems)} problem(s))"
+        _fail(as_json, EXIT_INVALID, message, problems=exc.problems)
     except UsageError as exc:
-        _fail(as_json, EXIT_INVALID, "invalid input", str(exc))
+        _fail(as_json, EXIT_INVALID, str(exc))
     except ShipyardError as exc:
-        _fail(as_json, EXIT_FAILURE, "failed", str(exc))
+        _fail(as_json, EXIT_FAILURE, str(exc))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        _fail(as_json, EXIT_FAILURE, "aborted", "aborted")
+        _fail(as_json, EXIT_FAILURE, "aborted")
     except typer.TyperException as exc:  # a usage error: unknown option, bad value, no argument
         show = getattr(exc, "show", None)
         if as_json:
-            _fail(as_json, EXIT_INVALID, "invalid input", exc.format_message())
+            _fail(as_json, EXIT_INVALID, exc.format_message())
         if callable(show):
             show()
         else:
@@ -125,14 +121,12 @@ def main(argv: list[str] | None = None) -> None:
             raise
         # A script reading our JSON still gets JSON; the traceback goes to stderr for a report.
         traceback.print_exc()
-        _fail(as_json, EXIT_FAILURE, "internal error", f"{type(exc).__name__}: {exc}")
+        _fail(as_json, EXIT_FAILURE, f"internal error: {type(exc).__name__}: {exc}")
     if isinstance(code, int) and code:
         sys.exit(code)
 
 
-def _fail(
-    as_json: bool, code: int, kind: str, message: str, *, problems: Sequence[Problem] = ()
-) -> NoReturn:
+def _fail(as_json: bool, code: int, message: str, *, problems: Sequence[Problem] = ()) -> NoReturn:
     """Report an error and exit with `code`: one JSON document on stdout, or lines on stderr."""
     if as_json:
         document: dict[str, object] = {"ok": False, "exit_code": code, "error": message}
@@ -142,11 +136,9 @@ def _fail(
         sys.exit(code)
     err = Console(stderr=True)
     if problems:
-        err.print(f"[bold red]{kind}[/] ({len(problems)} problem(s)):")
+        err.print(Text.assemble((message, "bold red"), ":"))
         for problem in problems:
             err.print(f"  {problem}", markup=False, highlight=False)
-    elif kind == "aborted":
-        err.print("aborted")
     else:
         label = "error:" if code == EXIT_INVALID else "failed:"
         err.print(Text.assemble((label, "bold red"), " ", message))
