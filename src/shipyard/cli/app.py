@@ -1,22 +1,28 @@
 """The `shipyard` command: the Typer app, its global options, and errors mapped to exit codes.
 
 Exit codes: 0 success, 1 failure (a host, a deployment, the store),
-2 invalid input (config, arguments).
+2 invalid input (config, arguments). With --json an error is one JSON document on stdout,
+`{"ok": false, "exit_code": 1 or 2, "error": "...", "problems": [...]}` (problems for a config).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from shipyard.cli.context import CliState
-from shipyard.errors import ConfigError, ShipyardError, UsageError
-from shipyard.masking import log_handler
+from shipyard.errors import ConfigError, Problem, ShipyardError, UsageError
+from shipyard.masking import Masker, log_handler
 
 EXIT_FAILURE = 1
 EXIT_INVALID = 2
@@ -77,51 +83,89 @@ def _register(argv: list[str]) -> None:
         importlib.import_module(f"shipyard.cli.{module}")
 
 
+def wants_json(argv: list[str]) -> bool:
+    """True when the command line asks for JSON: `--json` among the options (not after `--`)."""
+    for word in argv:
+        if word == "--":
+            return False
+        if word == "--json":
+            return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI and exit with 0, 1 or 2."""
-    _register(sys.argv[1:] if argv is None else argv)
+    """Run the CLI and exit with 0, 1 or 2; with --json every error is JSON on stdout too."""
+    words = sys.argv[1:] if argv is None else argv
+    _register(words)
     cli = CliState(project_file=Path("shipyard.yaml"))
     # Whatever logs meanwhile (asyncio, asyncssh) reaches stderr masked and escaped.
     handler = log_handler(cli.masker_if_loaded)
     logging.getLogger().addHandler(handler)
     try:
-        _run(argv, cli)
+        _run(argv, cli, as_json=wants_json(words))
     finally:
         logging.getLogger().removeHandler(handler)
 
 
-def _run(argv: list[str] | None, cli: CliState) -> None:
-    err = Console(stderr=True, highlight=False)
-
-    def shown(label: str, exc: BaseException) -> Text:
-        # An error's text may hold host output or a secret: masked, escaped, never markup.
-        return Text.assemble((label, "bold red"), " ", cli.masker_if_loaded().shown(str(exc)))
+def _run(argv: list[str] | None, cli: CliState, *, as_json: bool) -> None:
+    def fail(code: int, message: str, *, problems: Sequence[Problem] = ()) -> NoReturn:
+        _fail(cli.masker_if_loaded(), as_json, code, message, problems=problems)
 
     try:
         # Outside standalone mode Typer returns a command's `typer.Exit` code instead of exiting.
         code = app(args=argv, standalone_mode=False, obj=cli)
     except ConfigError as exc:
-        err.print(f"[bold red]invalid configuration[/] ({len(exc.problems)} problem(s)):")
-        for problem in exc.problems:
-            err.print(Text(f"  {cli.masker_if_loaded().shown(str(problem))}"))
-        sys.exit(EXIT_INVALID)
+        fail(
+            EXIT_INVALID,
+            f"invalid configuration ({len(exc.problems)} problem(s))",
+            problems=exc.problems,
+        )
     except UsageError as exc:
-        err.print(shown("error:", exc))
-        sys.exit(EXIT_INVALID)
+        fail(EXIT_INVALID, str(exc))
     except ShipyardError as exc:
-        err.print(shown("failed:", exc))
-        sys.exit(EXIT_FAILURE)
+        fail(EXIT_FAILURE, str(exc))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        err.print("aborted")
-        sys.exit(EXIT_FAILURE)
-    except typer.TyperException as exc:  # a usage error: unknown option, missing argument
+        fail(EXIT_FAILURE, "aborted")
+    except typer.TyperException as exc:  # a usage error: unknown option, bad value, no argument
         show = getattr(exc, "show", None)
+        if as_json:
+            fail(EXIT_INVALID, exc.format_message())
         if callable(show):
             show()
         else:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(EXIT_INVALID)
+    except Exception as exc:
+        if not as_json:
+            raise
+        # A script reading our JSON still gets JSON; the traceback goes to stderr for a report.
+        traceback.print_exc()
+        fail(EXIT_FAILURE, f"internal error: {type(exc).__name__}: {exc}")
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _fail(
+    masker: Masker, as_json: bool, code: int, message: str, *, problems: Sequence[Problem] = ()
+) -> NoReturn:
+    """Report an error and exit with `code`: one JSON document on stdout, or lines on stderr.
+
+    An error's text may hold host output or a secret: masked, escaped, never markup.
+    """
+    if as_json:
+        document: dict[str, object] = {"ok": False, "exit_code": code, "error": message}
+        if problems:
+            document["problems"] = [{"text": str(p), **asdict(p)} for p in problems]
+        print(json.dumps(masker.json(document), indent=2, sort_keys=True, default=str), flush=True)
+        sys.exit(code)
+    err = Console(stderr=True, highlight=False)
+    if problems:
+        err.print(Text.assemble((masker.shown(message), "bold red"), ":"))
+        for problem in problems:
+            err.print(Text(f"  {masker.shown(str(problem))}"))
+    else:
+        label = "error:" if code == EXIT_INVALID else "failed:"
+        err.print(Text.assemble((label, "bold red"), " ", masker.shown(message)))
+    sys.exit(code)

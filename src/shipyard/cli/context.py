@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,3 +87,28 @@ def find_instance(flat: Flattened, name: str) -> Instance:
 def _suggest(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=3)
     return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+# Numbers given on the command line: a nonsensical one is refused by the option parser, so the
+# message names the option ("Invalid value for '--in-flight': ...") and the exit status is 2.
+
+
+def whole_number(value: int | None) -> int | None:
+    """A count or an id (`--limit`, `--in-flight`, `--before`): a whole number, at least 1."""
+    if value is not None and value < 1:
+        raise typer.BadParameter(f"must be a whole number of at least 1, got {value}")
+    return value
+
+
+def port_number(value: int | None) -> int | None:
+    """A TCP port (`--port`): 1 to 65535."""
+    if value is not None and not 1 <= value <= 65535:
+        raise typer.BadParameter(f"must be a port from 1 to 65535, got {value}")
+    return value
+
+
+def seconds(value: float | None) -> float | None:
+    """A duration (`--timeout`): a finite number of seconds above 0."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"must be a number of seconds above 0, got {value:g}")
+    return value

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -16,11 +18,11 @@ from shipyard.cli.render import console, host_text, print_json, short
 from shipyard.cli.state_access import actor, open_project_store
 from shipyard.config.flatten import Instance
 from shipyard.config.models import Strategy
-from shipyard.config.topology import all_hosts
-from shipyard.deploy.bootstrap import bootstrap_host
+from shipyard.config.topology import HostRef, all_hosts
+from shipyard.deploy.bootstrap import HostReport, bootstrap_host
 from shipyard.deploy.manager import Deployer, RolloutReport
 from shipyard.deploy.runs import Outcome
-from shipyard.errors import DeployError, UsageError
+from shipyard.errors import DeployError, ShipyardError, UsageError
 from shipyard.executors.factory import ExecutorPool
 from shipyard.masking import Masker
 from shipyard.store import DeploymentKind
@@ -45,32 +47,37 @@ def bootstrap(
     json_output: JsonFlag = False,
 ) -> None:
     """Prepare hosts once: deploy root, a reachable supervisord, the user's rights."""
-    loaded = state(ctx).load()
-    masker = state(ctx).masker()
-    refs = [r for r in all_hosts(loaded.project).values() if site is None or r.site == site]
-
     flat = state(ctx).flatten()
+    masker = state(ctx).masker()
+    loaded = flat.loaded
+    if site is not None:
+        select_instances(flat, site=site)  # refuses an unknown site, suggesting known ones
+    refs = [r for r in all_hosts(loaded.project).values() if site is None or r.site == site]
     blue_green = {
         i.host
         for i in flat.instances.values()
         if Strategy.model_validate(i.config["strategy"]).uses_slots
     }
 
-    async def run() -> list[Any]:
-        async with ExecutorPool(loaded.project.ssh, loaded.root) as pool:
-            return await asyncio.gather(
-                *(
-                    bootstrap_host(
-                        pool.executor(r.name, r.host),
-                        r,
-                        loaded.root,
-                        needs_nginx=r.name in blue_green,
-                    )
-                    for r in refs
-                )
+    async def one(pool: ExecutorPool, ref: HostRef) -> HostReport:
+        try:
+            return await bootstrap_host(
+                pool.executor(ref.name, ref.host),
+                ref,
+                loaded.root,
+                needs_nginx=ref.name in blue_green,
             )
+        except (ShipyardError, OSError) as trouble:
+            # bootstrap_host reports a host's own trouble; anything else still belongs to
+            # this host, and the other hosts go on.
+            return HostReport(ref.name, error=str(trouble))
+
+    async def run() -> list[HostReport]:
+        async with ExecutorPool(loaded.project.ssh, loaded.root) as pool:
+            return await asyncio.gather(*(one(pool, r) for r in refs))
 
     reports = asyncio.run(run())
+    failed = [r for r in reports if r.error]
     if json_output:
         print_json([vars(r) for r in reports], masker=masker)
     else:
@@ -82,9 +89,27 @@ def bootstrap(
                 host_text(masker, "\n".join(r.did)),
                 host_text(masker, r.error, "red"),
             )
-        console().print(table)
-    if any(r.error for r in reports):
+        out = console()
+        out.print(table)
+        if failed:
+            out.print(Text(f"bootstrap failed on {len(failed)} of {len(reports)} host(s):", "red"))
+        for r in failed:
+            out.print(
+                Text.assemble(
+                    "  ",
+                    host_text(masker, r.host, "bold"),
+                    ": ",
+                    host_text(masker, _without_host(r)),
+                )
+            )
+    if failed:
         raise typer.Exit(1)
+
+
+def _without_host(report: HostReport) -> str:
+    """The report's error, once prefixed by its host's name (some errors already carry it)."""
+    prefix = f"{report.host}: "
+    return report.error[len(prefix) :] if report.error.startswith(prefix) else report.error
 
 
 def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_output: bool) -> None:
@@ -112,8 +137,15 @@ def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_outp
             table.add_row(name, Text(status, STYLE.get(status, "")))
         return table
 
+    # Without a terminal (CI logs) a line per change, as it happens; with --json, on stderr.
+    lines = (
+        None if table_out.is_terminal and not json_output else _ProgressLines(json_output, masker)
+    )
+
     async def run() -> RolloutReport:
         def progress(instance: str, what: str) -> None:
+            if lines is not None and statuses.get(instance) != what:
+                lines.say(instance, what)
             statuses[instance] = what
 
         with open_project_store(cli) as store:
@@ -130,7 +162,7 @@ def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_outp
                 result: RolloutReport = await work(deployer)
                 return result
 
-    if json_output or not table_out.is_terminal:
+    if lines is not None:
         report = asyncio.run(run())
     else:
         with Live(console=table_out, transient=True, get_renderable=view):
@@ -138,6 +170,18 @@ def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_outp
     _print_report(report, json_output, masker)
     if report.failed or any(o.result == "skipped" for o in report.outcomes):
         raise typer.Exit(1)
+
+
+class _ProgressLines:
+    """`20:31:02 greeter@east-1 uploading`: one flushed line per instance state change."""
+
+    def __init__(self, to_stderr: bool, masker: Masker) -> None:
+        self.stream = sys.stderr if to_stderr else sys.stdout
+        self.masker = masker
+
+    def say(self, instance: str, what: str) -> None:
+        at = datetime.now().strftime("%H:%M:%S")
+        print(self.masker.shown(f"{at} {instance} {what}"), file=self.stream, flush=True)
 
 
 def _print_report(report: RolloutReport, json_output: bool, masker: Masker) -> None:
@@ -173,17 +217,27 @@ def deploy(
     ctx: typer.Context,
     names: Annotated[list[str] | None, typer.Argument(help="Services or instances.")] = None,
     site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
-    stale: Annotated[bool, typer.Option("--stale", help="Only what is stale (default).")] = True,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Redeploy the chosen instances even when they are current "
+            "(recorded in the audit log as a forced deploy).",
+        ),
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would happen.")] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """Deploy what is stale, in dependency waves; instances of a wave in parallel."""
+    """Deploy what is stale (everything chosen, with --force), in dependency waves; instances
+    of a wave in parallel."""
     flat = state(ctx).flatten()
     chosen = select_instances(flat, names, site=site)
-    request = " ".join(["deploy", *(names or []), *([f"--site {site}"] if site else [])])
+    request = " ".join(
+        ["deploy", *(names or []), *([f"--site {site}"] if site else []), *(["--force"] * force)]
+    )
 
     async def work(deployer: Deployer) -> RolloutReport:
-        return await deployer.deploy(chosen, request=request, dry_run=dry_run)
+        return await deployer.deploy(chosen, request=request, dry_run=dry_run, force=force)
 
     _run_rollout(ctx, work, chosen, json_output)
 

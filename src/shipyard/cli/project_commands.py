@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.syntax import Syntax
 
 from shipyard.cli.app import app
-from shipyard.cli.context import find_instance, select_instances, state
-from shipyard.cli.init_project import write_example
+from shipyard.cli.context import find_instance, port_number, select_instances, state
+from shipyard.cli.init_project import ADDRESS, DEFAULT_PORT, free_port, in_use, write_example
 from shipyard.cli.render import console, plan_json, plan_table, print_json
 from shipyard.cli.state_access import deployed_revisions
 from shipyard.config.models import Project
@@ -36,9 +37,27 @@ def schema(
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to write the project.")] = Path("."),
     force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="The port the service listens on at 127.0.0.1 (default: 8080, or the next "
+            "free one).",
+            callback=port_number,
+        ),
+    ] = None,
 ) -> None:
     """Write a small working project (one service on a local host) to DIRECTORY."""
-    written = write_example(directory, force=force)
+    err = Console(stderr=True, highlight=False)
+    if port is None:
+        port = free_port()
+        if port != DEFAULT_PORT:
+            err.print(
+                f"{ADDRESS}:{DEFAULT_PORT} is in use by another program: "
+                f"the service listens on port {port} (--port chooses)"
+            )
+    elif in_use(port):
+        err.print(f"[yellow]note:[/] {ADDRESS}:{port} is in use now: deploying needs it free")
+    written = write_example(directory, port=port, force=force)
     out = console()
     for path in written:
         out.print(f"wrote {path}")

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.cli.app import app
-from shipyard.cli.context import state
+from shipyard.cli.context import seconds, state, whole_number
 from shipyard.cli.render import console, host_text, print_json
 from shipyard.config.loader import LoadedProject
 from shipyard.config.topology import HostRef, all_hosts
@@ -54,11 +54,15 @@ def run_command(
     host: Hosts = None,
     label: Labels = None,
     timeout: Annotated[
-        float | None, typer.Option(help="Seconds the command may run on each host.")
+        float | None,
+        typer.Option(help="Seconds the command may run on each host.", callback=seconds),
     ] = None,
     sudo: Annotated[bool, typer.Option("--sudo", help="Run it through sudo.")] = False,
     in_flight: Annotated[
-        int | None, typer.Option(help="Hosts worked on at once (default: ssh.max_in_flight).")
+        int | None,
+        typer.Option(
+            help="Hosts worked on at once (default: ssh.max_in_flight).", callback=whole_number
+        ),
     ] = None,
     accept_new: AcceptNew = False,
     json_output: JsonFlag = False,

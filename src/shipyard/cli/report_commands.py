@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.cli.app import app
-from shipyard.cli.context import CliState, select_instances, state
+from shipyard.cli.context import CliState, select_instances, state, whole_number
 from shipyard.cli.deploy_commands import STYLE, JsonFlag
 from shipyard.cli.render import console, host_text, print_diff, print_json, short
 from shipyard.cli.state_access import open_project_store
@@ -173,10 +173,19 @@ def audit(
     since: Annotated[
         datetime | None, typer.Option(help="Only entries after this time (UTC).")
     ] = None,
-    limit: Annotated[int, typer.Option(help="At most this many entries.")] = 100,
+    limit: Annotated[
+        int, typer.Option(help="At most this many entries.", callback=whole_number)
+    ] = 100,
+    before: Annotated[
+        int | None,
+        typer.Option(
+            help="Only entries older than the one with this id (the next page).",
+            callback=whole_number,
+        ),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Print the audit log, newest first."""
+    """Print the audit log, newest first; page back with --before (the oldest id shown)."""
     cli = state(ctx)
     if since is not None and since.tzinfo is None:
         from datetime import UTC
@@ -184,14 +193,24 @@ def audit(
         since = since.replace(tzinfo=UTC)
     masker = cli.masker()
     with open_project_store(cli) as store:
-        entries = store.audit(instance=instance, since=since, limit=limit)
+        found = store.audit(instance=instance, since=since, limit=limit, before=before)
+    entries = sorted(found, key=lambda e: e.id, reverse=True)
     if json_output:
         print_json([vars(e) for e in entries], masker=masker)
         return
-    table = Table("at", "actor", "action", "target", "result")
+    table = Table("id", "at", "actor", "action", "target", "result")
     for e in entries:
         table.add_row(
+            str(e.id),
             e.at.isoformat(timespec="seconds"),
             *(host_text(masker, text) for text in (e.actor, e.action, e.target, e.result)),
         )
-    console().print(table)
+    out = console()
+    out.print(table)
+    if len(entries) == limit:
+        more = ["shipyard audit", f"--before {entries[-1].id}", f"--limit {limit}"]
+        if instance is not None:
+            more.append(f"--instance {instance}")
+        if since is not None:
+            more.append(f"--since {since:%Y-%m-%dT%H:%M:%S}")
+        out.print(Text(f"older entries may follow: {' '.join(more)}", "dim"))

@@ -74,16 +74,21 @@ class Deployer:
         return self.runs.release(instance)
 
     async def deploy(
-        self, instances: Sequence[Instance], *, request: str, dry_run: bool = False
+        self,
+        instances: Sequence[Instance],
+        *,
+        request: str,
+        dry_run: bool = False,
+        force: bool = False,
     ) -> RolloutReport:
-        """Deploy what is stale among `instances`, in dependency waves."""
+        """Deploy what is stale among `instances` (all with `force`), in dependency waves."""
         deployed = {s.name: s.deployed.revision for s in self.store.instance_states() if s.deployed}
         targets = [Target(i.name, i.service, i.host, i.site, i.revision) for i in instances]
         plan = make_plan(targets, self.flat.service_edges(), deployed, self.flat.instances)
         report = RolloutReport(rollout_id=str(uuid.uuid4()))
         if dry_run:
             for step in plan.steps:
-                result: Result = "planned" if step.stale else "unchanged"
+                result: Result = "planned" if step.stale or force else "unchanged"
                 report.outcomes.append(Outcome(step.name, result, step.revision, step.action))
             return report
         self.store.begin_rollout(
@@ -101,7 +106,7 @@ class Deployer:
                         why = _blocked_reason(step.service, failed_services, self.flat)
                         report.outcomes.append(Outcome(step.name, "skipped", step.revision, why))
                         self.progress(step.name, "skipped")
-                    elif not step.stale:
+                    elif not step.stale and not force:
                         report.outcomes.append(
                             Outcome(step.name, "unchanged", step.revision, "up to date")
                         )

@@ -115,9 +115,13 @@ class Journal:
         instance: str | None = None,
         since: datetime | None = None,
         limit: int | None = None,
+        before: int | None = None,
     ) -> list[AuditEntry]:
-        """Audit lines in the order they were written; with `limit`, the newest `limit` of them."""
+        """Audit lines in the order they were written; with `limit`, the newest `limit` of them;
+        with `before`, only lines older than the one with that id (to page back)."""
         query = select(audit).order_by(audit.c.id.desc()).limit(limit)
+        if before is not None:
+            query = query.where(audit.c.id < before)
         if instance is not None:
             query = query.where(audit.c.target == instance)
         if since is not None:
