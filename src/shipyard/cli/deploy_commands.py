@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +14,7 @@ from rich.text import Text
 from shipyard.cli.app import app
 from shipyard.cli.context import find_instance, select_instances, state
 from shipyard.cli.render import console, print_json, short
-from shipyard.cli.state_access import actor, open_project_store
+from shipyard.cli.state_access import actor, lease_policy, open_project_store
 from shipyard.config.flatten import Instance
 from shipyard.config.models import Strategy
 from shipyard.config.topology import all_hosts
@@ -117,6 +118,7 @@ def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_outp
                     actor(),
                     max_in_flight=loaded.project.ssh.max_in_flight,
                     progress=progress,
+                    policy=lease_policy(os.environ),
                 )
                 result: RolloutReport = await work(deployer)
                 return result
