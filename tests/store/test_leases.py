@@ -7,18 +7,22 @@ only shorten the wait when it is certain (same boot, same PID namespace, same st
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event
 
+from shipyard.deploy.lease import Lease, LeasePolicy
+from shipyard.errors import LeaseLost, StoreUnavailable
 from shipyard.store import Controller, DeploymentStatus, Store, certainly_gone, open_store
 from shipyard.store.engine import READ_ONLY
 
@@ -196,3 +200,94 @@ def test_certainty_needs_the_same_boot_and_namespace(child: subprocess.Popen[byt
     assert not certainly_gone(dataclasses.replace(gone, boot_id="another boot"), here=me)
     assert not certainly_gone(dataclasses.replace(gone, started=0), here=me)  # unknown
     assert not certainly_gone(me, here=me)
+
+
+# The deploying side: heartbeats that survive store errors, and a fence before host steps.
+
+
+class FlakyStore(Store):
+    """A real store whose next `failures` lease renewals fail as if the database were away."""
+
+    failures = 0
+    renewals = 0
+
+    def renew_lease(
+        self, controller_id: str, *, lease_seconds: float, deployment_ids: Sequence[str] = ()
+    ) -> bool:
+        self.renewals += 1
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("the state store is unavailable: connection refused")
+        return super().renew_lease(
+            controller_id, lease_seconds=lease_seconds, deployment_ids=deployment_ids
+        )
+
+
+@pytest.fixture
+def flaky(store_url: str) -> Iterator[FlakyStore]:
+    with open_store(store_url) as opened:
+        flaky = FlakyStore(opened.engine)
+        yield flaky
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def test_heartbeats_go_on_after_failed_renewals(flaky: FlakyStore) -> None:
+    owner = controller()
+    policy = LeasePolicy(seconds=30, heartbeat=0.05, patience=5)
+    lease = Lease(flaky, owner, policy, lambda: ["d1"])
+
+    async def hold() -> None:
+        async with lease.held():
+            begin(flaky, "d1", controller=owner)
+            before = flaky.deployment("d1")
+            flaky.failures = 3
+            await until(lambda: flaky.renewals >= 5, "renewals after the failures")
+            lease.check()  # still held
+            after = flaky.deployment("d1")
+            assert before is not None
+            assert after is not None
+            assert after.heartbeat_at > before.heartbeat_at  # a renewal after failures got in
+
+    asyncio.run(hold())
+
+
+def test_a_lease_the_store_let_run_out_is_lost_for_good(flaky: FlakyStore) -> None:
+    owner = controller()
+    lease = Lease(flaky, owner, LeasePolicy(seconds=30, heartbeat=0.05), lambda: [])
+
+    async def hold() -> str:
+        async with lease.held():
+            flaky.release_controller(owner.id)  # as if its lease ran out by the database's clock
+            await until(lambda: _lost(lease) != "", "the lease to be known lost")
+            return _lost(lease)
+
+    assert "lost its lease" in asyncio.run(hold())
+
+
+def test_a_lease_that_cannot_be_renewed_stops_host_steps_before_it_runs_out(
+    flaky: FlakyStore,
+) -> None:
+    lease = Lease(flaky, controller(), LeasePolicy(seconds=0.6, heartbeat=0.05), lambda: [])
+
+    async def hold() -> str:
+        async with lease.held():
+            flaky.failures = 10**6  # the store stays away
+            await until(lambda: _lost(lease) != "", "the fence to close")
+            return _lost(lease)
+
+    assert "could not renew its lease" in asyncio.run(hold())
+
+
+def _lost(lease: Lease) -> str:
+    try:
+        lease.check()
+    except LeaseLost as lost:
+        return str(lost)
+    return ""

@@ -115,6 +115,8 @@ class Deployer:
                     patience=self.policy.patience,
                 )
             except StoreError as failure:
+                if report.failed:  # their outcomes say what went wrong; recovery finishes it
+                    return report
                 counts = _counts(report)
                 raise StoreUnavailable(
                     f"rollout {report.rollout_id} ran ({counts}) but its finish is not recorded:"
