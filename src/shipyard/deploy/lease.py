@@ -80,26 +80,29 @@ class Lease:
         self._renewed = 0.0  # monotonic time the last accepted renewal was sent
         self._lost = ""
         self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
 
     @contextlib.asynccontextmanager
     async def held(self) -> AsyncIterator[Lease]:
         """Register (the outermost use only), keep renewing, release at the end."""
-        if self._depth == 0:
-            sent = time.monotonic()
-            register = self.store.register_controller
-            await patiently(
-                lambda: register(self.controller, lease_seconds=self.policy.seconds),
-                patience=self.policy.patience,
-            )
-            self._renewed, self._lost = sent, ""
-            self._task = asyncio.create_task(self._keep(), name="lease heartbeat")
-        self._depth += 1
+        async with self._lock:  # deployments of one rollout enter together
+            if self._task is None:
+                sent = time.monotonic()
+                register = self.store.register_controller
+                await patiently(
+                    lambda: register(self.controller, lease_seconds=self.policy.seconds),
+                    patience=self.policy.patience,
+                )
+                self._renewed, self._lost = sent, ""
+                self._task = asyncio.create_task(self._keep(), name="lease heartbeat")
+            self._depth += 1
         try:
             yield self
         finally:
-            self._depth -= 1
-            if self._depth == 0:
-                await self._stop()
+            async with self._lock:
+                self._depth -= 1
+                if self._depth == 0:
+                    await self._stop()
 
     def check(self) -> None:
         """Raise LeaseLost unless this controller may start another host step."""
