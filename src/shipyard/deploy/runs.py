@@ -112,18 +112,22 @@ class Runs:
         if not instances:
             return []
         chosen = {i.name: (ids or {}).get(i.name) or str(uuid.uuid4()) for i in instances}
+        ours = {chosen[i.name] for i in instances if not (ids or {}).get(i.name)}
         async with self.lease.held():
-            ran = await self._begin_and_run(instances, chosen, limit, rollout_id, kind)
+            ran = await self._begin_and_run(instances, chosen, ours, limit, rollout_id, kind)
         return [ran[i.name] for i in instances]
 
     async def _begin_and_run(
         self,
         instances: Sequence[Instance],
         chosen: dict[str, str],
+        ours: set[str],
         limit: asyncio.Semaphore,
         rollout_id: str | None,
         kind: DeploymentKind,
     ) -> dict[str, Outcome]:
+        """`ours`: the ids made up here, so a known one is this call's own begin, retried after
+        the store committed it but the answer was lost."""
         requests = [
             DeploymentRequest(
                 chosen[i.name], i.name, i.service, i.host, i.site, i.revision, rollout_id, kind
@@ -156,7 +160,9 @@ class Runs:
                 outcomes[instance.name] = Outcome(
                     instance.name, "rejected", instance.revision, str(answer)
                 )
-            elif not answer.created:
+            elif not answer.created and not (
+                answer.deployment.id in ours and answer.deployment.status.active
+            ):
                 did = answer.deployment
                 outcomes[instance.name] = Outcome(
                     instance.name,
@@ -305,7 +311,8 @@ class Runs:
                     secrets=f.secrets,
                 )
             except NotActive as gone:
-                refused[f.deployment_id] = f"the store refused it: {gone}"
+                if gone.status != f.status.value:  # the same outcome: an earlier try took it
+                    refused[f.deployment_id] = f"the store refused it: {gone}"
         return refused
 
     async def _lost(
