@@ -1,4 +1,5 @@
-"""A deploying controller that lost its lease, or whose result the store refused, says so.
+"""A deploying controller that lost its lease, or whose result the store refused, says so; a killed
+one's rollout is finished by the next command.
 
 It stops before its next host step once its lease ran out (fencing) and reports the deployment
 as lost, never as a success; a result the store did not take is reported, and the command
@@ -7,6 +8,8 @@ exits 1. Real fleet, real supervisord, the CLI as a subprocess, the project's SQ
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -29,6 +32,7 @@ from deploy_project import (
 )
 
 from fleet import Fleet
+from shipyard.store import RolloutStatus, open_store
 
 pytestmark = pytest.mark.integration
 LEASE_SECONDS = 3.0  # heartbeats every 0.5 s; no host step starts 1.5 s after the last one
@@ -146,3 +150,40 @@ def test_a_result_the_store_refused_is_reported_and_fails_the_command(
     assert f"deployment {held['id']} is already finished (failed)" in outcome["reason"]
     assert version(project.hosts[0], port) == "v2"  # it ran on the host: the report says so
     assert project.status()["refused@h001"]["last"]["error"] == "failed by hand"
+
+
+def test_a_killed_controllers_rollout_is_finished_by_the_next_command(
+    project: LeasedProject, tmp_path: Path
+) -> None:
+    gate = tmp_path / "hold-install"
+    held_service(project, gate, "orphan")
+    gate.touch()
+    try:
+        running = project.start("deploy", "--json")
+        in_progress(project, "orphan@h001")
+        os.kill(running.pid, signal.SIGKILL)
+        finish(running)
+    finally:
+        gate.unlink(missing_ok=True)
+    url = f"sqlite:///{project.database}"
+    with open_store(url) as store:
+        begun = [a for a in store.audit() if a.action == "rollout.begin"]
+        orphan = begun[-1].target.removeprefix("rollout:")
+        before = store.rollout(orphan)
+    assert before is not None
+    assert before.status is RolloutStatus.IN_PROGRESS
+
+    assert project.status()["orphan@h001"]["last"]["status"] == "failed"  # any command recovers
+
+    with open_store(url) as store:
+        after = store.rollout(orphan)
+        finished = store.audit(instance=f"rollout:{orphan}")[-1]
+    assert after is not None
+    assert after.status is RolloutStatus.FAILED
+    assert after.summary["interrupted"] == "its controller is gone: its process has exited"
+    assert after.summary["failed"] == ["orphan@h001"]
+    assert (finished.actor, finished.action, finished.result) == (
+        "shipyard",
+        "rollout.interrupted",
+        "failed",
+    )
