@@ -31,6 +31,7 @@ STYLE = {
     "success": "green",
     "failed": "red",
     "rejected": "red",
+    "lost": "red",
     "skipped": "yellow",
     "unchanged": "dim",
     "planned": "cyan",
