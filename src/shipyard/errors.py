@@ -14,7 +14,9 @@
     └── StoreError             the state store failed or holds something unexpected
         ├── StoreConflict      a write broke a unique or reference rule of the store
         ├── RecordNotFound     no deployment or rollout has that id
-        └── NotActive          the deployment or rollout is already finished
+        ├── NotActive          the deployment or rollout is already finished
+        ├── StoreUnavailable   the database could not be reached or was locked (transient)
+        └── LeaseLost          this controller no longer holds its deployments' lease
 
 The CLI maps ConfigError (and other bad input) to exit status 2 and every other ShipyardError to 1.
 """
@@ -123,3 +125,12 @@ class NotActive(StoreError):
         self.record_id = record_id
         self.status = status
         super().__init__(f"{kind} {record_id} is already finished ({status})")
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached, dropped the connection or stayed locked: worth a retry."""
+
+
+class LeaseLost(StoreError):
+    """This controller's lease ran out (or could not be renewed in time): it must stop, since
+    another controller may now own its deployments."""

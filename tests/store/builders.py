@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 
-from shipyard.store import BeganDeployment, DeploymentKind, InstanceState, Store
+from shipyard.store import BeganDeployment, Controller, DeploymentKind, InstanceState, Store
 
 CONTROLLER = "controller-1"
 
@@ -21,9 +21,13 @@ def begin(
     owner_pid: int | None = None,
     kind: DeploymentKind = DeploymentKind.DEPLOY,
     rollout_id: str | None = None,
+    controller: Controller | None = None,
 ) -> BeganDeployment:
-    """Begin a deployment of `instance` (service@host) at site `eu`, owned by this process."""
+    """Begin a deployment of `instance` (service@host) at site `eu`, owned by this process
+    (or by `controller`, whose lease the test registered)."""
     service, _, host = instance.partition("@")
+    if controller is not None:
+        owner_host, owner_pid = controller.host, controller.pid
     return store.begin_deployment(
         deployment_id=deployment_id,
         instance=instance,
@@ -36,6 +40,7 @@ def begin(
         owner_pid=os.getpid() if owner_pid is None else owner_pid,
         kind=kind,
         rollout_id=rollout_id,
+        controller_id=controller.id if controller is not None else None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from datetime import datetime
 from typing import Annotated, Any
@@ -15,7 +16,7 @@ from rich.text import Text
 from shipyard.cli.app import app
 from shipyard.cli.context import find_instance, select_instances, state
 from shipyard.cli.render import console, host_text, print_json, short
-from shipyard.cli.state_access import actor, open_project_store
+from shipyard.cli.state_access import actor, lease_policy, open_project_store
 from shipyard.config.flatten import Instance
 from shipyard.config.models import Strategy
 from shipyard.config.topology import HostRef, all_hosts
@@ -33,6 +34,7 @@ STYLE = {
     "success": "green",
     "failed": "red",
     "rejected": "red",
+    "lost": "red",
     "skipped": "yellow",
     "unchanged": "dim",
     "planned": "cyan",
@@ -158,6 +160,7 @@ def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_outp
                     max_in_flight=loaded.project.ssh.max_in_flight,
                     progress=progress,
                     masker=masker,
+                    policy=lease_policy(os.environ),
                 )
                 result: RolloutReport = await work(deployer)
                 return result

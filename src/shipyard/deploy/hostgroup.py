@@ -64,10 +64,17 @@ class Member:
 class HostGroup:
     """Deploys `members` (all on the host of `executor`) with the restart strategy."""
 
-    def __init__(self, executor: Executor, members: Sequence[Member], progress: Progress) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        members: Sequence[Member],
+        progress: Progress,
+        fence: Callable[[], None] = lambda: None,
+    ) -> None:
         self.executor = executor
         self.members = list(members)
         self.progress = progress
+        self.fence = fence  # raises (LeaseLost) when this controller must not start a step
 
     @property
     def alive(self) -> list[Member]:
@@ -76,14 +83,15 @@ class HostGroup:
     async def deploy(self, *, at: datetime) -> None:
         """Steps 3 to 8 for every member; each ends with `failure` None or its reason."""
         try:
-            await self.upload()
-            await self._switch()
-            await self._restart()
-            await self._check_health()
+            for step in (self.upload, self._switch, self._restart, self._check_health):
+                self.fence()
+                await step()
         except (DeployError, ExecutionError, UnsafeValue) as failure:
             self._fail(self.alive, str(failure))
+        self.fence()
         await self._switch_back([m for m in self.members if m.failure is not None])
         try:
+            self.fence()
             await self._finish(at)
         except (DeployError, ExecutionError, UnsafeValue) as failure:
             self._fail(self.alive, f"recording the release on the host failed: {failure}")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from shipyard.config.flatten import Flattened, Instance
 from shipyard.config.graph import dependents
@@ -18,18 +19,23 @@ from shipyard.config.models import Strategy
 from shipyard.deploy.batches import plan_batches
 from shipyard.deploy.hostops import wait_healthy
 from shipyard.deploy.instance import Release
+from shipyard.deploy.lease import LeasePolicy, patiently
 from shipyard.deploy.runs import Connect, Outcome, Progress, Result, Runs
+from shipyard.errors import StoreError, StoreUnavailable
 from shipyard.executors.base import Executor
 from shipyard.masking import Masker, masker_for
-from shipyard.plan.rollout import Target, make_plan
+from shipyard.plan.rollout import Step, Target, make_plan
 from shipyard.store import (
+    Controller,
     DeploymentKind,
     InstanceState,
     RolloutStatus,
     Store,
 )
 
-HEARTBEAT_SECONDS = 10.0
+# What a rollout reports as not done: "lost" ran on hosts but is not (or not surely) recorded.
+NOT_DONE = ("failed", "rejected", "lost")
+T = TypeVar("T")
 
 
 @dataclass
@@ -39,7 +45,7 @@ class RolloutReport:
 
     @property
     def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.result in ("failed", "rejected")]
+        return [o for o in self.outcomes if o.result in NOT_DONE]
 
     @property
     def ok(self) -> bool:
@@ -58,11 +64,16 @@ class Deployer:
     progress: Progress = lambda instance, what: None
     # Masks every reason and output before it is recorded or returned; None: the project's own.
     masker: Masker | None = None
+    controller: Controller = field(default_factory=Controller.of_process)
+    policy: LeasePolicy = field(default_factory=LeasePolicy)
     runs: Runs = field(init=False)
 
     def __post_init__(self) -> None:
         masker = self.masker if self.masker is not None else masker_for(self.flat)
-        self.runs = Runs(self.flat, self.store, self.connect, self.actor, self.progress, masker)
+        self.runs = Runs(
+            self.flat, self.store, self.connect, self.actor, self.progress, masker,
+            controller=self.controller, policy=self.policy,
+        )  # fmt: skip
 
     def executor(self, host: str) -> Executor:
         return self.runs.executor(host)
@@ -91,54 +102,74 @@ class Deployer:
                 result: Result = "planned" if step.stale or force else "unchanged"
                 report.outcomes.append(Outcome(step.name, result, step.revision, step.action))
             return report
-        self.store.begin_rollout(
-            rollout_id=report.rollout_id, actor=self.actor, request=request, strategy="restart"
-        )
+        async with self.runs.lease.held():
+            await patiently(
+                lambda: self.store.begin_rollout(
+                    rollout_id=report.rollout_id, actor=self.actor, request=request,
+                    strategy="restart", controller_id=self.controller.id,
+                ),
+                patience=self.policy.patience,
+            )  # fmt: skip
+            try:
+                await self._run_waves(plan.waves, report, force=force)
+            finally:
+                await self.close()
+            try:
+                await patiently(
+                    lambda: self.store.finish_rollout(
+                        report.rollout_id,
+                        status=RolloutStatus.SUCCESS if report.ok else RolloutStatus.FAILED,
+                        summary=_summary(report),
+                    ),
+                    patience=self.policy.patience,
+                )
+            except StoreError as failure:
+                if report.failed:  # their outcomes say what went wrong; recovery finishes it
+                    return report
+                counts = _counts(report)
+                raise StoreUnavailable(
+                    f"rollout {report.rollout_id} ran ({counts}) but its finish is not recorded:"
+                    f" {failure}; the next command's recovery finishes it"
+                ) from failure
+        return report
+
+    async def _run_waves(
+        self, waves: Sequence[Sequence[Step]], report: RolloutReport, *, force: bool
+    ) -> None:
         failed_services: set[str] = set()
         limit = asyncio.Semaphore(self.max_in_flight)
-        beat = asyncio.create_task(self._heartbeat())
-        try:
-            for wave in plan.waves:
-                blocked = dependents(self.flat.service_edges(), failed_services)
-                stale: dict[str, list[Instance]] = {}
-                for step in wave:
-                    if step.service in blocked:
-                        why = _blocked_reason(step.service, failed_services, self.flat)
-                        report.outcomes.append(Outcome(step.name, "skipped", step.revision, why))
-                        self.progress(step.name, "skipped")
-                    elif not step.stale and not force:
-                        report.outcomes.append(
-                            Outcome(step.name, "unchanged", step.revision, "up to date")
-                        )
-                        self.progress(step.name, "unchanged")
-                    else:
-                        instance = self.flat.instances[step.name]
-                        stale.setdefault(step.service, []).append(instance)
-                # Services deployed in one batch go together, so each host gets one round trip
-                # per step for all of them; rolling and canary services keep their own pace.
-                together = {s: g for s, g in stale.items() if _one_batch(g)}
-                apart = [g for s, g in stale.items() if s not in together]
-                joint, separate = await asyncio.gather(
-                    self._roll_together(together, limit, report.rollout_id),
-                    asyncio.gather(
-                        *(self._roll_service(group, limit, report.rollout_id) for group in apart)
-                    ),
-                )
-                services = [*together, *(group[0].service for group in apart)]
-                rolled = [*joint, *separate]
-                for service, (outcomes, stopped) in zip(services, rolled, strict=True):
-                    report.outcomes.extend(outcomes)
-                    if stopped:
-                        failed_services.add(service)
-        finally:
-            beat.cancel()
-            await self.close()
-        self.store.finish_rollout(
-            report.rollout_id,
-            status=RolloutStatus.SUCCESS if report.ok else RolloutStatus.FAILED,
-            summary=_summary(report),
-        )
-        return report
+        for wave in waves:
+            blocked = dependents(self.flat.service_edges(), failed_services)
+            stale: dict[str, list[Instance]] = {}
+            for step in wave:
+                if step.service in blocked:
+                    why = _blocked_reason(step.service, failed_services, self.flat)
+                    report.outcomes.append(Outcome(step.name, "skipped", step.revision, why))
+                    self.progress(step.name, "skipped")
+                elif not step.stale and not force:
+                    report.outcomes.append(
+                        Outcome(step.name, "unchanged", step.revision, "up to date")
+                    )
+                    self.progress(step.name, "unchanged")
+                else:
+                    instance = self.flat.instances[step.name]
+                    stale.setdefault(step.service, []).append(instance)
+            # Services deployed in one batch go together, so each host gets one round trip
+            # per step for all of them; rolling and canary services keep their own pace.
+            together = {s: g for s, g in stale.items() if _one_batch(g)}
+            apart = [g for s, g in stale.items() if s not in together]
+            # Every service's host steps run to their end, even when another one raised.
+            joint, separate = await asyncio.gather(
+                self._roll_together(together, limit, report.rollout_id),
+                _every(self._roll_service(group, limit, report.rollout_id) for group in apart),
+                return_exceptions=True,
+            )
+            services = [*together, *(group[0].service for group in apart)]
+            rolled = [*_known(joint), *_known(separate)]
+            for service, (outcomes, stopped) in zip(services, rolled, strict=True):
+                report.outcomes.extend(outcomes)
+                if stopped:
+                    failed_services.add(service)
 
     async def _roll_together(
         self, groups: dict[str, list[Instance]], limit: asyncio.Semaphore, rollout: str
@@ -151,7 +182,7 @@ class Deployer:
             outcomes = [done[i.name] for i in group]
             strategy = Strategy.model_validate(group[0].config.get("strategy", {}))
             batches = plan_batches([i.name for i in group], strategy)
-            failures = sum(o.result in ("failed", "rejected") for o in outcomes)
+            failures = sum(o.result in NOT_DONE for o in outcomes)
             rolled.append((outcomes, batches.exceeded(failures)))
         return rolled
 
@@ -176,7 +207,7 @@ class Deployer:
                 await asyncio.sleep(strategy.pause)
             done = await self.runs.deploy_many([by_name[name] for name in batch], limit, rollout)
             outcomes.extend(done)
-            failures += sum(o.result in ("failed", "rejected") for o in done)
+            failures += sum(o.result in NOT_DONE for o in done)
             if batches.exceeded(failures):
                 stop = self.runs.masker(batches.describe_stop(failures))
             elif batches.canary and index == 0:
@@ -243,12 +274,6 @@ class Deployer:
         ids = {instance.name: deployment_id} if deployment_id else {}
         return (await self.runs.deploy_many([instance], limit, rollout_id, kind=kind, ids=ids))[0]
 
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            if self.runs.active:
-                await asyncio.to_thread(self.store.heartbeat, list(self.runs.active))
-
 
 def _one_batch(instances: list[Instance]) -> bool:
     """True when the service's strategy deploys all its instances at once (restart, blue-green)."""
@@ -268,3 +293,22 @@ def _summary(report: RolloutReport) -> dict[str, object]:
     for outcome in report.outcomes:
         counts[outcome.result] = counts.get(outcome.result, 0) + 1
     return {"counts": counts, "failed": [o.instance for o in report.failed]}
+
+
+def _counts(report: RolloutReport) -> str:
+    counts: dict[str, int] = {}
+    for outcome in report.outcomes:
+        counts[outcome.result] = counts.get(outcome.result, 0) + 1
+    return ", ".join(f"{n} {result}" for result, n in sorted(counts.items()))
+
+
+async def _every(work: Iterable[Awaitable[T]]) -> list[T]:
+    """Await all of `work` to its end, then raise the first exception if one raised."""
+    done = await asyncio.gather(*work, return_exceptions=True)
+    return [_known(d) for d in done]
+
+
+def _known(value: T | BaseException) -> T:
+    if isinstance(value, BaseException):
+        raise value
+    return value

@@ -8,12 +8,12 @@ transaction to begin them all, one to start them, one per host to record the out
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Literal, TypeVar
 
 from shipyard.config.flatten import Flattened, Instance
 from shipyard.config.models import Strategy
@@ -21,16 +21,20 @@ from shipyard.config.topology import HostRef, all_hosts
 from shipyard.deploy.bluegreen import BlueGreen, Drain
 from shipyard.deploy.hostgroup import HostGroup, Member
 from shipyard.deploy.instance import Release, finish_on_host
+from shipyard.deploy.lease import Lease, LeasePolicy, patiently
 from shipyard.errors import (
     ConcurrentDeployment,
     DeployError,
     ExecutionError,
+    LeaseLost,
     NotActive,
     StoreConflict,
+    StoreError,
 )
 from shipyard.executors.base import Executor
 from shipyard.masking import Masker
 from shipyard.store import (
+    Controller,
     DeploymentKind,
     DeploymentRequest,
     DeploymentStatus,
@@ -39,9 +43,12 @@ from shipyard.store import (
     utc_now,
 )
 
-Result = Literal["success", "failed", "skipped", "unchanged", "rejected", "planned"]
+# "lost": the host work's outcome is not in the store (the lease was lost, or the store refused
+# or could not take the result); never counted as a success.
+Result = Literal["success", "failed", "skipped", "unchanged", "rejected", "planned", "lost"]
 Progress = Callable[[str, str], None]  # (instance, what is happening)
 Connect = Callable[[HostRef], Executor]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,8 +73,14 @@ class Runs:
     actor: str
     progress: Progress
     masker: Masker  # every reason passes it before it is recorded or returned
+    controller: Controller = field(default_factory=Controller.of_process)
+    policy: LeasePolicy = field(default_factory=LeasePolicy)
+    lease: Lease = field(init=False)
     _executors: dict[str, Executor] = field(default_factory=dict)
     _active: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.lease = Lease(self.store, self.controller, self.policy, lambda: self._active)
 
     @property
     def active(self) -> frozenset[str]:
@@ -101,19 +114,46 @@ class Runs:
         if not instances:
             return []
         chosen = {i.name: (ids or {}).get(i.name) or str(uuid.uuid4()) for i in instances}
+        ours = {chosen[i.name] for i in instances if not (ids or {}).get(i.name)}
+        async with self.lease.held():
+            ran = await self._begin_and_run(instances, chosen, ours, limit, rollout_id, kind)
+        return [ran[i.name] for i in instances]
+
+    async def _begin_and_run(
+        self,
+        instances: Sequence[Instance],
+        chosen: dict[str, str],
+        ours: set[str],
+        limit: asyncio.Semaphore,
+        rollout_id: str | None,
+        kind: DeploymentKind,
+    ) -> dict[str, Outcome]:
+        """`ours`: the ids made up here, so a known one is this call's own begin, retried after
+        the store committed it but the answer was lost."""
         requests = [
             DeploymentRequest(
                 chosen[i.name], i.name, i.service, i.host, i.site, i.revision, rollout_id, kind
             )
             for i in instances
         ]
-        answers = await asyncio.to_thread(
-            self.store.begin_deployments,
-            requests,
-            actor=self.actor,
-            owner_host=_this_host(),
-            owner_pid=os.getpid(),
-        )
+        try:
+            self.lease.check()
+            answers = await self._patiently(
+                lambda: self.store.begin_deployments(
+                    requests,
+                    actor=self.actor,
+                    owner_host=self.controller.host,
+                    owner_pid=self.controller.pid,
+                    controller_id=self.controller.id,
+                )
+            )
+        except StoreError as failure:  # nothing ran on a host
+            for i in instances:
+                self.progress(i.name, "failed")
+            return {
+                i.name: Outcome(i.name, "failed", i.revision, f"not begun: {failure}")
+                for i in instances
+            }
         outcomes: dict[str, Outcome] = {}
         ready: list[Instance] = []
         for instance, answer in zip(instances, answers, strict=True):
@@ -122,7 +162,9 @@ class Runs:
                 outcomes[instance.name] = Outcome(
                     instance.name, "rejected", instance.revision, self.masker(str(answer))
                 )
-            elif not answer.created:
+            elif not answer.created and not (
+                answer.deployment.id in ours and answer.deployment.status.active
+            ):
                 did = answer.deployment
                 outcomes[instance.name] = Outcome(
                     instance.name,
@@ -134,10 +176,20 @@ class Runs:
             else:
                 ready.append(instance)
         running = [chosen[i.name] for i in ready]
-        if running:
-            await asyncio.to_thread(self.store.mark_in_progress_many, running)
         self._active.update(running)
         try:
+            if running:
+                try:
+                    await self._patiently(lambda: self.store.mark_in_progress_many(running))
+                except StoreError as failure:
+                    why = f"not started: {failure}"
+                    await self._record([Finish(d, DeploymentStatus.FAILED, why) for d in running])
+                    for i in ready:
+                        self.progress(i.name, "failed")
+                        outcomes[i.name] = Outcome(
+                            i.name, "failed", i.revision, why, chosen[i.name]
+                        )
+                    return outcomes
             together: dict[str, list[Instance]] = {}
             alone: list[Instance] = []
             for instance in ready:
@@ -148,18 +200,22 @@ class Runs:
                 else:
                     together.setdefault(instance.host, []).append(instance)
             upload = kind is not DeploymentKind.ROLLBACK
+            # Every host's steps run to their end, whatever happens to the others.
             ran = await asyncio.gather(
                 *(
                     self._on_host(host, group, chosen, limit, upload=upload)
                     for host, group in together.items()
                 ),
                 *(self._one(i, chosen[i.name], kind, limit) for i in alone),
+                return_exceptions=True,
             )
         finally:
             self._active.difference_update(running)
         for found in ran:
+            if isinstance(found, BaseException):
+                raise found
             outcomes.update({o.instance: o for o in found})
-        return [outcomes[i.name] for i in instances]
+        return outcomes
 
     async def _on_host(
         self,
@@ -177,12 +233,20 @@ class Runs:
             members = [Member(self.release(i), ids[i.name], upload=upload) for i in instances]
             for i in instances:
                 self.progress(i.name, "deploying")
+            group = HostGroup(self.executor(host), members, self.progress, fence=self.lease.check)
             try:
-                await HostGroup(self.executor(host), members, self.progress).deploy(at=utc_now())
+                await group.deploy(at=utc_now())
+            except LeaseLost as lost:
+                return await self._lost(
+                    [(i, m.deployment_id) for i, m in zip(instances, members, strict=True)],
+                    lost,
+                    started,
+                )
             except BaseException as crash:  # cancelled or a bug: never leave rows in flight
                 why = self.masker(f"interrupted: {type(crash).__name__}: {crash}")
-                failed = [Finish(m.deployment_id, DeploymentStatus.FAILED, why) for m in members]
-                await asyncio.to_thread(self._finish_all, failed)
+                await self._record_once(
+                    [Finish(m.deployment_id, DeploymentStatus.FAILED, why) for m in members]
+                )
                 raise
             for m in members:
                 if m.failure is not None:
@@ -200,34 +264,73 @@ class Runs:
                     )
                 else:
                     finishes.append(Finish(m.deployment_id, DeploymentStatus.FAILED, m.failure))
-            await asyncio.to_thread(self._finish_all, finishes)
+            refused = await self._record(finishes)
             seconds = time.monotonic() - started
             outcomes = []
             for i, m in zip(instances, members, strict=True):
-                result: Result = "success" if m.failure is None else "failed"
-                self.progress(i.name, result)
-                outcomes.append(
-                    Outcome(i.name, result, i.revision, m.failure or "", m.deployment_id, seconds)
+                outcome = Outcome(
+                    i.name,
+                    "success" if m.failure is None else "failed",
+                    i.revision,
+                    m.failure or "",
+                    m.deployment_id,
+                    seconds,
                 )
+                outcomes.append(_unrecorded(outcome, refused.get(m.deployment_id)))
+                self.progress(i.name, outcomes[-1].result)
             return outcomes
 
-    def _finish_all(self, finishes: list[Finish]) -> None:
+    async def _patiently(self, call: Callable[[], T]) -> T:
+        return await patiently(call, patience=self.policy.patience)
+
+    async def _record(self, finishes: list[Finish]) -> dict[str, str]:
+        """Record outcomes, retrying while the store is unavailable; returns why, for each
+        deployment whose outcome the store refused or could not take."""
+        try:
+            return await self._patiently(lambda: self._finish_all(finishes))
+        except StoreError as failure:
+            return {f.deployment_id: str(failure) for f in finishes}
+
+    async def _record_once(self, finishes: list[Finish]) -> None:
+        """One attempt, for a task being cancelled: what fails is left to recovery."""
+        with contextlib.suppress(StoreError):
+            await asyncio.to_thread(self._finish_all, finishes)
+
+    def _finish_all(self, finishes: list[Finish]) -> dict[str, str]:
         """Record outcomes in one transaction; if one of them is no longer active (recovery
-        marked it interrupted meanwhile), record the others one by one."""
+        marked it interrupted meanwhile), the others one by one. Returns why, for each that the
+        store refused."""
         try:
             self.store.finish_deployments(finishes)
+            return {}
         except (NotActive, StoreConflict):
-            for f in finishes:
-                try:
-                    self.store.finish_deployment(
-                        f.deployment_id,
-                        status=f.status,
-                        error=f.error,
-                        snapshot=f.snapshot,
-                        secrets=f.secrets,
-                    )
-                except NotActive:
-                    continue
+            pass
+        refused = {}
+        for f in finishes:
+            try:
+                self.store.finish_deployment(
+                    f.deployment_id,
+                    status=f.status,
+                    error=f.error,
+                    snapshot=f.snapshot,
+                    secrets=f.secrets,
+                )
+            except NotActive as gone:
+                if gone.status != f.status.value:  # the same outcome: an earlier try took it
+                    refused[f.deployment_id] = f"the store refused it: {gone}"
+        return refused
+
+    async def _lost(
+        self, lost: list[tuple[Instance, str]], why: LeaseLost, started: float
+    ) -> list[Outcome]:
+        """Deployments stopped by the fence: recorded as failed if the store still takes it,
+        reported as lost in any case (the host may be between two steps)."""
+        reason = f"lost: {why}"
+        await self._record([Finish(d, DeploymentStatus.FAILED, reason) for _, d in lost])
+        seconds = time.monotonic() - started
+        for i, _ in lost:
+            self.progress(i.name, "lost")
+        return [Outcome(i.name, "lost", i.revision, reason, d, seconds) for i, d in lost]
 
     async def _one(
         self,
@@ -245,26 +348,29 @@ class Runs:
                 executor = self.executor(instance.host)
                 target = self.release(instance)
                 rolling_back = kind is DeploymentKind.ROLLBACK
+                self.lease.check()
                 switch = await BlueGreen(executor, target).deploy(upload=not rolling_back)
                 drain = switch.drain
+                self.lease.check()
                 await finish_on_host(
                     executor, target, deployment_id=deployment_id, at=utc_now(), slot=switch.live
                 )
+            except LeaseLost as lost:
+                return await self._lost([(instance, deployment_id)], lost, started)
             except (DeployError, ExecutionError) as failure:
                 reason = self.masker(_reason(failure))
                 failed = Finish(deployment_id, DeploymentStatus.FAILED, reason)
-                await asyncio.to_thread(self._finish_all, [failed])
-                self.progress(instance.name, "failed")
+                refused = await self._record([failed])
                 seconds = time.monotonic() - started
-                return [
-                    Outcome(
-                        instance.name, "failed", instance.revision, reason, deployment_id, seconds
-                    )
-                ]
+                outcome = Outcome(
+                    instance.name, "failed", instance.revision, reason, deployment_id, seconds
+                )
+                outcome = _unrecorded(outcome, refused.get(deployment_id))
+                self.progress(instance.name, outcome.result)
+                return [outcome]
             except BaseException as crash:  # cancelled or a bug: never leave the row in flight
                 why = self.masker(f"interrupted: {type(crash).__name__}: {crash}")
-                failed = Finish(deployment_id, DeploymentStatus.FAILED, why)
-                await asyncio.to_thread(self._finish_all, [failed])
+                await self._record_once([Finish(deployment_id, DeploymentStatus.FAILED, why)])
                 raise
             done = Finish(
                 deployment_id,
@@ -272,21 +378,28 @@ class Runs:
                 snapshot=instance.config,
                 secrets=instance.secrets,
             )
-            await asyncio.to_thread(self._finish_all, [done])
+            refused = await self._record([done])
             if drain is not None:  # after the deployment is recorded: a next switch may queue
                 self.progress(instance.name, "draining")
                 await drain()
-            self.progress(instance.name, "success")
             seconds = time.monotonic() - started
-            return [
-                Outcome(instance.name, "success", instance.revision, "", deployment_id, seconds)
-            ]
+            outcome = Outcome(
+                instance.name, "success", instance.revision, "", deployment_id, seconds
+            )
+            outcome = _unrecorded(outcome, refused.get(deployment_id))
+            self.progress(instance.name, outcome.result)
+            return [outcome]
 
 
-def _this_host() -> str:
-    from shipyard.store import this_host
-
-    return this_host()
+def _unrecorded(outcome: Outcome, why: str | None) -> Outcome:
+    """The outcome as reported: lost, when the store did not take it (never a success)."""
+    if why is None:
+        return outcome
+    did = "deployed on the host" if outcome.result == "success" else "failed on the host"
+    reason = f"{did}, but the result is not recorded: {why}"
+    if outcome.reason:
+        reason += f" (host: {outcome.reason.splitlines()[0]})"
+    return replace(outcome, result="lost", reason=reason)
 
 
 def _reason(failure: BaseException) -> str:

@@ -9,7 +9,7 @@ from shipyard.store.bulk import DeploymentRequest, Finish
 from shipyard.store.engine import database_url, default_url, make_engine, sqlite_path
 from shipyard.store.journal import utc_now
 from shipyard.store.migrations import upgrade
-from shipyard.store.owner import process_alive, this_host
+from shipyard.store.owner import Controller, certainly_gone, this_host
 from shipyard.store.records import (
     AuditEntry,
     BeganDeployment,
@@ -25,11 +25,12 @@ from shipyard.store.records import (
     RolloutStatus,
     Snapshot,
 )
-from shipyard.store.repository import Store
+from shipyard.store.repository import Recovered, Store
 
 __all__ = [
     "AuditEntry",
     "BeganDeployment",
+    "Controller",
     "Deployment",
     "DeploymentKind",
     "DeploymentRequest",
@@ -40,15 +41,16 @@ __all__ = [
     "InstanceStatus",
     "JsonMapping",
     "JsonObject",
+    "Recovered",
     "Rollout",
     "RolloutStatus",
     "Snapshot",
     "Store",
+    "certainly_gone",
     "database_url",
     "default_url",
     "make_engine",
     "open_store",
-    "process_alive",
     "this_host",
     "utc_now",
 ]

@@ -76,6 +76,7 @@ def insert_pending(
     owner_host: str,
     owner_pid: int,
     now: datetime,
+    controller_id: str | None = None,
 ) -> None:
     """The rows `begin_deployment` writes, for every request at once."""
     if not requests:
@@ -101,6 +102,7 @@ def insert_pending(
                 "owner_pid": owner_pid,
                 "heartbeat_at": now,
                 "detail": {},
+                "controller_id": controller_id,
             }
             for r in requests
         ],

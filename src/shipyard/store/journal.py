@@ -13,9 +13,15 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 from sqlalchemy import Connection, Engine, RowMapping, Select, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
-from shipyard.errors import NotActive, RecordNotFound, StoreConflict, StoreError
+from shipyard.errors import NotActive, RecordNotFound, StoreConflict, StoreError, StoreUnavailable
 from shipyard.store import rows
 from shipyard.store.engine import read_only
 from shipyard.store.records import AuditEntry, Event, JsonMapping, Rollout, RolloutStatus
@@ -54,8 +60,17 @@ class Journal:
 
     # Rollouts.
 
-    def begin_rollout(self, *, rollout_id: str, actor: str, request: str, strategy: str) -> Rollout:
+    def begin_rollout(
+        self,
+        *,
+        rollout_id: str,
+        actor: str,
+        request: str,
+        strategy: str,
+        controller_id: str | None = None,
+    ) -> Rollout:
         started = {"status": RolloutStatus.IN_PROGRESS.value, "started_at": self._clock()}
+        started["controller_id"] = controller_id  # recovery finishes it once that one is gone
         with self._write() as conn:
             conn.execute(
                 insert(rollouts).values(
@@ -153,7 +168,7 @@ class Journal:
         except IntegrityError as exc:
             raise StoreConflict(f"the state store refused a write: {exc.orig}") from exc
         except SQLAlchemyError as exc:
-            raise StoreError(f"the state store failed: {exc}") from exc
+            raise store_failure(exc) from exc
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -161,7 +176,7 @@ class Journal:
             with self._reader.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"the state store failed: {exc}") from exc
+            raise store_failure(exc) from exc
 
     def _all(
         self, query: Select[tuple[object, ...]], convert: Callable[[RowMapping], T]
@@ -196,6 +211,17 @@ class Journal:
     ) -> int:
         values = {"at": self._clock(), "kind": kind, "instance": instance, "payload": payload}
         return int(conn.execute(insert(events).values(values).returning(events.c.id)).scalar_one())
+
+
+def store_failure(exc: SQLAlchemyError) -> StoreError:
+    """StoreUnavailable for what a retry may cure (no connection, locked), else StoreError."""
+    transient = isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if transient:
+        return StoreUnavailable(f"the state store is unavailable: {first}")
+    return StoreError(f"the state store failed: {exc}")
 
 
 def must_exist(record: T | None, kind: str, record_id: str) -> T:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
@@ -21,9 +22,10 @@ from shipyard.errors import (
     NotActive,
     StoreConflict,
 )
-from shipyard.store import bulk, rows
+from shipyard.store import bulk, leases, rows
 from shipyard.store.bulk import DeploymentRequest, Finish
 from shipyard.store.journal import Journal, must_exist
+from shipyard.store.owner import Controller, Owner, certainly_gone
 from shipyard.store.records import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -35,14 +37,17 @@ from shipyard.store.records import (
     InstanceStatus,
     JsonMapping,
     JsonObject,
+    RolloutStatus,
     Snapshot,
 )
-from shipyard.store.tables import deployments, instances
+from shipyard.store.tables import deployments, instances, rollouts
 
 ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
 SYSTEM_ACTOR = "shipyard"
 # A begin that collides with a holder which finishes before we can read it is simply retried.
 BEGIN_ATTEMPTS = 3
+# Deployments and rollouts from before controller leases: gone after this long without a beat.
+LEGACY_LEASE_SECONDS = 60.0
 
 
 class Store(Journal):
@@ -65,6 +70,7 @@ class Store(Journal):
         rollout_id: str | None = None,
         kind: DeploymentKind = DeploymentKind.DEPLOY,
         detail: JsonMapping | None = None,
+        controller_id: str | None = None,
     ) -> BeganDeployment:
         """Record a pending deployment, or raise ConcurrentDeployment naming the holder.
 
@@ -76,7 +82,7 @@ class Store(Journal):
             "id": deployment_id, "instance": instance, "kind": kind.value, "revision": revision,
             "status": DeploymentStatus.PENDING.value, "actor": actor, "rollout_id": rollout_id,
             "started_at": now, "owner_host": owner_host, "owner_pid": owner_pid,
-            "heartbeat_at": now, "detail": detail or {},
+            "heartbeat_at": now, "detail": detail or {}, "controller_id": controller_id,
         }  # fmt: skip
         for attempt in range(BEGIN_ATTEMPTS):
             known = self.deployment(deployment_id)
@@ -164,6 +170,7 @@ class Store(Journal):
         actor: str,
         owner_host: str,
         owner_pid: int,
+        controller_id: str | None = None,
     ) -> list[BeganDeployment | ConcurrentDeployment]:
         """`begin_deployment` for each request, in order: the began deployment, or the
         ConcurrentDeployment naming the holder for an instance that has one in flight."""
@@ -189,24 +196,33 @@ class Store(Journal):
                     else:
                         fresh.append(r)
                 bulk.insert_pending(
-                    conn, fresh, actor=actor, owner_host=owner_host, owner_pid=owner_pid, now=now
-                )
+                    conn, fresh, actor=actor, owner_host=owner_host, owner_pid=owner_pid, now=now,
+                    controller_id=controller_id,
+                )  # fmt: skip
                 made = bulk.deployments_by_id(conn, [r.deployment_id for r in fresh])
                 answers.update({i: BeganDeployment(d, created=True) for i, d in made.items()})
         except StoreConflict:
             # Another controller got in between our reads and the insert: go one at a time,
             # which sorts out who holds what exactly as it does for a single request.
-            return [self._begin_one(r, actor, owner_host, owner_pid) for r in requests]
+            return [
+                self._begin_one(r, actor, owner_host, owner_pid, controller_id) for r in requests
+            ]
         return [answers[r.deployment_id] for r in requests]
 
     def _begin_one(
-        self, r: DeploymentRequest, actor: str, owner_host: str, owner_pid: int
+        self,
+        r: DeploymentRequest,
+        actor: str,
+        owner_host: str,
+        owner_pid: int,
+        controller_id: str | None = None,
     ) -> BeganDeployment | ConcurrentDeployment:
         try:
             return self.begin_deployment(
                 deployment_id=r.deployment_id, instance=r.instance, service=r.service,
                 host=r.host, site=r.site, revision=r.revision, actor=actor,
                 owner_host=owner_host, owner_pid=owner_pid, rollout_id=r.rollout_id, kind=r.kind,
+                controller_id=controller_id,
             )  # fmt: skip
         except ConcurrentDeployment as busy:
             return busy
@@ -242,32 +258,131 @@ class Store(Journal):
             if finished != len(finishes):  # a row changed under us (PostgreSQL): write nothing
                 raise StoreConflict(f"{len(finishes) - finished} deployment(s) changed meanwhile")
 
-    def recover_interrupted(
-        self, *, this_host: str, is_alive: Callable[[int], bool], lease_seconds: float
-    ) -> list[str]:
-        """Fail the deployments whose controller is gone; returns their ids.
+    # Controllers' leases, and recovery from controllers that are gone.
 
-        On this host a controller is gone when its process is; on another host, when its
-        lease (the last heartbeat plus `lease_seconds`) has run out.
+    def register_controller(self, controller: Controller, *, lease_seconds: float) -> None:
+        """Record a controller holding a lease of `lease_seconds` from now (database clock)."""
+        with self._write() as conn:
+            leases.register(conn, controller, lease_seconds=lease_seconds)
+
+    def renew_lease(
+        self, controller_id: str, *, lease_seconds: float, deployment_ids: Sequence[str] = ()
+    ) -> bool:
+        """Extend the controller's lease and mark its running deployments' heartbeat.
+
+        False when the lease had already run out (or was released): the controller has lost
+        its deployments, which recovery may have failed meanwhile, and must stop.
         """
-        expired = self._clock() - timedelta(seconds=lease_seconds)
-        recovered = []
-        for found in self.active_deployments():
-            if found.owner_host == this_host and is_alive(found.owner_pid):
+        with self._write() as conn:
+            held = leases.renew(conn, controller_id, lease_seconds=lease_seconds)
+            if held and deployment_ids:
+                conn.execute(
+                    update(deployments)
+                    .where(deployments.c.id.in_(list(deployment_ids)))
+                    .where(deployments.c.status.in_(ACTIVE))
+                    .where(deployments.c.controller_id == controller_id)
+                    .values(heartbeat_at=self._clock())
+                )
+            return held
+
+    def release_controller(self, controller_id: str) -> None:
+        """End the controller's lease now: it is done (what it left active is recoverable)."""
+        with self._write() as conn:
+            leases.end(conn, controller_id)
+
+    def recover_interrupted(
+        self, *, here: Controller, legacy_lease_seconds: float = LEGACY_LEASE_SECONDS
+    ) -> Recovered:
+        """Fail the deployments, then finish the rollouts, whose controller is gone.
+
+        A controller is gone when its lease has run out by the database's clock, or sooner when
+        its process has certainly ended (`certainly_gone`, judged from `here`). Rows written
+        before leases (no controller) are gone once their last heartbeat is older than
+        `legacy_lease_seconds`. It reads first: with nothing to recover, nothing is written.
+        """
+        with self._read() as conn:
+            now = leases.read_now(conn)
+            active = conn.execute(
+                select(
+                    deployments.c.id, deployments.c.controller_id, deployments.c.heartbeat_at,
+                    deployments.c.owner_host, deployments.c.owner_pid,
+                )
+                .where(deployments.c.status.in_(ACTIVE))
+                .order_by(deployments.c.started_at, deployments.c.id)
+            ).all()  # fmt: skip
+            running = conn.execute(
+                select(rollouts.c.id, rollouts.c.controller_id, rollouts.c.started_at)
+                .where(rollouts.c.status == RolloutStatus.IN_PROGRESS.value)
+                .order_by(rollouts.c.started_at, rollouts.c.id)
+            ).all()
+            ids = [r.controller_id for r in [*active, *running] if r.controller_id is not None]
+            owners = leases.owners(conn, ids)
+        if not active and not running:
+            return Recovered([], [])
+        legacy_expired = self._clock() - timedelta(seconds=legacy_lease_seconds)
+        verdicts: dict[str, str | None] = {}
+
+        def gone(controller_id: str | None, last_seen: datetime) -> str | None:
+            if controller_id is None:
+                return "its last heartbeat is too old" if last_seen < legacy_expired else None
+            if controller_id not in verdicts:
+                verdicts[controller_id] = _verdict(owners.get(controller_id), now, here)
+            return verdicts[controller_id]
+
+        recovered = Recovered([], [])
+        for found in active:
+            why = gone(found.controller_id, found.heartbeat_at)
+            if why is None:
                 continue
-            if found.owner_host != this_host and found.heartbeat_at >= expired:
-                continue
-            gone = f"controller process {found.owner_pid} on {found.owner_host} is gone"
+            error = f"interrupted (controller process {found.owner_pid} on {found.owner_host}"
             try:
                 with self._write() as conn:
+                    if found.controller_id is not None:
+                        leases.end(conn, found.controller_id)  # in case it only seemed alive
                     self._finish(
-                        conn, found.id, DeploymentStatus.FAILED, error=f"interrupted ({gone})",
+                        conn, found.id, DeploymentStatus.FAILED, error=f"{error} is gone: {why})",
                         actor=SYSTEM_ACTOR, action="interrupted", heartbeat_at=found.heartbeat_at,
                     )  # fmt: skip
             except NotActive:
-                continue  # it finished, or renewed its lease, while we looked
-            recovered.append(found.id)
+                continue  # it finished while we looked
+            recovered.deployments.append(found.id)
+        for rollout in running:
+            why = gone(rollout.controller_id, rollout.started_at)
+            if why is not None and self._interrupt_rollout(
+                rollout.id, f"its controller is gone: {why}"
+            ):
+                recovered.rollouts.append(rollout.id)
         return recovered
+
+    def _interrupt_rollout(self, rollout_id: str, why: str) -> bool:
+        """Finish a rollout left in progress as failed, with a summary of its deployments; False
+        when one of them is still active or the rollout finished meanwhile."""
+        with self._write() as conn:
+            statuses = conn.execute(
+                select(deployments.c.instance, deployments.c.status).where(
+                    deployments.c.rollout_id == rollout_id
+                )
+            ).all()
+            if any(status in ACTIVE for _, status in statuses):
+                return False
+            counts: dict[str, int] = {}
+            for _, status in statuses:
+                counts[status] = counts.get(status, 0) + 1
+            failed = sorted(i for i, status in statuses if status == DeploymentStatus.FAILED.value)
+            summary: JsonObject = {"interrupted": why, "counts": counts, "failed": failed}
+            finished = conn.execute(
+                update(rollouts)
+                .where(rollouts.c.id == rollout_id)
+                .where(rollouts.c.status == RolloutStatus.IN_PROGRESS.value)
+                .values(
+                    status=RolloutStatus.FAILED.value, finished_at=self._clock(), summary=summary
+                )
+            ).rowcount
+            if not finished:
+                return False
+            target = f"rollout:{rollout_id}"
+            self._audit(conn, SYSTEM_ACTOR, "rollout.interrupted", target, "failed", summary)
+            return True
 
     def _finish(
         self,
@@ -403,3 +518,22 @@ def _instance_query() -> Select[tuple[object, ...]]:
     joined = instances.outerjoin(last, last.c.id == instances.c.last_deployment_id)
     query = select(instances, last).select_from(joined)
     return query.set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What recovery finished: deployments failed as interrupted, rollouts finished as failed."""
+
+    deployments: list[str]
+    rollouts: list[str]
+
+
+def _verdict(owner: Owner | None, now: float, here: Controller) -> str | None:
+    """Why a controller is gone, or None while it holds its lease and may be alive."""
+    if owner is None:
+        return "the store holds no lease of it"
+    if owner.lease_expires <= now:
+        return "its lease ran out"
+    if certainly_gone(owner.controller, here=here):
+        return "its process has exited"
+    return None

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -131,6 +132,7 @@ rollouts = Table(
     Column("started_at", UtcDateTime(), nullable=False),
     Column("finished_at", UtcDateTime()),
     Column("summary", JsonText(), nullable=False),
+    Column("controller_id", String(ID)),  # the controller running it (None: before leases)
     one_of("status", RolloutStatus),
 )
 
@@ -154,6 +156,7 @@ deployments = Table(
     Column("config", JsonText()),
     Column("secrets", JsonText()),
     Column("detail", JsonText(), nullable=False),
+    Column("controller_id", String(ID)),  # the controller running it (None: before leases)
     one_of("status", DeploymentStatus),
     one_of("kind", DeploymentKind),
 )
@@ -167,6 +170,20 @@ Index(
 Index("ix_deployments_instance_started_at", deployments.c.instance, deployments.c.started_at)
 Index("ix_deployments_status", deployments.c.status)
 Index("ix_deployments_rollout_id", deployments.c.rollout_id)
+
+# Who runs deployments and rollouts, and until when the database's clock holds them theirs.
+controllers = Table(
+    "controllers",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("host", String(NAME), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("boot_id", String(ID), nullable=False),
+    Column("pid_namespace", String(ID), nullable=False),
+    Column("process_start", BigInteger, nullable=False),
+    Column("lease_expires", Float(precision=53), nullable=False),  # epoch seconds, database clock
+)
+Index("ix_controllers_lease_expires", controllers.c.lease_expires)
 
 # Append-only: triggers created by the migrations abort any UPDATE or DELETE.
 audit = Table(

@@ -1,0 +1,91 @@
+"""Controller leases: the statements behind registering, renewing and judging them.
+
+A lease's expiry is computed and compared by the database (`now()` on PostgreSQL, `julianday`
+on SQLite), as seconds since the epoch, so clock skew between controllers never matters. An
+expired lease is never renewed again: whoever judged it expired may already have failed its
+deployments, and its controller must learn that it lost them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, Float, cast, insert, literal_column, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from shipyard.store.owner import Controller, Owner
+from shipyard.store.tables import controllers
+
+
+def db_now(conn: Connection) -> ColumnElement[float]:
+    """The database's clock, in seconds since the epoch."""
+    if conn.dialect.name == "postgresql":
+        return cast(literal_column("extract(epoch from clock_timestamp())"), Float(precision=53))
+    return cast(literal_column("(julianday('now') - 2440587.5) * 86400.0"), Float(precision=53))
+
+
+def read_now(conn: Connection) -> float:
+    return float(conn.execute(select(db_now(conn))).scalar_one())
+
+
+def register(conn: Connection, controller: Controller, *, lease_seconds: float) -> None:
+    """The controller's row, with a lease of `lease_seconds` from now (database clock).
+
+    Registering again (a later rollout of the same process) renews it, even once it ran out:
+    what the store failed meanwhile stays failed, and the controller starts afresh."""
+    again = update(controllers).where(controllers.c.id == controller.id)
+    if conn.execute(again.values(lease_expires=db_now(conn) + lease_seconds)).rowcount:
+        return
+    conn.execute(
+        insert(controllers).values(
+            id=controller.id,
+            host=controller.host,
+            pid=controller.pid,
+            boot_id=controller.boot_id,
+            pid_namespace=controller.pid_namespace,
+            process_start=controller.started,
+            lease_expires=db_now(conn) + lease_seconds,
+        )
+    )
+
+
+def renew(conn: Connection, controller_id: str, *, lease_seconds: float) -> bool:
+    """Extend a lease that has not run out; False when it had (or was released)."""
+    now = db_now(conn)
+    statement = (
+        update(controllers)
+        .where(controllers.c.id == controller_id, controllers.c.lease_expires > now)
+        .values(lease_expires=now + lease_seconds)
+    )
+    return bool(conn.execute(statement).rowcount)
+
+
+def end(conn: Connection, controller_id: str) -> None:
+    """Let the lease run out now: the controller is done, or known to be gone."""
+    now = db_now(conn)
+    conn.execute(
+        update(controllers)
+        .where(controllers.c.id == controller_id, controllers.c.lease_expires > now)
+        .values(lease_expires=now)
+    )
+
+
+def owners(conn: Connection, ids: Sequence[str]) -> dict[str, Owner]:
+    """The controllers of `ids` that the store knows, with their leases."""
+    if not ids:
+        return {}
+    found = conn.execute(select(controllers).where(controllers.c.id.in_(sorted(set(ids)))))
+    return {
+        row.id: Owner(
+            Controller(
+                id=row.id,
+                host=row.host,
+                pid=row.pid,
+                boot_id=row.boot_id,
+                pid_namespace=row.pid_namespace,
+                started=row.process_start,
+            ),
+            float(row.lease_expires),
+        )
+        for row in found
+    }
