@@ -22,6 +22,7 @@ from shipyard.deploy.bluegreen import BlueGreen, Drain
 from shipyard.deploy.hostgroup import HostGroup, Member
 from shipyard.deploy.instance import Release, finish_on_host
 from shipyard.errors import (
+    AlreadyDeployed,
     ConcurrentDeployment,
     DeployError,
     ExecutionError,
@@ -120,6 +121,12 @@ class Runs:
                 outcomes[instance.name] = Outcome(
                     instance.name, "rejected", instance.revision, str(answer)
                 )
+            elif isinstance(answer, AlreadyDeployed):  # a rival deployed it since we looked
+                self.progress(instance.name, "unchanged")
+                outcomes[instance.name] = Outcome(
+                    instance.name, "unchanged", instance.revision, str(answer),
+                    answer.deployment_id,
+                )  # fmt: skip
             elif not answer.created:
                 did = answer.deployment
                 outcomes[instance.name] = Outcome(
