@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -110,8 +112,13 @@ def write_project(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def local_project(root: Path, database_url: str | None = None) -> Iterator[LocalProject]:
-    """The project, bootstrapped; its supervisord (and so its program) stopped afterwards."""
+def local_project(database_url: str | None = None) -> Iterator[LocalProject]:
+    """The project, bootstrapped; its supervisord (and so its program) stopped afterwards.
+
+    It lives in a short temporary directory: supervisord's socket path must fit in 108 bytes.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="shipyard-cli-"))
+    root = workdir / "p"
     write_project(root)
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "SHIPYARD_ACTOR": "tester"}
     env.pop("SHIPYARD_DATABASE_URL", None)
@@ -124,6 +131,7 @@ def local_project(root: Path, database_url: str | None = None) -> Iterator[Local
         yield project
     finally:
         stop_supervisord(root / ".shipyard" / "hosts" / "local" / "supervisor")
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def stop_supervisord(folder: Path, timeout: float = 15.0) -> None:

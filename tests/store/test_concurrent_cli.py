@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import subprocess
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from shipyard.store import open_store
+from shipyard.store import default_url, open_store
 
 from .local_project import INSTANCE, LocalProject, local_project
 
@@ -55,18 +54,15 @@ def assert_one_success(results: Counter[str], url: str) -> None:
         assert store.verify_audit().whole
 
 
-def test_fifty_clis_deploy_a_stale_instance_once_on_sqlite(tmp_path: Path) -> None:
-    with local_project(tmp_path / "project") as project:
+def test_fifty_clis_deploy_a_stale_instance_once_on_sqlite() -> None:
+    with local_project() as project:
         statuses = [["status", "--json"]] * CLIS
         results, failed_statuses = race_deploys(project, statuses)
         assert failed_statuses == []
-        url = f"sqlite:///{tmp_path / 'project' / '.shipyard' / 'state.db'}"
-        assert_one_success(results, url)
+        assert_one_success(results, default_url(project.root))
 
 
-def test_fifty_clis_deploy_a_stale_instance_once_on_postgresql(
-    tmp_path: Path, postgresql_url: str
-) -> None:
-    with local_project(tmp_path / "project", database_url=postgresql_url) as project:
+def test_fifty_clis_deploy_a_stale_instance_once_on_postgresql(postgresql_url: str) -> None:
+    with local_project(database_url=postgresql_url) as project:
         results, _ = race_deploys(project, [])
         assert_one_success(results, postgresql_url)

@@ -12,6 +12,7 @@ What it cannot show on its own: rows rewritten from some point to the end, hashe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
@@ -113,9 +114,14 @@ def append(conn: Connection, lines: Sequence[AuditLine], *, now: datetime) -> li
 
 def verify(conn: Connection) -> ChainReport:
     """Walk the audit log in id order and report the first row that breaks the chain."""
+    with contextlib.closing(stored_hashes(conn, link=None)) as found:
+        return _walk(found)
+
+
+def _walk(found: Iterator[tuple[int, str | None, str | None, str | None]]) -> ChainReport:
     prev, count = GENESIS, 0
     previous_id: int | None = None
-    for row_id, stored_prev, stored_hash, expected in stored_hashes(conn, link=None):
+    for row_id, stored_prev, stored_hash, expected in found:
         if stored_prev != prev:
             after = f"row {previous_id}" if previous_id is not None else "the start of the log"
             why = f"its previous hash does not match the hash of {after}"
@@ -151,12 +157,13 @@ def stored_hashes(
         audit.c.prev_hash,
         audit.c.hash,
     ).order_by(audit.c.id)
-    for row in conn.execute(query.execution_options(yield_per=1000)).mappings():
-        prev = link if link is not None else row["prev_hash"]
-        expected = _recompute(row, prev)
-        yield int(row["id"]), row["prev_hash"], row["hash"], expected
-        if link is not None and expected is not None:
-            link = expected
+    with conn.execute(query.execution_options(yield_per=1000)) as result:
+        for row in result.mappings():
+            prev = link if link is not None else row["prev_hash"]
+            expected = _recompute(row, prev)
+            yield int(row["id"]), row["prev_hash"], row["hash"], expected
+            if link is not None and expected is not None:
+                link = expected
 
 
 def _recompute(row: RowMapping, prev: object) -> str | None:
