@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -139,7 +139,7 @@ def _walk(found: Iterator[tuple[int, str | None, str | None, str | None]]) -> Ch
 
 def stored_hashes(
     conn: Connection, *, link: str | None
-) -> Iterator[tuple[int, str | None, str | None, str | None]]:
+) -> Generator[tuple[int, str | None, str | None, str | None]]:
     """(id, stored prev_hash, stored hash, hash recomputed from its content) per row, in order.
 
     The recomputed hash uses the stored prev_hash, or, with `link` given, the previous row's
