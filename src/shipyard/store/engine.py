@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
@@ -74,6 +75,13 @@ def prepare_sqlite_file(path: Path) -> None:
     file is made first, by us. A store left readable by an older Shipyard is tightened; a
     directory we did not make is left alone unless it is Shipyard's own `.shipyard`.
     """
+    try:
+        _make_private(path)
+    except OSError as exc:
+        raise StoreError(f"cannot create the state store at {path}: {exc}") from exc
+
+
+def _make_private(path: Path) -> None:
     directory = path.parent
     try:
         directory.mkdir(mode=DIRECTORY_MODE)
@@ -83,8 +91,8 @@ def prepare_sqlite_file(path: Path) -> None:
     except FileExistsError:
         if directory.name == STATE_DIRECTORY:
             _tighten(directory, DIRECTORY_MODE)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
-    os.close(fd)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE))
     for companion in (path, *(path.with_name(path.name + end) for end in SQLITE_COMPANIONS)):
         _tighten(companion, FILE_MODE)
 
