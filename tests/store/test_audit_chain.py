@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from shipyard.store import ChainReport, Store, make_engine, open_store
 from shipyard.store.engine import make_engine as engine_for
@@ -78,15 +79,25 @@ def test_concurrent_writers_never_fork_the_chain(store_url: str) -> None:
     assert report.count == WRITERS * EACH
 
 
-def test_sqlite_insert_or_replace_of_a_row_is_found(tmp_path: Path) -> None:
+REPLACE_ROW_3 = (
+    "INSERT OR REPLACE INTO audit (id, at, actor, action, target, result, detail, prev_hash,"
+    " hash) SELECT id, at, 'mallory', action, target, result, detail, prev_hash, hash"
+    " FROM audit WHERE id = 3"
+)
+
+
+def test_sqlite_refuses_insert_or_replace_of_a_row(tmp_path: Path) -> None:
     with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
         fill(store)
-        report = tamper(
-            store,
-            "INSERT OR REPLACE INTO audit (id, at, actor, action, target, result, detail,"
-            " prev_hash, hash) SELECT id, at, 'mallory', action, target, result, detail,"
-            " prev_hash, hash FROM audit WHERE id = 3",
-        )
+        with pytest.raises(DBAPIError, match="never replaced"):
+            tamper(store, REPLACE_ROW_3)
+        assert store.verify_audit().whole
+
+
+def test_sqlite_insert_or_replace_past_the_triggers_is_found(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        fill(store)
+        report = tamper(store, "DROP TRIGGER audit_no_replace", REPLACE_ROW_3)
         assert broken_at(report) == 3
         assert report.count == 2
         assert "changed after it was written" in str(report.broken)
@@ -179,7 +190,7 @@ def test_rows_from_before_the_chain_are_chained_by_the_migration(store_url: str)
         assert report.whole
         assert report.count == 5
         assert [e.target for e in store.audit()][:3] == ["api@web-0", "api@web-1", "api@web-2"]
-        with store.engine.begin() as conn, pytest.raises(Exception, match="append-only"):
+        with store.engine.begin() as conn, pytest.raises(DBAPIError, match="append-only"):
             conn.execute(text("UPDATE audit SET actor = 'x' WHERE id = 1"))
 
 

@@ -20,6 +20,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 APPEND_ONLY = "audit rows are append-only: they are never updated or deleted"
+NO_REPLACE = "audit rows are append-only: an existing row is never replaced"
 AUDIT = sa.table(
     "audit", sa.column("id", sa.BigInteger()), sa.column("prev_hash"), sa.column("hash")
 )
@@ -35,6 +36,13 @@ def upgrade() -> None:
         batch.alter_column("prev_hash", existing_type=sa.String(64), nullable=False)
         batch.alter_column("hash", existing_type=sa.String(64), nullable=False)
     restore_append_only(dialect)
+    if dialect == "sqlite":
+        # INSERT OR REPLACE deletes the old row without firing DELETE triggers: refuse it too.
+        op.execute(
+            "CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit"
+            " WHEN EXISTS (SELECT 1 FROM audit WHERE id = NEW.id)"
+            f" BEGIN SELECT RAISE(ABORT, '{NO_REPLACE}'); END"
+        )
 
 
 def chain_existing_rows() -> None:
@@ -70,6 +78,8 @@ def restore_append_only(dialect: str) -> None:
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
+    if dialect == "sqlite":
+        op.execute("DROP TRIGGER audit_no_replace")
     suspend_append_only(dialect)
     with op.batch_alter_table("audit") as batch:
         batch.drop_column("hash")
