@@ -10,7 +10,8 @@
     │   ├── ConnectError       a host could not be reached or refused us (host key, auth, timeout)
     │   └── TransferError      put/get of a file or directory failed
     ├── DeployError            a deployment could not go on
-    │   └── ConcurrentDeployment  another deployment holds the instance (names the holder)
+    │   ├── ConcurrentDeployment  another deployment holds the instance (names the holder)
+    │   └── AlreadyDeployed    the instance is already at the revision asked for (names who)
     └── StoreError             the state store failed or holds something unexpected
         ├── StoreConflict      a write broke a unique or reference rule of the store
         ├── RecordNotFound     no deployment or rollout has that id
@@ -97,6 +98,21 @@ class ConcurrentDeployment(DeployError):
         super().__init__(
             f"{instance} is already being deployed by deployment {deployment_id}"
             f" (actor {actor}, since {since})"
+        )
+
+
+class AlreadyDeployed(DeployError):
+    """The instance is already at the revision a new deployment would bring it to."""
+
+    def __init__(self, instance: str, revision: str, deployment_id: str, actor: str, at: str):
+        self.instance = instance
+        self.revision = revision
+        self.deployment_id = deployment_id
+        self.actor = actor
+        self.at = at
+        super().__init__(
+            f"{instance} is already at revision {revision[:12]}"
+            f" (deployment {deployment_id} by {actor} at {at})"
         )
 
 

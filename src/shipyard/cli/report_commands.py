@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -24,6 +25,7 @@ from shipyard.errors import ShipyardError
 from shipyard.executors.factory import ExecutorPool
 from shipyard.masking import Masker
 from shipyard.plan.diff import diff_configs
+from shipyard.store import database_url, open_store
 
 
 @app.command()
@@ -166,7 +168,11 @@ def diff(
         print_diff(out, name, entries, masker=masker)
 
 
-@app.command()
+audit_app = typer.Typer()  # `audit` prints the log, `audit verify` checks its chain
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.callback(invoke_without_command=True)
 def audit(
     ctx: typer.Context,
     instance: Annotated[str | None, typer.Option(help="Only this instance.")] = None,
@@ -186,6 +192,8 @@ def audit(
     json_output: JsonFlag = False,
 ) -> None:
     """Print the audit log, newest first; page back with --before (the oldest id shown)."""
+    if ctx.invoked_subcommand is not None:
+        return
     cli = state(ctx)
     if since is not None and since.tzinfo is None:
         from datetime import UTC
@@ -214,3 +222,32 @@ def audit(
         if since is not None:
             more.append(f"--since {since:%Y-%m-%dT%H:%M:%S}")
         out.print(Text(f"older entries may follow: {' '.join(more)}", "dim"))
+
+
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context, json_output: JsonFlag = False) -> None:
+    """Check the audit log's hash chain; exit 1 naming the first row where it breaks."""
+    cli = state(ctx)
+    # Only reads: no recovery here, so verifying never writes to what it checks.
+    with open_store(database_url(cli.load().root, os.environ)) as store:
+        report = store.verify_audit()
+    broken = report.broken
+    if json_output:
+        shown = None if broken is None else {"row": broken.row_id, "reason": broken.reason}
+        print_json(
+            {"whole": report.whole, "count": report.count, "head": report.head, "broken": shown},
+            masker=cli.masker(),
+        )
+    elif broken is None:
+        line = f"audit log whole: {report.count} row(s), head {report.head}"
+        console().print(line, markup=False, highlight=False, soft_wrap=True)
+    else:
+        console().print(
+            f"audit log broken at row {broken.row_id}: {broken.reason}"
+            f" ({report.count} row(s) before it hold)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if broken is not None:
+        raise typer.Exit(1)

@@ -22,7 +22,7 @@ def open_project_store(cli: CliState) -> Store:
 
     Recovery reads first: when nothing is left over, it writes nothing (no write lock).
     """
-    store = open_store(database_url(cli.load().root, os.environ))
+    store = open_store(database_url(cli.load().root, os.environ), masker=cli.masker())
     try:
         store.recover_interrupted(here=Controller.of_process())
     except BaseException:

@@ -160,8 +160,11 @@ class Deployer:
             apart = [g for s, g in stale.items() if s not in together]
             # Every service's host steps run to their end, even when another one raised.
             joint, separate = await asyncio.gather(
-                self._roll_together(together, limit, report.rollout_id),
-                _every(self._roll_service(group, limit, report.rollout_id) for group in apart),
+                self._roll_together(together, limit, report.rollout_id, force=force),
+                _every(
+                    self._roll_service(group, limit, report.rollout_id, force=force)
+                    for group in apart
+                ),
                 return_exceptions=True,
             )
             services = [*together, *(group[0].service for group in apart)]
@@ -172,11 +175,17 @@ class Deployer:
                     failed_services.add(service)
 
     async def _roll_together(
-        self, groups: dict[str, list[Instance]], limit: asyncio.Semaphore, rollout: str
+        self,
+        groups: dict[str, list[Instance]],
+        limit: asyncio.Semaphore,
+        rollout: str,
+        *,
+        force: bool = False,
     ) -> list[tuple[list[Outcome], bool]]:
         """Services of one batch each, deployed at once; per service, whether it stopped."""
         everything = [i for group in groups.values() for i in group]
-        done = {o.instance: o for o in await self.runs.deploy_many(everything, limit, rollout)}
+        began = await self.runs.deploy_many(everything, limit, rollout, force=force)
+        done = {o.instance: o for o in began}
         rolled = []
         for group in groups.values():
             outcomes = [done[i.name] for i in group]
@@ -187,7 +196,12 @@ class Deployer:
         return rolled
 
     async def _roll_service(
-        self, instances: list[Instance], limit: asyncio.Semaphore, rollout: str
+        self,
+        instances: list[Instance],
+        limit: asyncio.Semaphore,
+        rollout: str,
+        *,
+        force: bool = False,
     ) -> tuple[list[Outcome], bool]:
         """One service's stale instances under its strategy; True when the service stopped."""
         strategy = Strategy.model_validate(instances[0].config.get("strategy", {}))
@@ -205,7 +219,8 @@ class Deployer:
                 continue
             if index and strategy.pause:
                 await asyncio.sleep(strategy.pause)
-            done = await self.runs.deploy_many([by_name[name] for name in batch], limit, rollout)
+            batch_of = [by_name[name] for name in batch]
+            done = await self.runs.deploy_many(batch_of, limit, rollout, force=force)
             outcomes.extend(done)
             failures += sum(o.result in NOT_DONE for o in done)
             if batches.exceeded(failures):

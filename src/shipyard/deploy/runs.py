@@ -23,6 +23,7 @@ from shipyard.deploy.hostgroup import HostGroup, Member
 from shipyard.deploy.instance import Release, finish_on_host
 from shipyard.deploy.lease import Lease, LeasePolicy, patiently
 from shipyard.errors import (
+    AlreadyDeployed,
     ConcurrentDeployment,
     DeployError,
     ExecutionError,
@@ -108,15 +109,19 @@ class Runs:
         *,
         kind: DeploymentKind = DeploymentKind.DEPLOY,
         ids: dict[str, str] | None = None,
+        force: bool = False,
     ) -> list[Outcome]:
         """Deployments of `instances` (one each), begun and recorded in batches, run in
-        parallel: the `restart` ones host by host, the others one by one. In their order."""
+        parallel: the `restart` ones host by host, the others one by one. In their order.
+        With `force`, an instance already at its revision is deployed again."""
         if not instances:
             return []
         chosen = {i.name: (ids or {}).get(i.name) or str(uuid.uuid4()) for i in instances}
         ours = {chosen[i.name] for i in instances if not (ids or {}).get(i.name)}
         async with self.lease.held():
-            ran = await self._begin_and_run(instances, chosen, ours, limit, rollout_id, kind)
+            ran = await self._begin_and_run(
+                instances, chosen, ours, limit, rollout_id, kind, force=force
+            )
         return [ran[i.name] for i in instances]
 
     async def _begin_and_run(
@@ -127,12 +132,22 @@ class Runs:
         limit: asyncio.Semaphore,
         rollout_id: str | None,
         kind: DeploymentKind,
+        *,
+        force: bool,
     ) -> dict[str, Outcome]:
         """`ours`: the ids made up here, so a known one is this call's own begin, retried after
         the store committed it but the answer was lost."""
         requests = [
             DeploymentRequest(
-                chosen[i.name], i.name, i.service, i.host, i.site, i.revision, rollout_id, kind
+                chosen[i.name],
+                i.name,
+                i.service,
+                i.host,
+                i.site,
+                i.revision,
+                rollout_id,
+                kind,
+                force=force,
             )
             for i in instances
         ]
@@ -162,6 +177,12 @@ class Runs:
                 outcomes[instance.name] = Outcome(
                     instance.name, "rejected", instance.revision, self.masker(str(answer))
                 )
+            elif isinstance(answer, AlreadyDeployed):  # a rival deployed it since we looked
+                self.progress(instance.name, "unchanged")
+                outcomes[instance.name] = Outcome(
+                    instance.name, "unchanged", instance.revision, str(answer),
+                    answer.deployment_id,
+                )  # fmt: skip
             elif not answer.created and not (
                 answer.deployment.id in ours and answer.deployment.status.active
             ):

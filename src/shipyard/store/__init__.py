@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from shipyard.masking import NO_SECRETS, Masker
 from shipyard.store.bulk import DeploymentRequest, Finish
-from shipyard.store.engine import database_url, default_url, make_engine, sqlite_path
+from shipyard.store.chain import ChainBreak, ChainReport
+from shipyard.store.engine import database_url, default_url, make_engine
 from shipyard.store.journal import utc_now
 from shipyard.store.migrations import upgrade
 from shipyard.store.owner import Controller, certainly_gone, this_host
@@ -30,6 +32,8 @@ from shipyard.store.repository import Recovered, Store
 __all__ = [
     "AuditEntry",
     "BeganDeployment",
+    "ChainBreak",
+    "ChainReport",
     "Controller",
     "Deployment",
     "DeploymentKind",
@@ -56,15 +60,18 @@ __all__ = [
 ]
 
 
-def open_store(url: str, *, clock: Callable[[], datetime] = utc_now) -> Store:
-    """Open the store at `url`, creating the SQLite file's directory and migrating to head."""
-    path = sqlite_path(url)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+def open_store(
+    url: str, *, masker: Masker = NO_SECRETS, clock: Callable[[], datetime] = utc_now
+) -> Store:
+    """Open the store at `url`, migrating it to head when it is behind (a read when it is not).
+
+    A SQLite file is created 600 in a 700 directory. Every free text the store writes
+    (errors, audit detail, events, rollout requests and summaries) passes through `masker`.
+    """
     engine = make_engine(url)
     try:
         upgrade(engine)
     except BaseException:
         engine.dispose()
         raise
-    return Store(engine, clock=clock)
+    return Store(engine, clock=clock, masker=masker)

@@ -15,7 +15,8 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from shipyard.store import rows
+from shipyard.errors import AlreadyDeployed, StoreConflict
+from shipyard.store import chain, rows
 from shipyard.store.records import (
     ACTIVE_STATUSES,
     Deployment,
@@ -25,7 +26,7 @@ from shipyard.store.records import (
     JsonMapping,
     JsonObject,
 )
-from shipyard.store.tables import audit, deployments, events, instances
+from shipyard.store.tables import deployments, events, instances
 
 ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
 
@@ -42,6 +43,7 @@ class DeploymentRequest:
     revision: str
     rollout_id: str | None = None
     kind: DeploymentKind = DeploymentKind.DEPLOY
+    force: bool = False  # begin even when the instance is already at `revision`
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,37 @@ def active_holders(conn: Connection, names: Sequence[str]) -> dict[str, Deployme
     return {row["instance"]: rows.deployment(row) for row in conn.execute(query).mappings()}
 
 
+def already_deployed(
+    conn: Connection, requests: Sequence[DeploymentRequest]
+) -> dict[str, AlreadyDeployed]:
+    """instance -> who put it at its revision, for the requests (not forced) whose instance is
+    already at the revision they ask for. Read in the transaction that would begin them."""
+    wanted = {r.instance: r.revision for r in requests if not r.force}
+    if not wanted:
+        return {}
+    last = deployments.alias("deployed")
+    query = (
+        select(
+            instances.c.name,
+            instances.c.deployed_revision,
+            instances.c.deployed_deployment_id,
+            instances.c.deployed_at,
+            last.c.actor,
+        )
+        .select_from(instances.outerjoin(last, last.c.id == instances.c.deployed_deployment_id))
+        .where(instances.c.name.in_(list(wanted)), instances.c.deployed_revision.is_not(None))
+    )
+    found = {}
+    for row in conn.execute(query):
+        if row.deployed_revision == wanted[row.name]:
+            at = row.deployed_at.isoformat(timespec="seconds") if row.deployed_at else "?"
+            found[row.name] = AlreadyDeployed(
+                row.name, row.deployed_revision, str(row.deployed_deployment_id),
+                str(row.actor or "?"), at,
+            )  # fmt: skip
+    return found
+
+
 def insert_pending(
     conn: Connection,
     requests: Sequence[DeploymentRequest],
@@ -78,7 +111,13 @@ def insert_pending(
     now: datetime,
     controller_id: str | None = None,
 ) -> None:
-    """The rows `begin_deployment` writes, for every request at once."""
+    """The rows `begin_deployment` writes, for every request at once.
+
+    Raises StoreConflict (nothing is kept: the caller's transaction rolls back) when an instance
+    turns out to be at its requested revision already. On SQLite the caller's check before the
+    insert is exact (it holds the write lock); on PostgreSQL a deployment that finished while
+    we read is only visible now, after our insert got past the one-in-flight index.
+    """
     if not requests:
         return
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -107,6 +146,9 @@ def insert_pending(
             for r in requests
         ],
     )
+    late = already_deployed(conn, requests)  # after the insert: see the docstring
+    if late:
+        raise StoreConflict("; ".join(str(reason) for reason in late.values()))
     conn.execute(
         update(instances)
         .where(instances.c.name == bindparam("b_name"))
@@ -248,15 +290,8 @@ def write_audit(
     *,
     now: datetime,
 ) -> None:
-    """Append audit rows: (actor, action, target, result, detail) each."""
-    if entries:
-        conn.execute(
-            insert(audit),
-            [
-                {"at": now, "actor": a, "action": w, "target": t, "result": r, "detail": d}
-                for a, w, t, r, d in entries
-            ],
-        )
+    """Append audit rows, chained: (actor, action, target, result, detail) each."""
+    chain.append(conn, entries, now=now)
 
 
 def write_events(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +15,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from shipyard.errors import StoreError
+from shipyard.masking import NO_SECRETS, Masker
 
 DATABASE_URL_VARIABLE = "SHIPYARD_DATABASE_URL"
 STATE_DIRECTORY = ".shipyard"
@@ -20,6 +24,13 @@ STATE_FILE = "state.db"
 BUSY_TIMEOUT_MS = 30_000
 # Execution option marking a connection that only reads (SQLite then begins a deferred transaction).
 READ_ONLY = "shipyard_read_only"
+# Where an engine keeps the masker its free-text columns use (see tables.MaskedText).
+MASKER_ATTRIBUTE = "shipyard_masker"
+# The store holds deployment history and secret fingerprints: only its owner reads it.
+DIRECTORY_MODE = 0o700
+FILE_MODE = 0o600
+# SQLite's companions of a database file in WAL mode; SQLite creates them with the file's mode.
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 def default_url(project_dir: Path) -> str:
@@ -57,12 +68,65 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def prepare_sqlite_file(path: Path) -> None:
+    """Make the store's directory (700) and its empty database file (600) before SQLite does.
+
+    SQLite creates the file 644 and gives its WAL and shared-memory files the same mode, so the
+    file is made first, by us. A store left readable by an older Shipyard is tightened; a
+    directory we did not make is left alone unless it is Shipyard's own `.shipyard`.
+    """
+    try:
+        _make_private(path)
+    except OSError as exc:
+        raise StoreError(f"cannot create the state store at {path}: {exc}") from exc
+
+
+def _make_private(path: Path) -> None:
+    directory = path.parent
+    try:
+        directory.mkdir(mode=DIRECTORY_MODE)
+    except FileNotFoundError:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=DIRECTORY_MODE, exist_ok=True)
+    except FileExistsError:
+        if directory.name == STATE_DIRECTORY:
+            _tighten(directory, DIRECTORY_MODE)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE))
+    for companion in (path, *(path.with_name(path.name + end) for end in SQLITE_COMPANIONS)):
+        _tighten(companion, FILE_MODE)
+
+
+def _tighten(path: Path, mode: int) -> None:
+    # Only ever removes bits: a file the owner made stricter stays so.
+    try:
+        found = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if found & ~mode:
+        path.chmod(found & mode)
+
+
+def use_masker(engine: Engine, masker: Masker) -> None:
+    """Make every free-text column this engine writes pass through `masker` (tables.MaskedText)."""
+    setattr(engine.dialect, MASKER_ATTRIBUTE, masker)
+
+
+def masker_of(dialect: object) -> Masker:
+    """The masker `use_masker` gave this dialect's engine; NO_SECRETS when none was given."""
+    found = getattr(dialect, MASKER_ATTRIBUTE, NO_SECRETS)
+    return found if isinstance(found, Masker) else NO_SECRETS
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`, configured for the store; the caller disposes of it."""
     parsed = parse_url(url)
     if parsed.get_backend_name() == "postgresql":
         return create_engine(parsed, pool_pre_ping=True)
-    if parsed.database in (None, "", ":memory:"):
+    path = sqlite_path(url)
+    if path is not None:
+        prepare_sqlite_file(path)
+    if path is None:
         # One shared connection, or every connection would see its own empty database.
         engine = create_engine(
             parsed, poolclass=StaticPool, connect_args={"check_same_thread": False}

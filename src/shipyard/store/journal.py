@@ -22,8 +22,10 @@ from sqlalchemy.exc import (
 )
 
 from shipyard.errors import NotActive, RecordNotFound, StoreConflict, StoreError, StoreUnavailable
-from shipyard.store import rows
-from shipyard.store.engine import read_only
+from shipyard.masking import NO_SECRETS, Masker
+from shipyard.store import chain, rows
+from shipyard.store.chain import ChainReport
+from shipyard.store.engine import read_only, use_masker
 from shipyard.store.records import AuditEntry, Event, JsonMapping, Rollout, RolloutStatus
 from shipyard.store.tables import audit, events, rollouts
 
@@ -37,7 +39,15 @@ def utc_now() -> datetime:
 class Journal:
     """Rollouts, audit log and events; each public method is one transaction."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        masker: Masker = NO_SECRETS,
+    ) -> None:
+        # Every free-text column this engine writes is masked (tables.MaskedText, chain.append).
+        use_masker(engine, masker)
         self._engine = engine
         self._reader = read_only(engine)
         self._clock = clock
@@ -143,6 +153,11 @@ class Journal:
             query = query.where(audit.c.at >= since)
         return self._all(query, rows.audit_entry)[::-1]
 
+    def verify_audit(self) -> ChainReport:
+        """Check the audit log's hash chain: how many rows hold, and the first that does not."""
+        with self._read() as conn:
+            return chain.verify(conn)
+
     def append_event(self, *, kind: str, instance: str | None, payload: JsonMapping) -> int:
         """Add an event for live views; returns its id."""
         with self._write() as conn:
@@ -197,9 +212,7 @@ class Journal:
         result: str,
         detail: JsonMapping,
     ) -> int:
-        values = {"at": self._clock(), "actor": actor, "action": action, "target": target}
-        statement = insert(audit).values(result=result, detail=detail, **values)
-        return int(conn.execute(statement.returning(audit.c.id)).scalar_one())
+        return chain.append(conn, [(actor, action, target, result, detail)], now=self._clock())[0]
 
     def _event(
         self,

@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shipyard.errors import (
+    AlreadyDeployed,
     ConcurrentDeployment,
     NotActive,
     StoreConflict,
@@ -71,10 +72,13 @@ class Store(Journal):
         kind: DeploymentKind = DeploymentKind.DEPLOY,
         detail: JsonMapping | None = None,
         controller_id: str | None = None,
+        force: bool = False,
     ) -> BeganDeployment:
         """Record a pending deployment, or raise ConcurrentDeployment naming the holder.
 
-        A repeated `deployment_id` returns the stored deployment with `created=False`.
+        A repeated `deployment_id` returns the stored deployment with `created=False`. An
+        instance already at `revision` raises AlreadyDeployed (decided in the transaction that
+        would insert, so a rival that finished meanwhile counts), unless `force`.
         """
         now, kind = self._clock(), DeploymentKind(kind)  # a plain "deploy" works too
         place = {"service": service, "host": host, "site": site}
@@ -89,7 +93,7 @@ class Store(Journal):
             if known is not None:
                 return BeganDeployment(_same_request(known, instance, revision), created=False)
             try:
-                return BeganDeployment(self._insert_deployment(row, place), created=True)
+                return BeganDeployment(self._insert_deployment(row, place, force), created=True)
             except StoreConflict:
                 holder = self._active_deployment(instance)
                 if holder is not None and holder.id != deployment_id:
@@ -100,7 +104,9 @@ class Store(Journal):
                 # The holder finished meanwhile, or a twin request with our id won: look again.
         raise AssertionError("unreachable")
 
-    def _insert_deployment(self, row: dict[str, object], place: dict[str, str]) -> Deployment:
+    def _insert_deployment(
+        self, row: dict[str, object], place: dict[str, str], force: bool
+    ) -> Deployment:
         instance, deployment_id, kind = str(row["instance"]), str(row["id"]), str(row["kind"])
         with self._write() as conn:
             dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -108,6 +114,15 @@ class Store(Journal):
             conn.execute(new_instance.on_conflict_do_nothing())
             # The partial unique index rejects this insert while another one is active.
             conn.execute(insert(deployments).values(row))
+            # Only now: once past the index, no rival can still finish (PostgreSQL waited for
+            # the one that held it), so the deployed revision read here is the last word.
+            request = DeploymentRequest(
+                deployment_id, instance, place["service"], place["host"], place["site"],
+                str(row["revision"]), force=force,
+            )  # fmt: skip
+            done = bulk.already_deployed(conn, [request])
+            if instance in done:
+                raise done[instance]
             pending = {"status": InstanceStatus.PENDING.value, "last_deployment_id": deployment_id}
             conn.execute(_update_instance(instance).values(**pending, **place))
             change = {"deployment": deployment_id, "revision": row["revision"], "kind": kind}
@@ -171,17 +186,19 @@ class Store(Journal):
         owner_host: str,
         owner_pid: int,
         controller_id: str | None = None,
-    ) -> list[BeganDeployment | ConcurrentDeployment]:
-        """`begin_deployment` for each request, in order: the began deployment, or the
-        ConcurrentDeployment naming the holder for an instance that has one in flight."""
+    ) -> list[BeganDeployment | ConcurrentDeployment | AlreadyDeployed]:
+        """`begin_deployment` for each request, in order: the began deployment, the
+        ConcurrentDeployment naming the holder for an instance that has one in flight, or
+        AlreadyDeployed for an instance already at the revision (unless the request forces)."""
         if len({r.instance for r in requests}) != len(requests):
             raise ValueError("one deployment per instance in a batch")
-        answers: dict[str, BeganDeployment | ConcurrentDeployment] = {}
+        answers: dict[str, BeganDeployment | ConcurrentDeployment | AlreadyDeployed] = {}
         try:
             with self._write() as conn:
                 now = self._clock()
                 known = bulk.deployments_by_id(conn, [r.deployment_id for r in requests])
                 holders = bulk.active_holders(conn, [r.instance for r in requests])
+                current = bulk.already_deployed(conn, requests)
                 fresh = []
                 for r in requests:
                     if r.deployment_id in known:
@@ -193,6 +210,8 @@ class Store(Journal):
                         answers[r.deployment_id] = ConcurrentDeployment(
                             r.instance, holder.id, holder.actor, since
                         )
+                    elif r.instance in current:
+                        answers[r.deployment_id] = current[r.instance]
                     else:
                         fresh.append(r)
                 bulk.insert_pending(
@@ -216,16 +235,17 @@ class Store(Journal):
         owner_host: str,
         owner_pid: int,
         controller_id: str | None = None,
-    ) -> BeganDeployment | ConcurrentDeployment:
+    ) -> BeganDeployment | ConcurrentDeployment | AlreadyDeployed:
         try:
             return self.begin_deployment(
                 deployment_id=r.deployment_id, instance=r.instance, service=r.service,
                 host=r.host, site=r.site, revision=r.revision, actor=actor,
                 owner_host=owner_host, owner_pid=owner_pid, rollout_id=r.rollout_id, kind=r.kind,
                 controller_id=controller_id,
+                force=r.force,
             )  # fmt: skip
-        except ConcurrentDeployment as busy:
-            return busy
+        except (ConcurrentDeployment, AlreadyDeployed) as answer:
+            return answer
 
     def mark_in_progress_many(self, deployment_ids: Sequence[str]) -> None:
         """`mark_in_progress` for each id; NotActive (nothing written) if one is finished."""

@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from shipyard.store.engine import masker_of
 from shipyard.store.records import (
     DeploymentKind,
     DeploymentStatus,
@@ -75,6 +76,33 @@ class JsonText(TypeDecorator[JsonObject]):
         return loaded
 
 
+class MaskedText(TypeDecorator[str]):
+    """Free text (errors, requests): every known secret value is masked before it is written.
+
+    This is the store's one masking boundary: the engine's masker (engine.use_masker) applies
+    to every statement that binds a value to such a column, whichever code path writes it.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else masker_of(dialect).text(value)
+
+
+class MaskedJson(JsonText):
+    """A JSON object of free text (event payloads, summaries, details), masked like MaskedText."""
+
+    cache_ok = True
+
+    def process_bind_param(self, value: JsonMapping | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        masked = masker_of(dialect).json(dict(value))
+        assert isinstance(masked, dict)
+        return super().process_bind_param(masked, dialect)
+
+
 def one_of(column: str, values: type[StrEnum]) -> CheckConstraint:
     """A CHECK constraint keeping `column` within an enum's values."""
     allowed = ", ".join(f"'{v.value}'" for v in values)
@@ -87,6 +115,7 @@ NAME = 255
 ID = 64
 REVISION = 128
 STATUS = 16
+HASH = 64  # sha256, hex
 
 # The one rule the store exists for: at most one pending or in-progress deployment per instance.
 ACTIVE_WHERE = text("status IN ('pending', 'in_progress')")
@@ -126,12 +155,12 @@ rollouts = Table(
     metadata,
     Column("id", String(ID), primary_key=True),
     Column("actor", String(NAME), nullable=False),
-    Column("request", Text, nullable=False),
+    Column("request", MaskedText(), nullable=False),
     Column("strategy", String(32), nullable=False),
     Column("status", String(STATUS), nullable=False),
     Column("started_at", UtcDateTime(), nullable=False),
     Column("finished_at", UtcDateTime()),
-    Column("summary", JsonText(), nullable=False),
+    Column("summary", MaskedJson(), nullable=False),
     Column("controller_id", String(ID)),  # the controller running it (None: before leases)
     one_of("status", RolloutStatus),
 )
@@ -148,14 +177,14 @@ deployments = Table(
     Column("rollout_id", String(ID), ForeignKey("rollouts.id")),
     Column("started_at", UtcDateTime(), nullable=False),
     Column("finished_at", UtcDateTime()),
-    Column("error", Text),
+    Column("error", MaskedText()),
     Column("owner_host", String(NAME), nullable=False),
     Column("owner_pid", Integer, nullable=False),
     Column("heartbeat_at", UtcDateTime(), nullable=False),
     # Kept on success, so a rollback can restore the snapshot of an earlier revision.
     Column("config", JsonText()),
     Column("secrets", JsonText()),
-    Column("detail", JsonText(), nullable=False),
+    Column("detail", MaskedJson(), nullable=False),
     Column("controller_id", String(ID)),  # the controller running it (None: before leases)
     one_of("status", DeploymentStatus),
     one_of("kind", DeploymentKind),
@@ -185,7 +214,9 @@ controllers = Table(
 )
 Index("ix_controllers_lease_expires", controllers.c.lease_expires)
 
-# Append-only: triggers created by the migrations abort any UPDATE or DELETE.
+# Append-only: triggers created by the migrations abort any UPDATE or DELETE, and each row
+# carries a hash over its content and the previous row's hash (chain.py), so that a row changed
+# or slipped in past the triggers is found by `shipyard audit verify`.
 audit = Table(
     "audit",
     metadata,
@@ -195,7 +226,10 @@ audit = Table(
     Column("action", String(64), nullable=False),
     Column("target", String(NAME), nullable=False),
     Column("result", String(32), nullable=False),
+    # Masked by chain.append itself, before it hashes: the hash covers exactly what is stored.
     Column("detail", JsonText(), nullable=False),
+    Column("prev_hash", String(HASH), nullable=False),
+    Column("hash", String(HASH), nullable=False),
 )
 Index("ix_audit_target_id", audit.c.target, audit.c.id)
 Index("ix_audit_at", audit.c.at)
@@ -208,5 +242,5 @@ events = Table(
     Column("at", UtcDateTime(), nullable=False),
     Column("kind", String(64), nullable=False),
     Column("instance", String(NAME)),
-    Column("payload", JsonText(), nullable=False),
+    Column("payload", MaskedJson(), nullable=False),
 )

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from shipyard.errors import StoreError
+from shipyard.store.engine import read_only
 
 HERE = Path(__file__).parent
 # Any fixed number: it names the PostgreSQL advisory lock that serialises concurrent upgrades.
@@ -41,9 +42,21 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+def stored_revision(engine: Engine) -> str | None:
+    """The migration the database is at, read without a write transaction."""
+    with read_only(engine).begin() as connection:
+        return current_revision(connection)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database to `revision`; safe when several processes start at once."""
+    """Bring the database to `revision`; safe when several processes start at once.
+
+    A database already at head is only read: the check takes no write lock, so commands that
+    only read never wait for (or block) a writer, and a role without DDL rights can open it.
+    """
     try:
+        if revision == "head" and stored_revision(engine) == head_revision():
+            return
         _upgrade(engine, revision)
     except SQLAlchemyError as exc:
         where = engine.url.render_as_string(hide_password=True)
