@@ -85,7 +85,7 @@ def run_once(path: Path) -> dict[str, float]:
     loaded = load_project(path)
     times["load+validate"] = time.perf_counter() - start
     mark = time.perf_counter()
-    flat = flatten_project(loaded, environ={})
+    flat = flatten_project(loaded, secret_key=b"bench-secret-key-0123456789", environ={})
     times["flatten"] = time.perf_counter() - mark
     mark = time.perf_counter()
     targets = [

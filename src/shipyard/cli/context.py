@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import typer
 from shipyard.config.flatten import Flattened, Instance, flatten_project
 from shipyard.config.loader import LoadedProject, load_project
 from shipyard.errors import UsageError
+from shipyard.store.secret_key import secret_key
 
 
 @dataclass
@@ -26,7 +28,9 @@ class CliState:
 
     def flatten(self) -> Flattened:
         if self._flat is None:
-            self._flat = flatten_project(self.load())
+            loaded = self.load()
+            key = secret_key(loaded.root, os.environ)
+            self._flat = flatten_project(loaded, secret_key=key)
         return self._flat
 
 

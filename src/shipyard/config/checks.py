@@ -24,8 +24,7 @@ def check_project(
     problems += _template_references(project, marks)
     problems += _service_references(project, marks)
     problems += _reserved_vars(project, marks)
-    if not problems:
-        problems += check_locks(project, raw, marks)
+    problems += check_locks(project, raw, marks)  # independent of the above: always checked
     return problems
 
 
@@ -156,9 +155,12 @@ def check_locks(project: Project, raw: dict[str, Any], marks: SourceMap) -> list
     problems = []
 
     def locks_above(template: str) -> list[tuple[tuple[str, ...], str, int]]:
+        """Locks up the chain, as far as it goes: an unknown name or a cycle is reported apart."""
         out = []
+        seen: set[str] = set()
         name: str | None = template
-        while name is not None:
+        while name is not None and name in project.templates and name not in seen:
+            seen.add(name)
             for index, path in enumerate(project.templates[name].locked):
                 out.append((tuple(path.split(".")), name, index))
             name = project.templates[name].extends

@@ -2,8 +2,9 @@
 
 Layers, later winning: the template chain from the root down, then the service's overrides.
 Variables, later winning: project, template chain and overrides, site, host. Strings in the
-config and the rendered files see the variables plus `service`, `instance`, `site`, `host`,
-`ports` and `secrets`.
+config and the rendered files see the variables (each by its own name) plus `service`,
+`instance`, `site`, `host`, `ports` and `secrets`. An instance's `vars` (and so its revision)
+hold only the variables its templates read, so changing one touches only the instances using it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from shipyard.config.loader import LoadedProject, display_name
 from shipyard.config.merge import Origins, deep_merge, merge_layer, origin_of
 from shipyard.config.models import InstanceSpec, Service
 from shipyard.config.render import (
+    Compiled,
     Renderer,
     RenderFailed,
     Secrets,
@@ -35,6 +37,7 @@ from shipyard.config.render import (
     sealed_names,
     syntax_problem,
 )
+from shipyard.config.textfile import UnreadableText
 from shipyard.config.topology import HostRef, all_hosts, instance_name, place
 from shipyard.config.yamlsource import PathKey, format_path
 from shipyard.errors import ConfigError, Problem
@@ -138,14 +141,24 @@ class _Prepared:
 
     spec: Json
     origins: Origins
-    templated: list[tuple[ConfigPath, jinja2.Template]]
-    files: list[tuple[str, str, jinja2.Template]]  # dest, source, compiled
+    templated: list[tuple[ConfigPath, Compiled]]
+    files: list[tuple[str, str, Compiled]]  # dest, source, compiled
     vars: Json
+    reads: frozenset[str] | None  # names its templates read; None: any of them
+
+    def used(self, variables: Json) -> Json:
+        """The variables this service's templates read, in their order."""
+        if self.reads is None:
+            return variables
+        return {k: v for k, v in variables.items() if k in self.reads}
 
 
 class _Flattener:
-    def __init__(self, loaded: LoadedProject, environ: dict[str, str] | None) -> None:
+    def __init__(
+        self, loaded: LoadedProject, environ: dict[str, str] | None, secret_key: bytes
+    ) -> None:
         self.loaded = loaded
+        self.secret_key = secret_key
         self.project = loaded.project
         self.marks = loaded.marks
         self.renderer = Renderer(loaded.root)
@@ -226,11 +239,19 @@ class _Flattener:
         if files is None:
             return None
         variables = deep_merge(self.project.vars, spec.vars or {})
-        return _Prepared(doc, origins, templated, files, variables)
+        reads: set[str] | None = set()
+        for compiled in [c for _, c in templated] + [c for _, _, c in files]:
+            if reads is None or compiled.names is None:
+                reads = None
+                break
+            reads |= compiled.names
+        return _Prepared(
+            doc, origins, templated, files, variables, None if reads is None else frozenset(reads)
+        )
 
     def _compile_files(
         self, files: dict[str, str], origins: Origins
-    ) -> list[tuple[str, str, jinja2.Template]] | None:
+    ) -> list[tuple[str, str, Compiled]] | None:
         out = []
         ok = True
         for dest, source in sorted(files.items()):
@@ -248,6 +269,11 @@ class _Flattener:
             except jinja2.TemplateSyntaxError as exc:
                 file = display_name(self.loaded.root / source)
                 self.problems.add(syntax_problem(exc, file, format_path(where)))
+                ok = False
+            except UnreadableText as exc:
+                file = display_name(self.loaded.root / source)
+                problem = Problem(exc.message, format_path(where), file, exc.line, exc.column)
+                self.problems.add(problem)
                 ok = False
         return out if ok else None
 
@@ -273,6 +299,7 @@ class _Flattener:
             "root": root,
         }
         context: dict[str, object] = {
+            **self.renderer.globals,
             **variables,
             "service": name,
             "instance": label,
@@ -287,7 +314,7 @@ class _Flattener:
             "service": name,
             "site": ref.site,
             "host": host,
-            "vars": variables,
+            "vars": prepared.used(variables),
         }
         sealed: dict[ConfigPath, str] = {}
         used: set[str] = set()
@@ -323,7 +350,7 @@ class _Flattener:
             value = self.secrets.value(secret)
             if value is None:
                 return None
-            secrets[secret] = fingerprint(secret, value)
+            secrets[secret] = fingerprint(secret, value, self.secret_key)
         return Instance(
             name=label,
             service=name,
@@ -346,11 +373,21 @@ class _Flattener:
         return mask(text)
 
 
-def flatten_project(loaded: LoadedProject, *, environ: dict[str, str] | None = None) -> Flattened:
-    """Flatten every instance; raise ConfigError listing every problem (rendering included)."""
-    flattener = _Flattener(loaded, environ)
+def flatten_project(
+    loaded: LoadedProject, *, secret_key: bytes, environ: dict[str, str] | None = None
+) -> Flattened:
+    """Flatten every instance; raise ConfigError listing every problem (rendering included).
+
+    `secret_key` keys the secrets' fingerprints (see `shipyard.store.secret_key`). A project
+    without a single instance is a problem too: there is nothing to plan, deploy or validate.
+    """
+    flattener = _Flattener(loaded, environ, secret_key)
     instances = flattener.run()
     problems = flattener.problems.result()
+    if not problems and not instances:
+        problems = [loaded.marks.problem(("services",), "no services: nothing to deploy")]
+        if not problems[0].file:
+            problems = [Problem(problems[0].message, "services", display_name(loaded.file), 1)]
     if problems:
         raise ConfigError(problems)
     return Flattened(loaded=loaded, instances=instances, secrets=flattener.secrets)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import glob
 import os
 import re
@@ -178,7 +179,36 @@ def _validate(
         for error in exc.errors():
             path = _real_path(raw, prefix, error["loc"], error["type"] == "missing")
             problems.append(marks.problem(path, _message(error)))
-        return None
+        return _salvage(model, value, exc)
+
+
+def _salvage(model: type[M], value: Any, error: ValidationError) -> M | None:
+    """The entry without its invalid members, if that is valid, else None (problems reported).
+
+    Keeping the rest known (a host whose port is wrong still exists) stops one mistake from
+    turning into others: services placed on that host are not then reported as misplaced.
+    """
+    current = copy.deepcopy(value)
+    for _ in range(3):
+        paths = {_real_path(current, (), e["loc"], False) for e in error.errors()}
+        if () in paths or not paths:
+            return None
+        for path in sorted(paths, reverse=True):  # later list items first: indexes stay right
+            _delete(current, path)
+        try:
+            return model.model_validate(current)
+        except ValidationError as exc:
+            error = exc
+    return None
+
+
+def _delete(node: Any, path: PathKey) -> None:
+    for part in path[:-1]:
+        node = node[part]
+    if isinstance(node, dict):
+        node.pop(path[-1], None)
+    elif isinstance(node, list) and isinstance(path[-1], int) and path[-1] < len(node):
+        del node[path[-1]]
 
 
 def _real_path(raw: Any, prefix: PathKey, loc: tuple[Any, ...], keep_last: bool) -> PathKey:
