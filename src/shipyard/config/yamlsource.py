@@ -123,23 +123,47 @@ class _Builder:
         self.marks = marks
         self.problems: list[Problem] = []
         self._built: set[int] = set()
+        self._building: set[int] = set()  # collections being built: an alias back is a loop
         self._aliased = 0
 
     def build(self, node: yaml.Node, path: PathKey, used_at: yaml.Node | None = None) -> Any:
         """`used_at` is the key under which the value is written (where an alias is used)."""
+        if id(node) in self._building:
+            self._stop(
+                used_at or node, path, "an alias refers to the value that contains it (a loop)"
+            )
         if id(node) in self._built:
             self._aliased += 1
             if self._aliased > MAX_ALIAS_VALUES:
                 self._stop(
-                    used_at or node, path, f"aliases expand to more than {MAX_ALIAS_VALUES} values"
+                    used_at or node,
+                    path,
+                    f"too large: aliases expand to more than {MAX_ALIAS_VALUES} values",
                 )
         else:
             self._built.add(id(node))
         if len(path) > MAX_DEPTH:
-            self._stop(used_at or node, path, f"nested more than {MAX_DEPTH} levels deep")
+            self._stop(
+                used_at or node, path, f"too large: nested more than {MAX_DEPTH} levels deep"
+            )
         self.marks.add(path, _mark(self.file, node))
         if node.tag == "!remove":
             return REMOVE
+        if isinstance(node, yaml.CollectionNode):
+            self._building.add(id(node))
+            try:
+                return self._collection(node, path)
+            finally:
+                self._building.discard(id(node))
+        value = self.loader.construct_object(node)
+        if isinstance(value, date):  # keep values JSON-native: dates become ISO strings
+            return value.isoformat()
+        if isinstance(value, bytes):
+            self._fail(node, path, "binary values are not supported")
+            return None
+        return value
+
+    def _collection(self, node: yaml.CollectionNode, path: PathKey) -> Any:
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
@@ -161,19 +185,10 @@ class _Builder:
                     # A scalar is best shown where it is; a block where its key is.
                     self.marks.add((*path, key), _mark(self.file, key_node))
             return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i), used_at) for i, item in enumerate(node.value)]
-        value = self.loader.construct_object(node)
-        if isinstance(value, date):  # keep values JSON-native: dates become ISO strings
-            return value.isoformat()
-        if isinstance(value, bytes):
-            self._fail(node, path, "binary values are not supported")
-            return None
-        return value
+        return [self.build(item, (*path, i), None) for i, item in enumerate(node.value)]
 
-    def _stop(self, node: yaml.Node, path: PathKey, why: str) -> None:
+    def _stop(self, node: yaml.Node, path: PathKey, message: str) -> None:
         mark = _mark(self.file, node)
-        message = f"too large: {why}"
         raise _TooLarge(Problem(message, format_path(path), mark.file, mark.line, mark.column))
 
     def _fail(self, node: yaml.Node, path: PathKey, message: str) -> None:
