@@ -88,6 +88,28 @@ CASES = [
         ],
         id="a-bad-project-setting-keeps-the-rest",
     ),
+    pytest.param(
+        """
+        sites:
+          a: {hosts: {h1: {}}}
+          b: {vars: {x: 1}}
+        templates:
+          t: {commands: {start: [run]}}
+          bad: {extends: t, ports: {http: none}}
+        services:
+          db: {template: 7, sites: [a]}
+          api: {template: t, sites: a, depends_on: [db]}
+          web: {template: bad, sites: [b], depends_on: [api]}
+        """,
+        [
+            "shipyard.yaml:3:3: sites.b.hosts: required field is missing",
+            "shipyard.yaml:6:35: templates.bad.ports.http: Input should be a valid integer, "
+            "unable to parse string as an integer",
+            "shipyard.yaml:8:18: services.db.template: Input should be a valid string",
+            "shipyard.yaml:9:29: services.api.sites: Input should be a valid list",
+        ],
+        id="references-to-invalid-entries-are-not-unknown",
+    ),
 ]
 
 
