@@ -171,3 +171,27 @@ def test_plan_refuses_a_string_payload_and_validate_a_file_payload(tmp_path: Pat
     assert "templates.t.files.app.conf" in validated.stderr
     assert "unsafe" in validated.stderr
     assert not marker.exists()
+
+
+def test_templates_are_read_only_from_inside_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project_dir = tmp_path / "project"
+    project_dir.mkdir()
+    monkeypatch.chdir(project_dir)
+    (tmp_path / "outside.txt").write_text("not the project's\n")
+    (project_dir / "linked.j2").symlink_to(tmp_path / "outside.txt")
+    text = project("plain", files="    files: {app.conf: linked.j2}")
+    with pytest.raises(ConfigError) as caught:
+        flatten_project(load_project(write(project_dir, text)), secret_key=KEY, environ={})
+    assert [str(p) for p in caught.value.problems] == [
+        "linked.j2: templates.t.files.app.conf: "
+        "template file is outside the project directory (a link?)"
+    ]
+    text = project("plain", files="    files: {app.conf: app.conf.j2}")
+    (project_dir / "app.conf.j2").write_text('{% include "../outside.txt" %}\n')
+    with pytest.raises(ConfigError) as caught:
+        flatten_project(load_project(write(project_dir, text)), secret_key=KEY, environ={})
+    [problem] = caught.value.problems
+    assert problem.file == "app.conf.j2"
+    assert "../outside.txt" in problem.message
