@@ -109,3 +109,15 @@ def test_the_cli_fingerprints_with_the_projects_key(
     assert stored not in unkeyed
     assert hashlib.sha256(b"hunter2").hexdigest()[:32] != stored
     assert os.environ.get(SECRET_KEY_VARIABLE) is None
+
+
+def test_a_project_without_secrets_needs_no_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(SECRET_KEY_VARIABLE, raising=False)
+    monkeypatch.chdir(tmp_path)
+    without = PROJECT.split("sites:", 1)[1].replace("{{ secrets.token }}", "plain")
+    (tmp_path / "shipyard.yaml").write_text("sites:" + without)
+    flat = CliState(tmp_path / "shipyard.yaml").flatten()
+    assert flat.instances["api@h1"].secrets == {}
+    assert not (tmp_path / ".shipyard").exists()

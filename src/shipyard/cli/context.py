@@ -29,7 +29,8 @@ class CliState:
     def flatten(self) -> Flattened:
         if self._flat is None:
             loaded = self.load()
-            key = secret_key(loaded.root, os.environ)
+            # Without secrets there is nothing to fingerprint, and no key file to make.
+            key = secret_key(loaded.root, os.environ) if loaded.project.secrets else b""
             self._flat = flatten_project(loaded, secret_key=key)
         return self._flat
 
