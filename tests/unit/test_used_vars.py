@@ -92,3 +92,37 @@ def test_a_computed_include_keeps_every_variable(flatten: Flatten) -> None:
     files = {**FILES, "main.conf.j2": '{% include "pa" ~ "rt.j2" %}\n'}
     flat = flatten(text, **files)
     assert set(flat.instances["nested@h2"].config["vars"]) == {"color", "size", "shared", "local"}
+
+
+MEMBERS = """
+vars:
+  db: {host: db1, port: "{port}", pool: {size: 5}}
+sites:
+  a:
+    hosts:
+      h1: {}
+templates:
+  base:
+    commands: {start: [run]}
+services:
+  host_only:
+    template: base
+    sites: [a]
+    overrides: {env: {DB: "{{ db.host }}", SIZE: "{{ db['pool'].size }}"}}
+  port_only: {template: base, sites: [a], overrides: {env: {PORT: "{{ db.port }}"}}}
+  by_method:
+    template: base
+    sites: [a]
+    overrides: {env: {ALL: "{% for k, v in db.items() %}{{ k }}{% endfor %}"}}
+  by_filter: {template: base, sites: [a], overrides: {env: {ALL: "{{ db | length }}"}}}
+"""
+
+
+def test_reading_a_member_keeps_only_that_member(flatten: Flatten) -> None:
+    before = flatten(MEMBERS.replace("{port}", "5432"))
+    after = flatten(MEMBERS.replace("{port}", "6432"))
+    assert before.instances["host_only@h1"].config["vars"] == {
+        "db": {"host": "db1", "pool": {"size": 5}}
+    }
+    assert before.instances["port_only@h1"].config["vars"] == {"db": {"port": "5432"}}
+    assert changed(before, after) == ["by_filter@h1", "by_method@h1", "port_only@h1"]

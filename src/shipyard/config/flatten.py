@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from shipyard.config.loader import LoadedProject, display_name
 from shipyard.config.merge import Origins, deep_merge, merge_layer, origin_of
 from shipyard.config.models import InstanceSpec, Service
+from shipyard.config.reads import VarPath, used_variables
 from shipyard.config.render import (
     Compiled,
     Renderer,
@@ -144,13 +145,7 @@ class _Prepared:
     templated: list[tuple[ConfigPath, Compiled]]
     files: list[tuple[str, str, Compiled]]  # dest, source, compiled
     vars: Json
-    reads: frozenset[str] | None  # names its templates read; None: any of them
-
-    def used(self, variables: Json) -> Json:
-        """The variables this service's templates read, in their order."""
-        if self.reads is None:
-            return variables
-        return {k: v for k, v in variables.items() if k in self.reads}
+    reads: frozenset[VarPath] | None  # what its templates read; None: anything
 
 
 class _Flattener:
@@ -239,12 +234,12 @@ class _Flattener:
         if files is None:
             return None
         variables = deep_merge(self.project.vars, spec.vars or {})
-        reads: set[str] | None = set()
+        reads: set[VarPath] | None = set()
         for compiled in [c for _, c in templated] + [c for _, _, c in files]:
-            if reads is None or compiled.names is None:
+            if reads is None or compiled.reads is None:
                 reads = None
                 break
-            reads |= compiled.names
+            reads |= compiled.reads
         return _Prepared(
             doc, origins, templated, files, variables, None if reads is None else frozenset(reads)
         )
@@ -314,7 +309,7 @@ class _Flattener:
             "service": name,
             "site": ref.site,
             "host": host,
-            "vars": prepared.used(variables),
+            "vars": used_variables(variables, prepared.reads),
         }
         sealed: dict[ConfigPath, str] = {}
         used: set[str] = set()

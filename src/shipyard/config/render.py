@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.loaders import split_template_path
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from shipyard.config.models import SecretSource
+from shipyard.config.reads import Reads, VarPath
 from shipyard.config.textfile import UnreadableText, read_text
 from shipyard.errors import Problem
 
@@ -115,25 +115,10 @@ class Secrets:
 
 @dataclass(frozen=True)
 class Compiled:
-    """A compiled template and the top-level names it reads (None: cannot be known statically)."""
+    """A compiled template and what it reads (None: it cannot be known, e.g. a computed include)."""
 
     template: jinja2.Template
-    names: frozenset[str] | None
-
-
-@dataclass(frozen=True)
-class _Reads:
-    """What one template's own text reads: free names and the templates it names."""
-
-    names: frozenset[str]
-    templates: tuple[str | None, ...]
-
-    @staticmethod
-    def of(tree: nodes.Template) -> _Reads:
-        return _Reads(
-            frozenset(meta.find_undeclared_variables(tree)),
-            tuple(meta.find_referenced_templates(tree)),
-        )
+    reads: frozenset[VarPath] | None
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -180,7 +165,7 @@ class Renderer:
     It is jinja2's immutable sandbox (no attribute starting with `_`, no call that changes a
     list or dict, no unsafe callables), strict about undefined names. A config author may be
     someone other than the operator running Shipyard, so templates are data, never code.
-    Each distinct template is compiled once, with the names it reads.
+    Each distinct template is compiled once, with what it reads.
     """
 
     def __init__(self, root: Path) -> None:
@@ -197,15 +182,15 @@ class Renderer:
         self.globals: dict[str, Any] = dict(self.env.globals)
         self._strings: dict[str, Compiled] = {}
         self._files: dict[str, Compiled] = {}
-        self._file_reads: dict[str, _Reads] = {}
+        self._file_reads: dict[str, Reads] = {}
 
     def string(self, text: str) -> Compiled:
         """Compile a config string; raises jinja2.TemplateSyntaxError."""
         compiled = self._strings.get(text)
         if compiled is None:
             tree = self.env.parse(text)
-            names = self._names(_Reads.of(tree))  # before compiling, which rewrites the tree
-            compiled = Compiled(self._ready(self.env.from_string(tree)), names)
+            reads = self._closure(Reads.of(tree))  # before compiling, which rewrites the tree
+            compiled = Compiled(self._ready(self.env.from_string(tree)), reads)
             self._strings[text] = compiled
         return compiled
 
@@ -214,22 +199,22 @@ class Renderer:
         compiled = self._files.get(relative)
         if compiled is None:
             template = self._ready(self.env.get_template(relative))
-            compiled = Compiled(template, self._names(self._reads_of_file(relative)))
+            compiled = Compiled(template, self._closure(self._reads_of_file(relative)))
             self._files[relative] = compiled
         return compiled
 
-    def _reads_of_file(self, relative: str) -> _Reads:
+    def _reads_of_file(self, relative: str) -> Reads:
         found = self._file_reads.get(relative)
         if found is None:
             assert self.env.loader is not None
             source, filename, _ = self.env.loader.get_source(self.env, relative)
-            found = _Reads.of(self.env.parse(source, relative, filename))
+            found = Reads.of(self.env.parse(source, relative, filename))
             self._file_reads[relative] = found
         return found
 
-    def _names(self, reads: _Reads) -> frozenset[str] | None:
-        """Names read by a template and every template it includes, imports or extends."""
-        names = set(reads.names)
+    def _closure(self, reads: Reads) -> frozenset[VarPath] | None:
+        """What a template and every template it includes, imports or extends read."""
+        paths = set(reads.paths)
         todo = list(reads.templates)
         seen: set[str] = set()
         while todo:
@@ -243,9 +228,9 @@ class Renderer:
                 found = self._reads_of_file(other)
             except (jinja2.TemplateError, UnreadableText, OSError):
                 continue  # reported when it renders
-            names |= found.names
+            paths |= found.paths
             todo.extend(found.templates)
-        return frozenset(names)
+        return frozenset(paths)
 
     @staticmethod
     def _ready(template: jinja2.Template) -> jinja2.Template:
