@@ -5,8 +5,9 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from tests.unit.conftest import WriteProject
+from tests.unit.conftest import TEST_SECRET_KEY, WriteProject
 
+from shipyard.config.flatten import flatten_project
 from shipyard.config.loader import load_project
 from shipyard.errors import ConfigError
 
@@ -121,3 +122,26 @@ def test_independent_problems_are_all_reported_once_without_cascades(
     with pytest.raises(ConfigError) as caught:
         load_project(path)
     assert [str(p) for p in caught.value.problems] == expected
+
+
+def test_a_broken_file_template_does_not_hide_a_broken_string(
+    write_project: WriteProject,
+) -> None:
+    path = write_project(
+        """
+        sites: {a: {hosts: {h1: {}}}}
+        templates:
+          t:
+            commands: {start: [run]}
+            env: {X: "{{ nowhere }}"}
+            files: {app.conf: missing.j2}
+        services:
+          api: {template: t, sites: [a]}
+        """
+    )
+    with pytest.raises(ConfigError) as caught:
+        flatten_project(load_project(path), secret_key=TEST_SECRET_KEY, environ={})
+    assert [str(p) for p in caught.value.problems] == [
+        "shipyard.yaml:5:14: templates.t.env.X: 'nowhere' is undefined (in api@h1)",
+        "shipyard.yaml:6:23: templates.t.files.app.conf: template file not found: missing.j2",
+    ]

@@ -146,6 +146,7 @@ class _Prepared:
     files: list[tuple[str, str, Compiled]]  # dest, source, compiled
     vars: Json
     reads: frozenset[VarPath] | None  # what its templates read; None: anything
+    complete: bool = True  # False: a problem was found already, render only to find others
 
 
 class _Flattener:
@@ -230,18 +231,24 @@ class _Flattener:
                     if where
                     else Problem(f"template syntax error: {exc.message}", format_path(path))
                 )
+        # A file that cannot be compiled still lets the strings render, so that their own
+        # problems are reported too; such a service yields no instances.
         files = self._compile_files(spec.files or {}, origins)
-        if files is None:
-            return None
         variables = deep_merge(self.project.vars, spec.vars or {})
         reads: set[VarPath] | None = set()
-        for compiled in [c for _, c in templated] + [c for _, _, c in files]:
+        for compiled in [c for _, c in templated] + [c for _, _, c in files or []]:
             if reads is None or compiled.reads is None:
                 reads = None
                 break
             reads |= compiled.reads
         return _Prepared(
-            doc, origins, templated, files, variables, None if reads is None else frozenset(reads)
+            doc,
+            origins,
+            templated,
+            files or [],
+            variables,
+            None if reads is None else frozenset(reads),
+            complete=files is not None,
         )
 
     def _compile_files(
@@ -338,7 +345,7 @@ class _Flattener:
                 content = self._seal(text, ("files", dest, "content"), sealed, used)
                 rendered[dest] = {"source": source, "content": content}
             config["files"] = rendered
-        if not ok:
+        if not ok or not prepared.complete:
             return None
         secrets = {}
         for secret in sorted(used):
