@@ -154,6 +154,8 @@ class _ProjectLoader(jinja2.BaseLoader):
             raise jinja2.TemplateNotFound(template) from None
         except OSError as exc:
             raise UnreadableText(f"cannot read template file: {exc.strerror}") from None
+        except RuntimeError:  # a loop of symbolic links
+            raise UnreadableText("cannot read template file: a loop of links") from None
         if text is None:
             raise UnreadableText("template file is outside the project directory (a link?)")
         return text, str(path), lambda: True
@@ -235,8 +237,8 @@ class Renderer:
     @staticmethod
     def _ready(template: jinja2.Template) -> jinja2.Template:
         # A template's globals are a ChainMap over the environment's, copied into every render;
-        # the environment never changes after setup, so a plain dict gives the same answers and
-        # renders several times faster.
+        # the environment never changes after setup, so a plain dict gives the same answers
+        # without walking the chain at every render (the bulk of a small template's cost).
         template.globals = dict(template.globals)
         return template
 
