@@ -33,7 +33,7 @@ Listener = tuple[str, int]
 
 def listeners(project_file: Path) -> tuple[list[str], list[Listener]]:
     """The hosts' bind addresses (in file order) and every address:port the demo listens on."""
-    flat = flatten_project(load_project(project_file))
+    flat = flatten_project(load_project(project_file), secret_key=b"")
     binds = {
         name: str(ref.host.vars["bind"]) for name, ref in all_hosts(flat.loaded.project).items()
     }

@@ -32,6 +32,8 @@ from shipyard.deploy.staging import stage_release
 from shipyard.errors import ConfigError, DeployError
 from shipyard.executors.factory import executor_for
 
+TEST_KEY = b"security-test-secret-key"  # the store's key for fingerprints, in tests
+
 PROJECT = """\
 name: archives
 sites:
@@ -115,7 +117,9 @@ class ArchiveProject:
 
     def problems(self) -> list[str]:
         with pytest.raises(ConfigError) as refused:
-            flatten_project(load_project(self.dir / "shipyard.yaml"), environ={})
+            flatten_project(
+                load_project(self.dir / "shipyard.yaml"), secret_key=TEST_KEY, environ={}
+            )
         return [str(problem) for problem in refused.value.problems]
 
     def stage(self, target: Path) -> Path:
@@ -361,7 +365,9 @@ def test_a_safe_archive_is_staged_whole_with_its_links_and_modes(
     for archive in ("app.tar", "app.tar.gz", "app.zip"):
         chosen = [e for e in entries if not (archive.endswith("zip") and e.kind == "hardlink")]
         project.write(chosen, archive)
-        flattened = flatten_project(load_project(project.dir / "shipyard.yaml"), environ={})
+        flattened = flatten_project(
+            load_project(project.dir / "shipyard.yaml"), secret_key=TEST_KEY, environ={}
+        )
         assert flattened.instances["web@box"].config["artifact"]["digest"].startswith("sha256:")
 
         staged = project.stage(tmp_path / archive / "release")
@@ -406,7 +412,7 @@ def test_excluded_members_are_left_out_of_an_archive_release(
     text = (project.dir / "shipyard.yaml").read_text()
     text = text.replace("path: app.tar\n", 'path: app.tar\n      exclude: ["*.pyc"]\n')
     (project.dir / "shipyard.yaml").write_text(text)
-    flatten_project(load_project(project.dir / "shipyard.yaml"), environ={})
+    flatten_project(load_project(project.dir / "shipyard.yaml"), secret_key=TEST_KEY, environ={})
 
     config = {"artifact": {"path": "app.tar", "exclude": ["*.pyc"]}, "files": {}}
     staged = stage_release(project.dir, config, set(), tmp_path / "release")
@@ -420,7 +426,9 @@ def test_an_archive_made_hostile_after_validation_fails_its_deployment_naming_th
     project: ArchiveProject, tmp_path: Path
 ) -> None:
     project.write([OK])
-    flat = flatten_project(load_project(project.dir / "shipyard.yaml"), environ={})
+    flat = flatten_project(
+        load_project(project.dir / "shipyard.yaml"), secret_key=TEST_KEY, environ={}
+    )
     absolute = tmp_path / "absolute-evil.txt"
     write_tar(project.dir / "app.tar", [OK, Entry(str(absolute), data="x")])
     instance = flat.instances["web@box"]

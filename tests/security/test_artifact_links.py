@@ -29,6 +29,8 @@ from shipyard.errors import ConfigError, DeployError
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / d) for d in ("", "integration")]
 from deploy_project import HELLO_APP, free_port, stop_supervisors, version  # noqa: E402
 
+TEST_KEY = b"security-test-secret-key"  # the store's key for fingerprints, in tests
+
 SECRET = "sentinel-9f1c-secret"
 VICTIM_TEXT = "the user's own file, never to be written by a deploy\n"
 
@@ -102,7 +104,9 @@ class LocalProject:
         os.chdir(self.dir)  # problems name the file relative to the working directory
         try:
             return flatten_project(
-                load_project(self.dir / "shipyard.yaml"), environ={"LINKS_TOKEN": SECRET}
+                load_project(self.dir / "shipyard.yaml"),
+                secret_key=TEST_KEY,
+                environ={"LINKS_TOKEN": SECRET},
             )
         finally:
             os.chdir(cwd)

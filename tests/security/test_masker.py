@@ -16,6 +16,8 @@ from shipyard.config.loader import load_project
 from shipyard.errors import ConfigError
 from shipyard.masking import MASK, Masker, log_handler, masker_for
 
+TEST_KEY = b"security-test-secret-key"  # the store's key for fingerprints, in tests
+
 
 @pytest.mark.parametrize(
     ("values", "text", "expected"),
@@ -69,7 +71,7 @@ def test_masker_for_knows_every_secret_of_a_project_used_or_not(
     monkeypatch.setenv("MASK_SUDO", "sudo-secret-value")
     monkeypatch.delenv("MASK_UNSET", raising=False)
     loaded = load_project(tmp_path / "shipyard.yaml")
-    flat = flatten_project(loaded)
+    flat = flatten_project(loaded, secret_key=TEST_KEY)
     text = "env-secret-value file-secret-value sudo-secret-value"
     for masker in (masker_for(loaded), masker_for(flat)):
         assert masker(text) == f"{MASK} {MASK} {MASK}"
@@ -125,7 +127,11 @@ def test_a_secret_too_short_to_mask_is_a_config_error_naming_it(tmp_path: Path) 
         )
     )
     with pytest.raises(ConfigError) as raised:
-        flatten_project(load_project(tmp_path / "shipyard.yaml"), environ={"MASK_PIN": "123"})
+        flatten_project(
+            load_project(tmp_path / "shipyard.yaml"),
+            secret_key=TEST_KEY,
+            environ={"MASK_PIN": "123"},
+        )
     assert "shipyard.yaml:3:3: secrets.pin: the value is shorter than 4 characters" in str(
         raised.value
     )

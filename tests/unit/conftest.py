@@ -12,6 +12,8 @@ from shipyard.config.flatten import Flattened, flatten_project
 from shipyard.config.loader import load_project
 
 WriteProject = Callable[..., Path]
+# Unit tests flatten with a fixed key; the CLI reads the store's own (shipyard.store.secret_key).
+TEST_SECRET_KEY = b"unit-test-secret-key-0123456789"
 
 
 @pytest.fixture
@@ -34,6 +36,7 @@ def write_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WriteProje
 @pytest.fixture
 def flatten(write_project: WriteProject) -> Callable[..., Flattened]:
     def run(text: str, environ: dict[str, str] | None = None, **files: str) -> Flattened:
-        return flatten_project(load_project(write_project(text, **files)), environ=environ or {})
+        loaded = load_project(write_project(text, **files))
+        return flatten_project(loaded, secret_key=TEST_SECRET_KEY, environ=environ or {})
 
     return run

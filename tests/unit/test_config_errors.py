@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from tests.unit.conftest import WriteProject
+from tests.unit.conftest import TEST_SECRET_KEY, WriteProject
 
 from shipyard.config.flatten import flatten_project
 from shipyard.config.loader import load_project
@@ -233,7 +233,7 @@ def test_invalid_project_is_reported_with_position_and_path(
         **{"app.ini.j2": "[app]\nname = {{ service }}\nvalue = {{ missing }}\n"},
     )
     with pytest.raises(ConfigError) as caught:
-        flatten_project(load_project(path), environ={})
+        flatten_project(load_project(path), secret_key=TEST_SECRET_KEY, environ={})
     assert [str(p) for p in caught.value.problems] == expected
 
 
@@ -293,7 +293,7 @@ def test_unset_secret_is_reported_without_its_value(write_project: WriteProject)
         )
     )
     with pytest.raises(ConfigError) as caught:
-        flatten_project(load_project(path), environ={})
+        flatten_project(load_project(path), secret_key=TEST_SECRET_KEY, environ={})
     assert [str(p) for p in caught.value.problems] == [
         "shipyard.yaml:8:3: secrets.token: environment variable API_TOKEN is not set"
     ]

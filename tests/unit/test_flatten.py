@@ -58,7 +58,7 @@ CASES: list[Any] = [
             ("commands", "start"): ["serve", "--port", "9000"],
             ("health", "http"): "http://127.0.0.1:9000/healthz",
             ("env", "TIER"): "template",
-            ("vars", "greeting"): "hi",
+            ("vars",): {"tier": "template"},  # only what its templates read: no greeting
         },
         id="override-feeds-rendering",
     ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from shipyard.config.flatten import Flattened, Instance, flatten_project
 from shipyard.config.loader import LoadedProject, load_project
 from shipyard.errors import UsageError
 from shipyard.masking import NO_SECRETS, Masker, masker_for
+from shipyard.store.secret_key import secret_key
 
 
 @dataclass
@@ -29,7 +31,10 @@ class CliState:
 
     def flatten(self) -> Flattened:
         if self._flat is None:
-            self._flat = flatten_project(self.load())
+            loaded = self.load()
+            # Without secrets there is nothing to fingerprint, and no key file to make.
+            key = secret_key(loaded.root, os.environ) if loaded.project.secrets else b""
+            self._flat = flatten_project(loaded, secret_key=key)
         return self._flat
 
     def masker(self) -> Masker:

@@ -16,16 +16,24 @@ RESERVED_VARS = frozenset({"service", "instance", "host", "site", "ports", "secr
 
 
 def check_project(
-    project: Project, raw: dict[str, Any], marks: SourceMap, root: Path
+    project: Project,
+    raw: dict[str, Any],
+    marks: SourceMap,
+    root: Path,
+    damaged: frozenset[PathKey] = frozenset(),
 ) -> list[Problem]:
-    """Every problem that needs more than one entry to see."""
+    """Every problem that needs more than one entry to see.
+
+    `damaged` holds the entries (`("services", "api")`) whose own problems were reported: a
+    reference to one is not reported as unknown, nor is what their damage implies.
+    """
     problems: list[Problem] = []
+    declared = _declared(raw, damaged)
     problems += _duplicate_hosts(project, marks)
-    problems += _template_references(project, marks)
-    problems += _service_references(project, marks)
+    problems += _template_references(project, marks, declared)
+    problems += _service_references(project, marks, declared, damaged)
     problems += _reserved_vars(project, marks)
-    if not problems:
-        problems += check_locks(project, raw, marks)
+    problems += check_locks(project, raw, marks)  # independent of the above: always checked
     return problems
 
 
@@ -46,14 +54,31 @@ def _duplicate_hosts(project: Project, marks: SourceMap) -> list[Problem]:
     return problems
 
 
-def _template_references(project: Project, marks: SourceMap) -> list[Problem]:
+def _declared(raw: dict[str, Any], damaged: frozenset[PathKey]) -> dict[str, set[str]]:
+    """Names of entries that are written but invalid (reported already), by kind."""
+    out: dict[str, set[str]] = {"site": set(), "host": set(), "template": set(), "service": set()}
+    for section, name, *rest in damaged:
+        if rest or section not in ("sites", "templates", "services"):
+            continue
+        out[str(section).removesuffix("s")].add(str(name))
+        entry = raw[section][name] if section == "sites" else None
+        if isinstance(entry, dict) and isinstance(entry.get("hosts"), dict):
+            out["host"] |= {str(h) for h in entry["hosts"]}
+    return out
+
+
+def _template_references(
+    project: Project, marks: SourceMap, declared: dict[str, set[str]]
+) -> list[Problem]:
     problems = []
     parents: dict[str, list[str]] = {}
     for name, template in project.templates.items():
         parents[name] = []
         if template.extends is None:
             continue
-        if template.extends not in project.templates:
+        if template.extends in declared["template"]:
+            pass  # an invalid template, reported where it is written
+        elif template.extends not in project.templates:
             problems.append(
                 marks.problem(
                     ("templates", name, "extends"), f'unknown template "{template.extends}"'
@@ -78,13 +103,21 @@ def _template_references(project: Project, marks: SourceMap) -> list[Problem]:
     return problems
 
 
-def _service_references(project: Project, marks: SourceMap) -> list[Problem]:
+def _service_references(
+    project: Project,
+    marks: SourceMap,
+    declared: dict[str, set[str]],
+    damaged: frozenset[PathKey],
+) -> list[Problem]:
     problems = []
     hosts = all_hosts(project)
     labels = {label for ref in hosts.values() for label in ref.host.labels}
     for name, service in project.services.items():
         path: PathKey = ("services", name)
-        if service.template not in project.templates:
+        uncertain = path in damaged  # its placement may have lost a member
+        if service.template in declared["template"]:
+            pass
+        elif service.template not in project.templates:
             problems.append(
                 marks.problem((*path, "template"), f'unknown template "{service.template}"')
             )
@@ -94,9 +127,13 @@ def _service_references(project: Project, marks: SourceMap) -> list[Problem]:
             ("labels", labels, "label"),
         ):
             for index, ref in enumerate(getattr(service, field)):
-                if ref not in known:
+                if kind in declared and ref in declared[kind]:
+                    uncertain = True
+                elif kind == "label" and declared["host"]:
+                    uncertain = uncertain or ref not in known  # it may be on an invalid host
+                elif ref not in known:
                     problems.append(marks.problem((*path, field, index), f'unknown {kind} "{ref}"'))
-        if not place(service, hosts):
+        if not place(service, hosts) and not uncertain:
             problems.append(
                 marks.problem(path, "placed on no host (give sites, hosts or labels that match)")
             )
@@ -105,7 +142,7 @@ def _service_references(project: Project, marks: SourceMap) -> list[Problem]:
                 problems.append(
                     marks.problem((*path, "depends_on", index), "a service cannot depend on itself")
                 )
-            elif dep not in project.services:
+            elif dep not in project.services and dep not in declared["service"]:
                 problems.append(
                     marks.problem((*path, "depends_on", index), f'unknown service "{dep}"')
                 )
@@ -156,9 +193,12 @@ def check_locks(project: Project, raw: dict[str, Any], marks: SourceMap) -> list
     problems = []
 
     def locks_above(template: str) -> list[tuple[tuple[str, ...], str, int]]:
+        """Locks up the chain, as far as it goes: an unknown name or a cycle is reported apart."""
         out = []
+        seen: set[str] = set()
         name: str | None = template
-        while name is not None:
+        while name is not None and name in project.templates and name not in seen:
+            seen.add(name)
             for index, path in enumerate(project.templates[name].locked):
                 out.append((tuple(path.split(".")), name, index))
             name = project.templates[name].extends

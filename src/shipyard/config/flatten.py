@@ -2,8 +2,9 @@
 
 Layers, later winning: the template chain from the root down, then the service's overrides.
 Variables, later winning: project, template chain and overrides, site, host. Strings in the
-config and the rendered files see the variables plus `service`, `instance`, `site`, `host`,
-`ports` and `secrets`.
+config and the rendered files see the variables (each by its own name) plus `service`,
+`instance`, `site`, `host`, `ports` and `secrets`. An instance's `vars` (and so its revision)
+hold only the variables its templates read, so changing one touches only the instances using it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from shipyard.config.artifact import (
 from shipyard.config.loader import LoadedProject, display_name
 from shipyard.config.merge import Origins, deep_merge, merge_layer, origin_of
 from shipyard.config.models import InstanceSpec, Service
+from shipyard.config.reads import VarPath, used_variables
 from shipyard.config.render import (
+    Compiled,
     Renderer,
     RenderFailed,
     Secrets,
@@ -40,6 +43,7 @@ from shipyard.config.render import (
     sealed_names,
     syntax_problem,
 )
+from shipyard.config.textfile import UnreadableText
 from shipyard.config.topology import HostRef, all_hosts, instance_name, place
 from shipyard.config.yamlsource import PathKey, format_path
 from shipyard.errors import ConfigError, Problem
@@ -143,14 +147,19 @@ class _Prepared:
 
     spec: Json
     origins: Origins
-    templated: list[tuple[ConfigPath, jinja2.Template]]
-    files: list[tuple[str, str, jinja2.Template]]  # dest, source, compiled
+    templated: list[tuple[ConfigPath, Compiled]]
+    files: list[tuple[str, str, Compiled]]  # dest, source, compiled
     vars: Json
+    reads: frozenset[VarPath] | None  # what its templates read; None: anything
+    complete: bool = True  # False: a problem was found already, render only to find others
 
 
 class _Flattener:
-    def __init__(self, loaded: LoadedProject, environ: dict[str, str] | None) -> None:
+    def __init__(
+        self, loaded: LoadedProject, environ: dict[str, str] | None, secret_key: bytes
+    ) -> None:
         self.loaded = loaded
+        self.secret_key = secret_key
         self.project = loaded.project
         self.marks = loaded.marks
         self.renderer = Renderer(loaded.root)
@@ -232,15 +241,29 @@ class _Flattener:
                     if where
                     else Problem(f"template syntax error: {exc.message}", format_path(path))
                 )
+        # A file that cannot be compiled still lets the strings render, so that their own
+        # problems are reported too; such a service yields no instances.
         files = self._compile_files(spec.files or {}, origins)
-        if files is None:
-            return None
         variables = deep_merge(self.project.vars, spec.vars or {})
-        return _Prepared(doc, origins, templated, files, variables)
+        reads: set[VarPath] | None = set()
+        for compiled in [c for _, c in templated] + [c for _, _, c in files or []]:
+            if reads is None or compiled.reads is None:
+                reads = None
+                break
+            reads |= compiled.reads
+        return _Prepared(
+            doc,
+            origins,
+            templated,
+            files or [],
+            variables,
+            None if reads is None else frozenset(reads),
+            complete=files is not None,
+        )
 
     def _compile_files(
         self, files: dict[str, str], origins: Origins
-    ) -> list[tuple[str, str, jinja2.Template]] | None:
+    ) -> list[tuple[str, str, Compiled]] | None:
         out = []
         ok = True
         for dest, source in sorted(files.items()):
@@ -258,6 +281,11 @@ class _Flattener:
             except jinja2.TemplateSyntaxError as exc:
                 file = display_name(self.loaded.root / source)
                 self.problems.add(syntax_problem(exc, file, format_path(where)))
+                ok = False
+            except UnreadableText as exc:
+                file = display_name(self.loaded.root / source)
+                problem = Problem(exc.message, format_path(where), file, exc.line, exc.column)
+                self.problems.add(problem)
                 ok = False
         return out if ok else None
 
@@ -290,6 +318,7 @@ class _Flattener:
             "root": root,
         }
         context: dict[str, object] = {
+            **self.renderer.globals,
             **variables,
             "service": name,
             "instance": label,
@@ -304,7 +333,7 @@ class _Flattener:
             "service": name,
             "site": ref.site,
             "host": host,
-            "vars": variables,
+            "vars": used_variables(variables, prepared.reads),
         }
         sealed: dict[ConfigPath, str] = {}
         used: set[str] = set()
@@ -333,14 +362,14 @@ class _Flattener:
                 content = self._seal(text, ("files", dest, "content"), sealed, used)
                 rendered[dest] = {"source": source, "content": content}
             config["files"] = rendered
-        if not ok:
+        if not ok or not prepared.complete:
             return None
         secrets = {}
         for secret in sorted(used):
             value = self.secrets.value(secret)
             if value is None:
                 return None
-            secrets[secret] = fingerprint(secret, value)
+            secrets[secret] = fingerprint(secret, value, self.secret_key)
         return Instance(
             name=label,
             service=name,
@@ -363,11 +392,21 @@ class _Flattener:
         return mask(text)
 
 
-def flatten_project(loaded: LoadedProject, *, environ: dict[str, str] | None = None) -> Flattened:
-    """Flatten every instance; raise ConfigError listing every problem (rendering included)."""
-    flattener = _Flattener(loaded, environ)
+def flatten_project(
+    loaded: LoadedProject, *, secret_key: bytes, environ: dict[str, str] | None = None
+) -> Flattened:
+    """Flatten every instance; raise ConfigError listing every problem (rendering included).
+
+    `secret_key` keys the secrets' fingerprints (see `shipyard.store.secret_key`). A project
+    without a single instance is a problem too: there is nothing to plan, deploy or validate.
+    """
+    flattener = _Flattener(loaded, environ, secret_key)
     instances = flattener.run()
     problems = flattener.problems.result()
+    if not problems and not instances:
+        problems = [loaded.marks.problem(("services",), "no services: nothing to deploy")]
+        if not problems[0].file:
+            problems = [Problem(problems[0].message, "services", display_name(loaded.file), 1)]
     if problems:
         raise ConfigError(problems)
     return Flattened(loaded=loaded, instances=instances, secrets=flattener.secrets)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import glob
 import os
 import re
@@ -52,8 +53,9 @@ def load_project(path: Path) -> LoadedProject:
     marks = SourceMap()
     problems: list[Problem] = []
     raw = _read_all(file, marks, problems)
-    project = _validate_structure(raw, marks, problems)
-    problems.extend(check_project(project, raw, marks, file.parent))
+    damaged: set[PathKey] = set()
+    project = _validate_structure(raw, marks, problems, damaged)
+    problems.extend(check_project(project, raw, marks, file.parent, frozenset(damaged)))
     if problems:
         raise ConfigError(_sorted_unique(problems))
     return LoadedProject(project=project, raw=raw, marks=marks, file=file, root=file.parent)
@@ -122,8 +124,14 @@ def _merge_include(
     marks.update(own)
 
 
-def _validate_structure(raw: dict[str, Any], marks: SourceMap, problems: list[Problem]) -> Project:
-    """Check every entry on its own, so that one bad entry does not hide the others."""
+def _validate_structure(
+    raw: dict[str, Any], marks: SourceMap, problems: list[Problem], damaged: set[PathKey]
+) -> Project:
+    """Check every entry on its own, so that one bad entry does not hide the others.
+
+    An entry with problems is kept without its bad members when the rest is valid; `damaged`
+    gets its path, so the checks across entries do not report what follows from the damage.
+    """
     top = {k: v for k, v in raw.items() if k not in ("sites", "templates", "services")}
     _reject_removals(top, (), marks, problems)
     project = _validate(Project, top, (), raw, marks, problems) or Project()
@@ -140,10 +148,14 @@ def _validate_structure(raw: dict[str, Any], marks: SourceMap, problems: list[Pr
                 problems.append(
                     marks.problem(path, f"invalid name {name!r} (letters, digits, '_', '.', '-')")
                 )
+                damaged.add(path)
                 continue
             if section == "sites":
                 _reject_removals(value, path, marks, problems)
+            before = len(problems)
             checked = _validate(model, strip_removals(value), path, raw, marks, problems)
+            if len(problems) > before:
+                damaged.add(path)
             if checked is None and section == "templates" and isinstance(value, dict):
                 # Keep a broken template known, so services using it are not reported too.
                 lineage = {k: value[k] for k in ("extends", "locked") if k in value}
@@ -178,7 +190,36 @@ def _validate(
         for error in exc.errors():
             path = _real_path(raw, prefix, error["loc"], error["type"] == "missing")
             problems.append(marks.problem(path, _message(error)))
-        return None
+        return _salvage(model, value, exc)
+
+
+def _salvage(model: type[M], value: Any, error: ValidationError) -> M | None:
+    """The entry without its invalid members, if that is valid, else None (problems reported).
+
+    Keeping the rest known (a host whose port is wrong still exists) stops one mistake from
+    turning into others: services placed on that host are not then reported as misplaced.
+    """
+    current = copy.deepcopy(value)
+    for _ in range(3):
+        paths = {_real_path(current, (), e["loc"], False) for e in error.errors()}
+        if () in paths or not paths:
+            return None
+        for path in sorted(paths, reverse=True):  # later list items first: indexes stay right
+            _delete(current, path)
+        try:
+            return model.model_validate(current)
+        except ValidationError as exc:
+            error = exc
+    return None
+
+
+def _delete(node: Any, path: PathKey) -> None:
+    for part in path[:-1]:
+        node = node[part]
+    if isinstance(node, dict):
+        node.pop(path[-1], None)
+    elif isinstance(node, list) and isinstance(path[-1], int) and path[-1] < len(node):
+        del node[path[-1]]
 
 
 def _real_path(raw: Any, prefix: PathKey, loc: tuple[Any, ...], keep_last: bool) -> PathKey:
