@@ -25,6 +25,8 @@ def commands() -> Iterator[tuple[list[str], object]]:
     def walk(words: list[str], command: object) -> Iterator[tuple[list[str], object]]:
         subcommands = getattr(command, "commands", None)
         if subcommands:
+            if words and getattr(command, "params", []):  # a group that runs itself (audit)
+                yield words, command
             for name, sub in sorted(subcommands.items()):
                 yield from walk([*words, name], sub)
         else:
