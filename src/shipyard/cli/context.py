@@ -29,12 +29,13 @@ class CliState:
             self._loaded = load_project(self.project_file)
         return self._loaded
 
-    def flatten(self) -> Flattened:
+    def flatten(self, *, empty_ok: bool = False) -> Flattened:
+        """The project's instances; a project without any is an error unless `empty_ok`."""
         if self._flat is None:
             loaded = self.load()
             # Without secrets there is nothing to fingerprint, and no key file to make.
             key = secret_key(loaded.root, os.environ) if loaded.project.secrets else b""
-            self._flat = flatten_project(loaded, secret_key=key)
+            self._flat = flatten_project(loaded, secret_key=key, empty_ok=empty_ok)
         return self._flat
 
     def masker(self) -> Masker:

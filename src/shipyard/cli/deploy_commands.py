@@ -49,7 +49,7 @@ def bootstrap(
     json_output: JsonFlag = False,
 ) -> None:
     """Prepare hosts once: deploy root, a reachable supervisord, the user's rights."""
-    flat = state(ctx).flatten()
+    flat = state(ctx).flatten(empty_ok=True)  # hosts are prepared before services are placed
     masker = state(ctx).masker()
     loaded = flat.loaded
     if site is not None:

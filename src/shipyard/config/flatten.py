@@ -393,17 +393,22 @@ class _Flattener:
 
 
 def flatten_project(
-    loaded: LoadedProject, *, secret_key: bytes, environ: dict[str, str] | None = None
+    loaded: LoadedProject,
+    *,
+    secret_key: bytes,
+    environ: dict[str, str] | None = None,
+    empty_ok: bool = False,
 ) -> Flattened:
     """Flatten every instance; raise ConfigError listing every problem (rendering included).
 
     `secret_key` keys the secrets' fingerprints (see `shipyard.store.secret_key`). A project
-    without a single instance is a problem too: there is nothing to plan, deploy or validate.
+    without a single instance is a problem too (there is nothing to plan, deploy or validate),
+    unless `empty_ok` (bootstrap prepares the hosts before any service is placed on them).
     """
     flattener = _Flattener(loaded, environ, secret_key)
     instances = flattener.run()
     problems = flattener.problems.result()
-    if not problems and not instances:
+    if not problems and not instances and not empty_ok:
         problems = [loaded.marks.problem(("services",), "no services: nothing to deploy")]
         if not problems[0].file:
             problems = [Problem(problems[0].message, "services", display_name(loaded.file), 1)]
