@@ -21,6 +21,9 @@ from shipyard.deploy.control import Control, Program, ReleaseFiles, control_for
 from shipyard.deploy.hostops import run_script
 from shipyard.executors.base import Executor
 
+# Under the service's directory on the host: one file per host step running now.
+STEPS_DIR = ".shipyard-steps"
+
 
 @dataclass(frozen=True)
 class Release:
@@ -38,6 +41,11 @@ class Release:
     @property
     def layout(self) -> release.ReleaseLayout:
         return release.ReleaseLayout(self.root, self.instance.service)
+
+    @property
+    def guard(self) -> str:
+        """Where the host steps of this instance register while they run (commands.batch)."""
+        return f"{self.layout.service_dir}/{STEPS_DIR}"
 
     @property
     def health(self) -> HealthCheck | None:
