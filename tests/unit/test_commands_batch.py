@@ -16,7 +16,7 @@ from shipyard.commands.batch import (
     batch,
     end_leftovers_script,
 )
-from shipyard.commands.script import Script, UnsafeValue, script
+from shipyard.commands.script import MINIMUM_ENV, Script, UnsafeValue, script
 
 BOUNDARY = "f00dfeed0123456789abcdef"
 
@@ -238,3 +238,23 @@ def test_ending_leftovers_creates_a_private_guard_directory(tmp_path: Path) -> N
 
     assert guard.is_dir()
     assert (guard.stat().st_mode & 0o777) == 0o700
+
+
+def test_a_part_starts_with_the_minimum_environment_and_nothing_of_its_callers() -> None:
+    combined = batch([script(["export OWN=mine", "env"])], BOUNDARY)
+    caller = {"PATH": os.environ["PATH"], "HOME": "/home/x", "SENTINEL": "s3cr3t-value"}
+    done = subprocess.run(
+        ["sh", "-s"],
+        input=combined.script.text,
+        capture_output=True,
+        text=True,
+        env=caller,
+        check=True,
+    )
+
+    (result,) = combined.parse(done.stdout)
+
+    names = {line.split("=", 1)[0] for line in result.stdout.splitlines()}
+    assert "s3cr3t-value" not in result.stdout
+    assert {"PATH", "HOME", "LANG", "OWN"} <= names <= {*MINIMUM_ENV, "OWN", "PWD", "SHLVL", "_"}
+    assert "HOME=/home/x" in result.stdout.splitlines()
