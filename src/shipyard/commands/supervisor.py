@@ -389,7 +389,7 @@ try:
         for info in rpc.getAllProcessInfo():
             if info["name"] in names:
                 why = info["spawnerr"] or info["description"] if info["statename"] in ended else ""
-                print(info["name"], info["statename"], " ".join(str(why).split()))
+                print(info["name"], info["statename"], *str(why).split())
     else:
         sys.exit(f"unknown action {action}")
 except (OSError, xmlrpc.client.Error) as error:

@@ -83,6 +83,8 @@ def _start_script(paths: supervisor.SupervisorPaths) -> Script:
     conf = quote(paths.conf)
     return script(
         [
+            # Its `umask` setting only applies when it daemonizes: set it here too.
+            f"umask {supervisor.LOG_UMASK}",
             f"{CLEAN_ENV} {join(supervisor.supervisord_argv(paths.conf))}",
             "i=0",
             f"while ! supervisorctl -c {conf} pid >/dev/null 2>&1; do",
