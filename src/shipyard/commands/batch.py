@@ -40,11 +40,12 @@ KILL_AFTER = 5
 # How long ending a leftover process group waits after TERM before KILL (tenths of a second).
 LEFTOVER_GRACE_TENTHS = 50
 
-# The start time (field 22 of /proc/<pid>/stat, after the name in parentheses) of process $1, or
-# nothing when it can't be read: a process number alone may be reused, the pair is not.
+# Sets w to the start time (field 22 of /proc/<pid>/stat, after the name in parentheses) of
+# process $1, or to nothing when it can't be read: a number alone may be reused, the pair is not.
+# No subshell: a batch runs it once per part.
 _STARTED = (
-    'started() { { IFS= read -r line < "/proc/$1/stat"; } 2>/dev/null || return 0; '
-    'set -- ${line##*) }; shift 19; printf %s "$1"; }'
+    'started() { w=; { IFS= read -r line < "/proc/$1/stat"; } 2>/dev/null || return 0; '
+    "set -- ${line##*) }; shift 19; w=$1; }"
 )
 
 
@@ -112,13 +113,15 @@ class Batch:
             "trap 'rm -rf \"$d\"' EXIT",
             # Ended by a signal (the controller hung up, or someone stopped us): clean up too.
             "trap 'exit 129' HUP; trap 'exit 141' PIPE; trap 'exit 143' TERM",
+            "set --",  # the files that register this batch's parts
             _STARTED,
             f'show() {{ if [ "$2" -gt {cap} ]; then '
             f"printf '[shipyard: %s bytes of output cut; the last %s kept]\\n' "
             f'$(($2 - {cap})) {cap}; tail -c {cap} "$1"; '
             f'elif [ "$2" -gt 0 ]; then cat "$1"; fi; }}',
-            'size() { if [ -s "$1" ]; then echo $(($(wc -c < "$1"))); else echo 0; fi; }',
-            'emit() { o=$(size "$d/$1.out"); e=$(size "$d/$1.err")',
+            # Sizes without a subshell for empty output, the common case.
+            'emit() { o=0; [ ! -s "$d/$1.out" ] || o=$(($(wc -c < "$d/$1.out")))',
+            '  e=0; [ ! -s "$d/$1.err" ] || e=$(($(wc -c < "$d/$1.err")))',
             f"  printf '%s %s\\n' {b} \"$1\"",
             '  show "$d/$1.out" "$o"',
             f'  printf \'\\n%s %s %s %s\\n\' {b} "$2" "$o" "$e"',
@@ -139,18 +142,16 @@ class Batch:
             guard = self.guards[index] if self.guards else None
             if guard is not None:
                 mark = quote(f"{guard.rstrip('/')}/")
-                started.append(
-                    f'w=$(started "$p{index}"); [ -z "$w" ] || '
-                    f'{{ printf \'%s\\n\' "$w" >{mark}"$p{index}"; }} 2>/dev/null || :'
-                )
+                started += [
+                    f'started "$p{index}"',
+                    f'[ -z "$w" ] || {{ printf \'%s\\n\' "$w" >{mark}"$p{index}"; }} '
+                    "2>/dev/null || :",
+                    f'set -- "$@" {mark}"$p{index}"',  # unregistered all at once, at the end
+                ]
             return started
 
         def finish(index: int) -> list[str]:
-            done = [f'wait "$p{index}"; s=$?']
-            guard = self.guards[index] if self.guards else None
-            if guard is not None:
-                done.append(f'rm -f -- {quote(guard.rstrip("/") + "/")}"$p{index}"')
-            return [*done, f'emit {index} "$s"']
+            return [f'wait "$p{index}"; s=$?', f'emit {index} "$s"']
 
         if self.parallel:
             for index, part in enumerate(self.parts):
@@ -160,6 +161,10 @@ class Batch:
         else:
             for index, part in enumerate(self.parts):
                 lines += [*start(index, part), *finish(index)]
+        if any(self.guards):
+            # One process for all, not one per part. A file left by a batch that was killed
+            # names a group that is gone by then: the next deployment drops it.
+            lines += ['[ "$#" -eq 0 ] || rm -f -- "$@"']
         return Script("\n".join(lines) + "\n")
 
     def parse(self, stdout: str) -> list[PartResult]:
@@ -226,7 +231,8 @@ def end_leftovers_script(guard: str) -> Script:
             "  p=${f##*/}",
             '  case $p in ""|*[!0-9]*) rm -f -- "$f"; continue ;; esac',
             '  want=; { IFS= read -r want < "$f"; } 2>/dev/null || :',
-            '  if [ -e "/proc/$p" ] && [ "$(started "$p")" != "$want" ]; then',
+            '  started "$p"',
+            '  if [ -e "/proc/$p" ] && [ "$w" != "$want" ]; then',
             '    rm -f -- "$f"; continue',  # the number now belongs to someone else
             "  fi",
             '  if kill -0 "-$p" 2>/dev/null; then',

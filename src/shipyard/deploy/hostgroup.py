@@ -32,7 +32,7 @@ from shipyard.commands.record import HostRecord, write_record_script
 from shipyard.commands.script import Script as ShellScript
 from shipyard.commands.script import UnsafeValue, chain, command_script, private_dir_script
 from shipyard.deploy.control import Control
-from shipyard.deploy.hostops import log_tail
+from shipyard.deploy.hostops import STEP_LIMIT, log_tail
 from shipyard.deploy.instance import Release
 from shipyard.deploy.staging import stage_for_host
 from shipyard.errors import DeployError, ExecutionError
@@ -47,7 +47,7 @@ from shipyard.executors.base import (
 # Without a health check, how long a program may take to be RUNNING.
 NO_CHECK_ATTEMPTS, NO_CHECK_INTERVAL = 20, 0.25
 # Time limits of host steps, enforced on the host (commands.batch): an install, and the others.
-INSTALL_LIMIT, STEP_LIMIT = 3600.0, 300.0
+INSTALL_LIMIT = 3600.0
 # What coreutils `timeout` exits with when it stopped a step (TERM, or KILL after it).
 STOPPED_ON_HOST = frozenset({124, 137})
 # Supervisor states in which a program will not get healthy without being started again.
@@ -248,7 +248,13 @@ class HostGroup:
         status_parts = [
             control.status([m.target.program for m in group]) for control, group in controls.items()
         ]
-        probe_parts = [command_script(_known(probes[m.name]).argv) for m in checked]
+        # Like the program: in the live release, knowing its port.
+        probe_parts = [
+            command_script(
+                _known(probes[m.name]).argv, cwd=m.target.layout.current, env=_port_env(m.target)
+            )
+            for m in checked
+        ]
         limit = max((_known(probes[m.name]).timeout for m in checked), default=5.0)
         combined = batch(
             [*status_parts, *probe_parts],
@@ -419,6 +425,11 @@ def _install_script(target: Release) -> ShellScript:
 
 def _probe(target: Release) -> HealthProbe | None:
     return probe_for(target.health) if target.health else None
+
+
+def _port_env(target: Release) -> dict[str, str]:
+    ports = target.config.get("ports") or {}
+    return {"PORT": str(ports["http"])} if "http" in ports else {}
 
 
 def _attempts(probe: HealthProbe | None) -> int:
