@@ -161,24 +161,33 @@ def _alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def test_a_part_over_its_time_limit_is_stopped_on_the_host_with_its_children(
+def test_a_batch_over_its_time_limit_is_stopped_on_the_host_with_every_child(
     tmp_path: Path,
 ) -> None:
     child = tmp_path / "child.pid"
     slow = script([f"sleep 300 & echo $! > {child}", "wait"])
+    combined = batch([script(["echo first"]), slow], BOUNDARY, limit=0.5)
 
-    (result,) = run(batch([slow], BOUNDARY, limit=0.5))
+    done = subprocess.run(
+        ["sh", "-s"],
+        input=combined.script.text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
-    assert result.exit_status == 124  # coreutils timeout: it had to stop the command
+    assert done.returncode == 124  # coreutils timeout: it had to stop the step
     pid = int(child.read_text())
     for _ in range(100):  # KILL follows TERM after a grace period at most
         if not _alive(pid):
             break
         time.sleep(0.1)
     assert not _alive(pid)
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"shipyard-batch.*/{child.name}"))
 
 
-def test_each_part_leads_its_own_process_group_and_is_registered_while_it_runs(
+def test_a_batch_leads_its_own_process_group_registered_while_it_runs(
     tmp_path: Path,
 ) -> None:
     guard = tmp_path / "steps"

@@ -5,18 +5,20 @@ status, so one part failing does not stop the others and every part keeps the `s
 own script. The combined output frames each part's results between lines holding a boundary
 token that the caller chooses at random, so no part's output can forge a frame.
 
-Each part runs under coreutils `timeout` on the host: the host itself stops it after `limit`
-seconds (TERM, then KILL), whether or not the controller is still there, and `timeout` makes it
-the leader of its own process group. A part given a guard directory leaves a file there while
-it runs, named by its process group and holding that process's start time, so that the next
-deployment of the same instance can end what an interrupted one left running
-(`end_leftovers_script`) without ever signalling a process that merely reuses the number.
+The batch is one host step. It runs under coreutils `timeout` on the host: the host itself stops
+it after `limit` seconds (TERM, then KILL, to every process it started), whether or not the
+controller is still there, and `timeout` makes it the leader of a process group of its own.
+While it runs, each guard directory it is given (one per instance it works for) holds a file
+named by that process group, with its leader's start time, so that the next deployment of any
+of those instances can end what an interrupted one left running (`end_leftovers_script`)
+without ever signalling a process that merely reuses the number.
 
 Every part starts with a clean environment (script.MINIMUM_ENV): what it needs, it exports.
 
 A part's output goes to files on the host and comes back capped per stream: what is cut is
 the start, replaced by one marker line, so the exit status and the last lines always come back,
-and the whole answer stays under OUTPUT_BUDGET whatever the parts print.
+and the whole answer stays under OUTPUT_BUDGET whatever the parts print. A handful of processes
+per batch (not per part) do all this: it is what a host with many instances pays at every step.
 """
 
 from __future__ import annotations
@@ -73,8 +75,9 @@ class PartResult:
 class Batch:
     """`parts` run one after another (or all at once, `parallel`); `boundary` frames the output.
 
-    Each part runs under a time limit of `limit` seconds on the host, in its own process group;
-    `guards[i]`, when given, is the directory where part i is registered while it runs.
+    The whole batch runs under a time limit of `limit` seconds on the host, in a process group
+    of its own, registered while it runs in each directory `guards` names (None: none for that
+    part).
     """
 
     parts: tuple[Script, ...]
@@ -104,68 +107,84 @@ class Batch:
     def script(self) -> Script:
         """The combined script. It has no `set -e`: a failed part is a result, not an end.
 
-        Each part prints `B i`, its stdout, `B status out-bytes err-bytes`, its stderr, `B` (B the
-        boundary, each mark on a line of its own).
+        It re-executes itself from a file under `timeout` with a clean environment (one
+        process group, registered in every guard directory while it runs), runs the parts with
+        their output in files, then prints, for each part, `B i`, its stdout, `B status
+        out-bytes err-bytes`, its stderr, `B` (B the boundary, each mark on a line of its own),
+        all in one `cat`. Exits 124 when the host stopped it at its time limit.
         """
+        limit = f"{self.limit:g}"
+        outer = [
+            "command -v timeout >/dev/null 2>&1 ||",
+            "  { echo 'shipyard: coreutils timeout is not installed on this host' >&2; exit 127; }",
+            'd=$(mktemp -d "${TMPDIR:-/tmp}/shipyard-batch.XXXXXX") || exit 1',
+            f'printf \'%s\' {quote(self._inner())} >"$d/batch.sh" || {{ rm -rf "$d"; exit 1; }}',
+            "set --",  # the files that register this batch while it runs
+        ]
+        guards = list(dict.fromkeys(g.rstrip("/") for g in self.guards if g is not None))
+        if guards:
+            # exec keeps the process number and start time: `timeout` then leads a group of
+            # that number, which is what the files say.
+            outer += [_STARTED, 'started "$$"']
+            for guard in guards:
+                mark = quote(f"{guard}/")
+                outer += [
+                    f'[ -z "$w" ] || {{ printf \'%s\\n\' "$w" >{mark}"$$"; }} 2>/dev/null || :',
+                    f'set -- "$@" {mark}"$$"',
+                ]
+        outer.append(f'exec {CLEAN_ENV} timeout -k {KILL_AFTER} {limit} sh "$d/batch.sh" "$d" "$@"')
+        return Script("\n".join(outer) + "\n")
+
+    def _inner(self) -> str:
+        """What runs under `timeout`: $1 the temporary directory, then the guard files."""
         b, cap = quote(self.boundary), self.part_output
         lines = [
-            'd=$(mktemp -d "${TMPDIR:-/tmp}/shipyard-batch.XXXXXX") || exit 1',
-            "trap 'rm -rf \"$d\"' EXIT",
-            # Ended by a signal (the controller hung up, or someone stopped us): clean up too.
+            "d=$1; shift",
+            'trap \'rm -rf "$d"; [ "$#" -eq 0 ] || rm -f -- "$@"\' EXIT',
+            # Ended by a signal (the time limit, the controller hung up): clean up too.
             "trap 'exit 129' HUP; trap 'exit 141' PIPE; trap 'exit 143' TERM",
-            "set --",  # the files that register this batch's parts
-            _STARTED,
-            f'show() {{ if [ "$2" -gt {cap} ]; then '
-            f"printf '[shipyard: %s bytes of output cut; the last %s kept]\\n' "
-            f'$(($2 - {cap})) {cap}; tail -c {cap} "$1"; '
-            f'elif [ "$2" -gt 0 ]; then cat "$1"; fi; }}',
-            # Sizes without a subshell for empty output, the common case.
-            'emit() { o=0; [ ! -s "$d/$1.out" ] || o=$(($(wc -c < "$d/$1.out")))',
-            '  e=0; [ ! -s "$d/$1.err" ] || e=$(($(wc -c < "$d/$1.err")))',
-            f"  printf '%s %s\\n' {b} \"$1\"",
-            '  show "$d/$1.out" "$o"',
-            f'  printf \'\\n%s %s %s %s\\n\' {b} "$2" "$o" "$e"',
-            '  show "$d/$1.err" "$e"',
-            f"  printf '\\n%s\\n' {b}; }}",
         ]
-        limit = f"{self.limit:g}"
 
-        def start(index: int, part: Script) -> list[str]:
-            # The part's text goes to a file (no argv length limit; printf is a builtin), then
-            # runs in the background so that its process group is known while it runs.
-            started = [
-                f"printf '%s' {quote(part.text)} >\"$d/{index}.sh\"",
-                f'{CLEAN_ENV} timeout -k {KILL_AFTER} {limit} sh "$d/{index}.sh" <"/dev/null" '
-                f'>"$d/{index}.out" 2>"$d/{index}.err" &',
-                f"p{index}=$!",
-            ]
-            guard = self.guards[index] if self.guards else None
-            if guard is not None:
-                mark = quote(f"{guard.rstrip('/')}/")
-                started += [
-                    f'started "$p{index}"',
-                    f'[ -z "$w" ] || {{ printf \'%s\\n\' "$w" >{mark}"$p{index}"; }} '
-                    "2>/dev/null || :",
-                    f'set -- "$@" {mark}"$p{index}"',  # unregistered all at once, at the end
-                ]
-            return started
-
-        def finish(index: int) -> list[str]:
-            return [f'wait "$p{index}"; s=$?', f'emit {index} "$s"']
+        def run(index: int, part: Script) -> str:
+            # A plain statement, never the left side of || or &&: there sh would ignore the
+            # part's own `set -e`.
+            return f'(\n{part.text.rstrip()}\n) <"/dev/null" >"$d/{index}.out" 2>"$d/{index}.err"'
 
         if self.parallel:
             for index, part in enumerate(self.parts):
-                lines += start(index, part)
+                lines += [f"{run(index, part)} &", f"p{index}=$!"]
             for index in range(len(self.parts)):
-                lines += finish(index)
+                lines.append(f'wait "$p{index}"; s{index}=$?')
         else:
             for index, part in enumerate(self.parts):
-                lines += [*start(index, part), *finish(index)]
-        if any(self.guards):
-            # One process for all, not one per part. A file left by a batch that was killed
-            # names a group that is gone by then: the next deployment drops it.
-            lines += ['[ "$#" -eq 0 ] || rm -f -- "$@"']
-        return Script("\n".join(lines) + "\n")
+                lines += [run(index, part), f"s{index}=$?"]
+        # Sizes from one `wc`; then every frame and output in one `cat`.
+        lines += [
+            'cd "$d" || exit 1',
+            "wc -c [0-9]*.out [0-9]*.err >sizes 2>/dev/null",
+            "while read -r n f; do",
+            '  case $n in ""|*[!0-9]*) continue ;; esac',
+            '  case $f in *.out|*.err) eval "z_${f%.*}_${f##*.}=\\$n" ;; esac',
+            "done <sizes",
+            "list=",
+        ]
+        marker = "'[shipyard: %s bytes of output cut; the last %s kept]\\n'"
+        for index in range(len(self.parts)):
+            lines += [
+                f"o=${{z_{index}_out:-0}}; e=${{z_{index}_err:-0}}",
+                f"printf '%s %s\\n' {b} {index} >{index}.a",
+                f'printf \'\\n%s %s %s %s\\n\' {b} "$s{index}" "$o" "$e" >{index}.b',
+                f"printf '\\n%s\\n' {b} >{index}.c",
+            ]
+            for stream, cut, var in (("out", "o", "O"), ("err", "e", "E")):
+                lines += [
+                    f"{var}={index}.{stream}",
+                    f'[ "${cut}" -le {cap} ] || {{ {{ printf {marker} $((${cut} - {cap})) {cap}; '
+                    f"tail -c {cap} {index}.{stream}; }} >{index}.{cut}; {var}={index}.{cut}; }}",
+                ]
+            lines.append(f'list="$list {index}.a $O {index}.b $E {index}.c"')
+        lines.append('[ -z "$list" ] || cat $list')
+        return "\n".join(lines) + "\n"
 
     def parse(self, stdout: str) -> list[PartResult]:
         """Each part's result, in order; UnsafeValue when the output is not what `script` prints

@@ -9,7 +9,7 @@ states runs them all at once. An instance that fails a step drops out with its r
 uploads nothing: its release must be kept on the host.
 
 Every step runs on the host under a time limit, in a process group of its own that is
-registered under the instance's directory while it runs; the first step of a deployment ends
+registered under its instances' directories while it runs; the first step of a deployment ends
 whatever an interrupted deployment of the same instance left running there.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from shipyard.commands import inventory, release
-from shipyard.commands.batch import PartResult, batch, end_leftovers_script
+from shipyard.commands.batch import Batch, PartResult, batch, end_leftovers_script
 from shipyard.commands.health import TIMEOUT_MARGIN, HealthProbe, probe_for
 from shipyard.commands.record import HostRecord, write_record_script
 from shipyard.commands.script import Script as ShellScript
@@ -39,17 +39,17 @@ from shipyard.errors import DeployError, ExecutionError
 from shipyard.executors.base import (
     CommandFailed,
     CommandResult,
-    CommandTimeout,
     Executor,
     Script,
 )
 
 # Without a health check, how long a program may take to be RUNNING.
 NO_CHECK_ATTEMPTS, NO_CHECK_INTERVAL = 20, 0.25
-# Time limits of host steps, enforced on the host (commands.batch): an install, and the others.
+# The time limit of the install step (all of a host's installs, one after another), enforced on
+# the host (commands.batch); other steps get hostops.STEP_LIMIT.
 INSTALL_LIMIT = 3600.0
-# What coreutils `timeout` exits with when it stopped a step (TERM, or KILL after it).
-STOPPED_ON_HOST = frozenset({124, 137})
+# What a batch exits with when the host stopped it at its time limit (coreutils `timeout`).
+STOPPED_ON_HOST = 124
 # Supervisor states in which a program will not get healthy without being started again.
 ENDED = frozenset({"FATAL", "EXITED"})
 
@@ -263,9 +263,11 @@ class HostGroup:
             limit=limit + TIMEOUT_MARGIN,
         )
         result = await self.executor.run(
-            Script(combined.script.text, name="health"), timeout=limit + TIMEOUT_MARGIN + 10.0
+            Script(combined.script.text, name="health"),
+            timeout=limit + TIMEOUT_MARGIN + 10.0,
+            check=False,
         )
-        parts = combined.parse(result.stdout)
+        parts = _parts_of(combined, result, "health", limit + TIMEOUT_MARGIN)
         states: dict[str, str] = {}
         reasons: dict[str, str] = {}
         for (control, group), part in zip(controls.items(), parts, strict=False):
@@ -361,8 +363,8 @@ class HostGroup:
         limit: float = STEP_LIMIT,
         guarded: bool = True,
     ) -> list[tuple[Member, PartResult]]:
-        """Run one script per member in one round trip, each registered under its instance's
-        directory while it runs (unless not `guarded`); members whose part failed drop out."""
+        """Run one script per member in one round trip, registered under the members' directories
+        while it runs (unless not `guarded`); members whose part failed drop out."""
         guards = [m.target.guard if guarded else None for m in members]
         parts = await self._run_parts(scripts, step, limit=limit, guards=guards)
         done = []
@@ -370,7 +372,7 @@ class HostGroup:
             if part.ok:
                 done.append((m, part))
             else:
-                self._fail([m], _part_failure(self.executor.name, step, part, limit))
+                self._fail([m], _part_failure(self.executor.name, step, part))
         return done
 
     async def _run_parts(
@@ -384,8 +386,8 @@ class HostGroup:
         if not scripts:
             return []
         combined = batch(scripts, secrets.token_hex(12), limit=limit, guards=guards or ())
-        result = await self.executor.run(Script(combined.script.text, name=step))
-        return combined.parse(result.stdout)
+        result = await self.executor.run(Script(combined.script.text, name=step), check=False)
+        return _parts_of(combined, result, step, limit)
 
     def _fail(self, members: list[Member], reason: str) -> None:
         for m in members:
@@ -454,12 +456,25 @@ def _first_line(part: PartResult) -> str:
     return ""
 
 
-def _part_failure(host: str, step: str, part: PartResult, limit: float = STEP_LIMIT) -> str:
+def _part_failure(host: str, step: str, part: PartResult) -> str:
     """A failed part described as a failed command is (host, step, exit status, stderr tail)."""
     result = CommandResult(host, Script("", name=step), part.exit_status, part.stdout, part.stderr)
-    if part.exit_status in STOPPED_ON_HOST:
-        return str(CommandTimeout(result, limit)).replace("was stopped", "was stopped on the host")
     return str(CommandFailed(result))
+
+
+def _parts_of(combined: Batch, result: CommandResult, step: str, limit: float) -> list[PartResult]:
+    """Each part's result from a batch's answer; ExecutionError when there is none: the host
+    stopped the step at its time limit, or the batch itself failed (its stderr then says why)."""
+    if result.exit_status == STOPPED_ON_HOST:
+        raise ExecutionError(
+            result.host, f"the {step} step did not finish within {limit:g} s: the host stopped it"
+        )
+    try:
+        return combined.parse(result.stdout)
+    except UnsafeValue:
+        if not result.ok:
+            raise CommandFailed(result) from None
+        raise
 
 
 def _first_step(target: Release, step: ShellScript) -> ShellScript:
