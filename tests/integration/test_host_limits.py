@@ -8,7 +8,6 @@ sshd fleet's, each with its own supervisord.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from deploy_project import (
 )
 
 from fleet import Fleet
+from shipyard.executors.base import CommandFailed
 from shipyard.executors.local import LocalExecutor
 
 pytestmark = pytest.mark.integration
@@ -144,11 +144,13 @@ def test_a_local_command_printing_megabytes_keeps_the_tail_and_says_it_was_cut(
     executor = LocalExecutor("local", str(tmp_path))
 
     result = asyncio.run(executor.run(["sh", "-c", CHATTY, "chatty", "0"]))
+    with pytest.raises(CommandFailed) as failed:
+        asyncio.run(executor.run(["sh", "-c", CHATTY, "chatty", "3"]))
 
     assert (result.exit_status, result.stdout_truncated, result.stderr_truncated) == (0, True, True)
-    for text, last in ((result.stdout, "last line out"), (result.stderr, "last line err")):
-        assert text.splitlines()[0].startswith("[shipyard: ")
-        assert "bytes of output cut" in text.splitlines()[0]
-        assert text.endswith(f"{last}\n")
-    with contextlib.suppress(Exception):
-        asyncio.run(executor.close())
+    assert result.stdout.endswith("last line out\n")
+    assert result.stderr.endswith("last line err\n")
+    message = str(failed.value)
+    assert "exited with status 3" in message
+    assert "[... earlier output cut ...]" in message
+    assert message.endswith("| last line err")

@@ -95,11 +95,8 @@ class Invocation:
 
 
 class TailBuffer:
-    """Keeps the last `limit` bytes written to it and counts the bytes it dropped before them.
-
-    Its text starts with a marker line when it dropped any, so that whoever shows the output
-    (an error, a table) says that it was cut.
-    """
+    """Keeps the last `limit` bytes written to it and counts the bytes it dropped before them
+    (`truncated` then; an error showing the output says it was cut)."""
 
     def __init__(self, limit: int = DEFAULT_OUTPUT_LIMIT) -> None:
         self.limit = limit
@@ -135,10 +132,7 @@ class TailBuffer:
         return b"".join(self._chunks)
 
     def text(self) -> str:
-        kept = self.getvalue().decode("utf-8", errors="replace")
-        if not self.dropped:
-            return kept
-        return f"[shipyard: {self.dropped} bytes of output cut; the last {self.limit} kept]\n{kept}"
+        return self.getvalue().decode("utf-8", errors="replace")
 
 
 class FirstLine:
