@@ -160,6 +160,8 @@ def test_a_failed_health_check_leaves_the_old_release_serving(project: Project) 
     assert failed["result"] == "failed"
     assert "health check failed" in failed["reason"]
     assert "/nope" in failed["reason"]
+    # The restored release is checked as it was deployed (/healthz), and it passes.
+    assert "failed too" not in failed["reason"]
     assert version(host, port) == "v1"
     assert current_target(host, "unhealthy") == f"releases/{old}"
     assert host_record(host, "unhealthy")["revision"] == old

@@ -22,6 +22,9 @@ from shipyard.config.topology import HostRef
 PROGRAM_FILE = ".shipyard/supervisor.conf"
 LAUNCHER_FILE = ".shipyard/launch.sh"
 UNIT_FILE = ".shipyard/unit.service"
+# The release's own health check (JSON, `null` for none): a switch back checks the release it
+# restores as that release's config had it. 0600: a check may hold a secret.
+HEALTH_FILE = ".shipyard/health.json"
 ReleaseFiles = dict[str, tuple[str, int]]  # path in the release -> (text, mode)
 
 

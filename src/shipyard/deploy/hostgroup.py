@@ -16,6 +16,8 @@ whatever an interrupted deployment of the same instance left running there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import secrets
 import shutil
 import tempfile
@@ -25,13 +27,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from pydantic import ValidationError
+
 from shipyard.commands import inventory, release
 from shipyard.commands.batch import Batch, PartResult, batch, end_leftovers_script
 from shipyard.commands.health import TIMEOUT_MARGIN, HealthProbe, probe_for
 from shipyard.commands.record import HostRecord, write_record_script
 from shipyard.commands.script import Script as ShellScript
 from shipyard.commands.script import UnsafeValue, chain, command_script, private_dir_script
-from shipyard.deploy.control import Control
+from shipyard.config.models import HealthCheck
+from shipyard.deploy.control import HEALTH_FILE, Control
 from shipyard.deploy.hostops import STEP_LIMIT, log_tail
 from shipyard.deploy.instance import Release
 from shipyard.deploy.staging import stage_for_host
@@ -195,13 +200,16 @@ class HostGroup:
                 m.failure = failures[m.name]
                 self.progress(m.name, "failed")
 
-    async def _await_healthy(self, members: list[Member]) -> dict[str, str]:
+    async def _await_healthy(
+        self, members: list[Member], probes: dict[str, HealthProbe | None] | None = None
+    ) -> dict[str, str]:
         """Rounds of every pending member's health check plus one supervisor status, until each
         is RUNNING and healthy, out of attempts, or ended (FATAL, EXITED: it would not get
         healthy by waiting). Returns why, for the members that did not get healthy: the last
         answer, the supervisor's reason (a spawn error) and the last lines of its stderr."""
         pending = {m.name: m for m in members}
-        probes = {name: _probe(m.target) for name, m in pending.items()}
+        if probes is None:
+            probes = {name: _probe(m.target) for name, m in pending.items()}
         attempts = dict.fromkeys(pending, 0)
         last: dict[str, str] = {}
         failures: dict[str, str] = {}
@@ -301,7 +309,8 @@ class HostGroup:
                 for name, why in (await self._apply_programs(back)).items():
                     notes[name] = f"restarting it failed: {why}"
                 restarted = [m for m in back if m.name not in notes]
-                notes.update(await self._await_healthy(restarted))
+                checks = await self._restored_probes(restarted)
+                notes.update(await self._await_healthy(restarted, checks))
             for control, group in _by_control(stop).items():
                 names = [m.target.program for m in group]
                 await self.executor.run(control.stop(names), check=False)
@@ -312,6 +321,26 @@ class HostGroup:
             if m.name in notes:
                 what = f"switching back to {m.previous}" if m.previous else "stopping it"
                 m.failure = f"{m.failure}\n{what} failed too: {notes[m.name]}"
+
+    async def _restored_probes(self, members: list[Member]) -> dict[str, HealthProbe | None]:
+        """The health check each restored release was deployed with (its own HEALTH_FILE); the
+        one of this deployment for a release older than that file."""
+        scripts = [
+            command_script(
+                ("cat", "--", f"{m.target.layout.release(_known(m.previous))}/{HEALTH_FILE}")
+            )
+            for m in members
+        ]
+        probes: dict[str, HealthProbe | None] = {}
+        for m, part in zip(
+            members, await self._run_parts(scripts, "read health check"), strict=True
+        ):
+            probes[m.name] = _probe(m.target)
+            if part.ok:
+                with contextlib.suppress(ValueError, ValidationError, UnsafeValue):
+                    found = json.loads(part.stdout)
+                    probes[m.name] = probe_for(HealthCheck.model_validate(found)) if found else None
+        return probes
 
     async def _finish(self, at: datetime) -> None:
         """The host-side record of every deployed member; releases beyond `keep` pruned."""

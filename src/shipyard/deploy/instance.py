@@ -6,6 +6,7 @@ The deployment itself is HostGroup's (the `restart` strategy, and rollbacks) or 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -17,7 +18,7 @@ from shipyard.commands.record import HostRecord, write_record_script
 from shipyard.config.flatten import Instance
 from shipyard.config.models import HealthCheck, Strategy
 from shipyard.config.topology import HostRef
-from shipyard.deploy.control import Control, Program, ReleaseFiles, control_for
+from shipyard.deploy.control import HEALTH_FILE, Control, Program, ReleaseFiles, control_for
 from shipyard.deploy.hostops import run_script
 from shipyard.executors.base import Executor
 
@@ -68,7 +69,8 @@ class Release:
 
 
 def render_program(target: Release) -> ReleaseFiles:
-    """The release's own program definition for the host's supervisor: path -> (text, mode).
+    """The release's own program definition for the host's supervisor, and its health check:
+    path -> (text, mode).
 
     It holds the environment, secrets included, so it is readable by its owner only. The
     process also learns its revision and instance (SHIPYARD_REVISION, SHIPYARD_INSTANCE), which
@@ -86,7 +88,9 @@ def render_program(target: Release) -> ReleaseFiles:
         release_dir=layout.release(instance.revision),
         logs_dir=layout.logs,
     )
-    return target.control.render(program)
+    files = target.control.render(program)
+    files[HEALTH_FILE] = (json.dumps(target.config.get("health"), sort_keys=True), 0o600)
+    return files
 
 
 async def finish_on_host(
