@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 
 from shipyard.commands.script import (
     SHELL,
@@ -337,64 +338,9 @@ def program_files(
     return files
 
 
-# supervisorctl costs about 0.16 s of CPU per call (its imports); this does the same over
-# supervisord's XML-RPC socket with the standard library in a fifth of that, and starts
-# programs without waiting for them (the health check waits). argv: conf, action, names.
-# `apply`: reloadConfig, then per name add it (new), replace it (its file changed: stopped,
-# removed, added) or restart it, printing `name: added|updated|restarted`. `status`: a
-# `name STATE [why]` line per named program it knows, `why` (supervisord's spawn error, else its
-# description) for a program that is not running. Exit 1, with the reason, when supervisord
-# can't be reached or refuses.
-RPC_HELPER = """\
-import configparser, http.client, os, socket, sys, xmlrpc.client
-conf, action, names = sys.argv[1], sys.argv[2], sys.argv[3:]
-ended = ("FATAL", "EXITED", "BACKOFF", "STOPPED")
-ini = configparser.RawConfigParser(strict=False)
-ini.read(conf)
-here = os.path.dirname(os.path.abspath(conf))
-def value(section, key):
-    found = ini.get(section, key, fallback=None)
-    return None if found is None else found.replace("%(here)s", here).replace("%%", "%")
-url = value("supervisorctl", "serverurl") or "unix://" + (value("unix_http_server", "file") or "")
-user, password = value("supervisorctl", "username"), value("supervisorctl", "password")
-class Unix(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(60)
-        self.sock.connect(url[len("unix://"):])
-class Transport(xmlrpc.client.Transport):
-    def make_connection(self, host):
-        return Unix("localhost") if url.startswith("unix://") else super().make_connection(host)
-where = "localhost" if url.startswith("unix://") else url.split("://", 1)[1]
-auth = f"{user}:{password}@" if user else ""
-rpc = xmlrpc.client.ServerProxy(f"http://{auth}{where}/RPC2", transport=Transport()).supervisor
-try:
-    if action == "apply":
-        added, changed, _ = rpc.reloadConfig()[0]
-        for name in names:
-            if name in changed:
-                rpc.stopProcessGroup(name, True)
-                rpc.removeProcessGroup(name)
-                rpc.addProcessGroup(name)
-                print(f"{name}: updated")
-            elif name in added:
-                rpc.addProcessGroup(name)
-                print(f"{name}: added")
-            else:
-                if rpc.getProcessInfo(name)["statename"] in ("RUNNING", "STARTING", "BACKOFF"):
-                    rpc.stopProcess(name, True)
-                rpc.startProcess(name, False)
-                print(f"{name}: restarted")
-    elif action == "status":
-        for info in rpc.getAllProcessInfo():
-            if info["name"] in names:
-                why = info["spawnerr"] or info["description"] if info["statename"] in ended else ""
-                print(info["name"], info["statename"], *str(why).split())
-    else:
-        sys.exit(f"unknown action {action}")
-except (OSError, xmlrpc.client.Error) as error:
-    sys.exit(f"supervisord at {url} ({conf}): {error}")
-"""
+# The XML-RPC helper, a real module that runs on the host (see supervisor_rpc), as the text
+# `rpc_argv` ships; read once.
+RPC_HELPER = (resources.files("shipyard.commands") / "supervisor_rpc.py").read_text()
 
 
 def rpc_argv(conf: str, action: str, *names: str, python: str = "python3") -> Argv:
@@ -409,7 +355,7 @@ def apply_programs_script(
     paths: SupervisorPaths, programs: Sequence[tuple[str, str | None]]
 ) -> Script:
     """Link each live release's program file into supervisord's include, then (re)start them all
-    in one XML-RPC session (see RPC_HELPER): new programs added, changed ones replaced, the rest
+    in one XML-RPC session (see supervisor_rpc): new programs added, changed ones replaced, the rest
     restarted, none waited for.
 
     `programs` holds (name, program file or None to keep the link as it is). The program file
