@@ -382,3 +382,27 @@ def test_the_rpc_helper_names_the_supervisord_it_could_not_reach(tmp_path: Path)
 
     assert done.returncode == 1
     assert paths.socket in done.stderr
+
+
+def test_the_rpc_helper_says_why_a_program_could_not_start(
+    supervisord: supervisor.SupervisorPaths, tmp_path: Path
+) -> None:
+    files = supervisor.program_files(
+        supervisord,
+        "broken",
+        argv=["shipyard-no-such-command", "--flag"],
+        directory=str(tmp_path),
+        env={},
+        logs_dir=str(tmp_path),
+    )
+    write(files)
+    assert run(supervisor.apply_programs_script(supervisord, [("broken", None)])).returncode == 0
+    status = supervisor.rpc_argv(supervisord.conf, "status", "broken")
+    wait_for(lambda: "FATAL" in run(status).stdout, "the program to be FATAL", timeout=60)
+
+    lines = run(status).stdout.splitlines()
+
+    assert supervisor.parse_status(lines) == {"broken": "FATAL"}
+    assert supervisor.parse_status_reasons(lines) == {
+        "broken": "can't find command 'shipyard-no-such-command'"
+    }

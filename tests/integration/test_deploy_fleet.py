@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,8 @@ def test_a_failed_health_check_leaves_the_old_release_serving(project: Project) 
     assert failed["result"] == "failed"
     assert "health check failed" in failed["reason"]
     assert "/nope" in failed["reason"]
+    # The restored release is checked as it was deployed (/healthz), and it passes.
+    assert "failed too" not in failed["reason"]
     assert version(host, port) == "v1"
     assert current_target(host, "unhealthy") == f"releases/{old}"
     assert host_record(host, "unhealthy")["revision"] == old
@@ -345,3 +348,76 @@ def test_two_concurrent_deploys_of_an_instance_one_is_rejected_naming_the_holder
     for named in (won["deployment_id"], f"actor {winner}", f"since {holder['started']}"):
         assert named in lost["reason"]
     assert version(host, port) == "v1"
+
+
+def test_program_logs_on_the_host_are_not_readable_by_others(project: Project) -> None:
+    host = project.hosts[1]
+    port = free_port([host.address])
+    project.write({"logged": service(port, hosts=[host.name])})
+
+    assert project.deploy()["logged@h002"]["result"] == "success"
+
+    logs = service_dir(host, "logged") / "logs"
+    assert stat.S_IMODE(logs.stat().st_mode) & 0o027 == 0
+    files = [p for p in logs.iterdir() if p.is_file()]
+    assert {p.name for p in files} >= {"stdout.log", "stderr.log"}
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o037 == 0, path
+
+
+def test_a_relative_start_program_is_found_in_the_release(project: Project) -> None:
+    host = project.hosts[1]
+    port = free_port([host.address])
+    launcher = project.dir / "app" / "bin" / "serve"
+    launcher.parent.mkdir()
+    launcher.write_text('#!/bin/sh\nexec python3 server.py "$@"\n')
+    launcher.chmod(0o755)
+    template = hello_template()
+    template["commands"]["start"] = ["bin/serve"]
+    project.write({"relative": service(port, hosts=[host.name])}, template=template)
+
+    outcome = project.deploy()["relative@h002"]
+
+    assert outcome["result"] == "success", outcome["reason"]
+    assert version(host, port) == "v1"
+
+
+def test_a_program_that_can_not_start_fails_at_once_with_the_supervisors_reason(
+    project: Project,
+) -> None:
+    host = project.hosts[1]
+    port = free_port([host.address])
+    template = hello_template()
+    template["commands"]["start"] = ["shipyard-no-such-command"]
+    template["health"]["retries"] = 100_000  # waiting them out would take hours
+    project.write({"nostart": service(port, hosts=[host.name])}, template=template)
+
+    failed = project.deploy(expect=1)["nostart@h002"]
+
+    assert failed["result"] == "failed"
+    assert "program is FATAL" in failed["reason"]
+    assert "can't find command 'shipyard-no-such-command'" in failed["reason"]
+
+
+def test_a_switch_back_checks_the_restored_release_and_says_when_it_fails_too(
+    project: Project, tmp_path: Path
+) -> None:
+    host = project.hosts[1]
+    port = free_port([host.address])
+    healthy = tmp_path / "healthy"
+    healthy.touch()
+    template = hello_template()
+    template["health"] = {"command": ["test", "-e", str(healthy)], "retries": 3, "interval": 0.1}
+    project.write({"restored": service(port, hosts=[host.name])}, template=template)
+    old = project.deploy()["restored@h002"]["revision"]
+    template["commands"]["start"] = ["sh", "-c", "echo v2 is broken >&2; exit 1"]
+    project.write({"restored": service(port, hosts=[host.name])}, template=template)
+    healthy.unlink()  # from now on, no release passes the check: the restored one neither
+
+    failed = project.deploy(expect=1)["restored@h002"]
+
+    assert failed["result"] == "failed"
+    assert current_target(host, "restored") == f"releases/{old}"
+    first, _, after = failed["reason"].partition(f"switching back to {old} failed too: ")
+    assert "health check failed" in first
+    assert after.startswith("health check failed: test -e ")

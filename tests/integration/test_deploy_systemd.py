@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import stat
@@ -40,7 +41,16 @@ class SystemdProject:
         self.state = base / "systemd-state"
         self.bin = base / "bin"
         self.bin.mkdir(parents=True)
-        (self.bin / "systemctl").symlink_to(STANDIN)
+        # The host's own `systemctl` knows where its state is: host steps start with a clean
+        # environment, so nothing the controller has in its own reaches them.
+        systemctl = self.bin / "systemctl"
+        systemctl.write_text(
+            "#!/bin/sh\n"
+            f"STANDIN_SYSTEMD_STATE={shlex.quote(str(self.state))} "
+            f"STANDIN_SYSTEMD_UNITS={shlex.quote(str(self.units))} "
+            f'exec {shlex.quote(sys.executable)} {shlex.quote(str(STANDIN))} "$@"\n'
+        )
+        systemctl.chmod(0o755)
         shutil.copytree(HELLO_APP, self.dir / "app")
         self.ports = {name: free_port(["127.0.0.1"]) for name in ("api", "web")}
 

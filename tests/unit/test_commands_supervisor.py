@@ -16,10 +16,12 @@ from shipyard.commands.supervisor import (
     SupervisorPaths,
     needs_launcher,
     parse_status,
+    parse_status_reasons,
     program_files,
     program_name,
     quote_command,
     quote_environment,
+    render_launcher,
     render_program,
     render_supervisord_conf,
     reread_argv,
@@ -312,3 +314,47 @@ def test_status_output_is_read_as_program_states() -> None:
         "api-green": "FATAL",
         "worker:worker_00": "BACKOFF",
     }
+
+
+def test_status_lines_give_why_a_program_is_not_running() -> None:
+    lines = [
+        "api RUNNING ",
+        "api-green FATAL can't find command '/srv/api/current/venv/bin/gunicorn'",
+        "worker BACKOFF Exited too quickly (process log may have details)",
+    ]
+
+    assert parse_status_reasons(lines) == {
+        "api-green": "can't find command '/srv/api/current/venv/bin/gunicorn'",
+        "worker": "Exited too quickly (process log may have details)",
+    }
+    assert parse_status(lines)["api-green"] == "FATAL"
+
+
+@pytest.mark.parametrize(
+    ("start", "program"),
+    [
+        ("venv/bin/gunicorn", "/srv/api/current/venv/bin/gunicorn"),
+        ("./run.sh", "/srv/api/current/run.sh"),
+        ("gunicorn", "gunicorn"),  # a bare name: looked up on PATH
+        ("/usr/bin/env", "/usr/bin/env"),
+    ],
+)
+def test_a_relative_program_path_is_resolved_against_the_release(start: str, program: str) -> None:
+    text = render_program(
+        "api",
+        argv=[start, "app:wsgi"],
+        directory="/srv/api/current",
+        env={},
+        stdout_log="/l/o",
+        stderr_log="/l/e",
+    )
+
+    assert shlex.split(supervisord_reads(text, "program:api", "command")) == [program, "app:wsgi"]
+    launcher = render_launcher([start, "a\nb"], {}, "/srv/api/current")
+    assert f"exec {shlex.quote(program)} " in launcher
+
+
+def test_the_hosts_supervisord_creates_logs_that_others_cannot_read() -> None:
+    text = render_supervisord_conf(SupervisorPaths("/srv/supervisor"))
+
+    assert supervisord_reads(text, "supervisord", "umask") == "027"

@@ -197,3 +197,27 @@ def test_is_active_lines_are_read_as_states_in_unit_order(
         "a.service",
         "b.service",
     )
+
+
+def test_a_relative_program_path_is_resolved_against_the_working_directory() -> None:
+    unit = render_unit("d", argv=["venv/bin/gunicorn", "app"], directory="/srv/api/current", env={})
+
+    assert systemd_words(setting(unit, "ExecStart")[0], dollar=True) == [
+        "/srv/api/current/venv/bin/gunicorn",
+        "app",
+    ]
+
+
+def test_a_unit_keeps_what_it_writes_from_others_and_logs_where_it_is_told() -> None:
+    unit = render_unit(
+        "d",
+        argv=["/bin/p"],
+        directory="/srv",
+        env={},
+        stdout_log="/srv/api/logs/stdout.log",
+        stderr_log="/srv/api/logs/stderr.log",
+    )
+
+    assert setting(unit, "UMask") == ["0027"]
+    assert setting(unit, "StandardOutput") == ["append:/srv/api/logs/stdout.log"]
+    assert setting(unit, "StandardError") == ["append:/srv/api/logs/stderr.log"]

@@ -16,6 +16,12 @@ SHELL = "/bin/sh"
 MAX_ARGV_SCRIPT = 128 * 1024 - 1
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# What a process Shipyard starts on a host (a supervisor, a program, an install, a step) gets of
+# the environment it is started from: these, and nothing else. The rest (the controller's own
+# environment on a local host, secrets included) never reaches it; its config's `env` is added.
+MINIMUM_ENV = ("PATH", "HOME", "LANG")
+# sh words that run the command after them with only MINIMUM_ENV (LANG C.UTF-8 if unset).
+CLEAN_ENV = 'env -i PATH="${PATH:-/usr/bin:/bin}" HOME="${HOME:-/}" LANG="${LANG:-C.UTF-8}"'
 
 
 class UnsafeValue(ShipyardError, ValueError):
@@ -82,6 +88,18 @@ def check_argv(argv: Sequence[str], what: str = "command") -> Argv:
     return tuple(check_text(arg, what) for arg in argv)
 
 
+def resolve_program(argv: Sequence[str], directory: str) -> Argv:
+    """`argv` with a relative program path (one with a slash, `venv/bin/gunicorn`) made absolute
+    under `directory`, the release it belongs to. A bare name (looked up on PATH) or an absolute
+    path is kept: supervisord and systemd resolve neither against the working directory."""
+    checked = check_argv(argv)
+    program = checked[0]
+    if "/" not in program or program.startswith("/"):
+        return checked
+    base = check_path(directory, "directory").rstrip("/")
+    return (f"{base}/{program.removeprefix('./')}", *checked[1:])
+
+
 def quote(value: str) -> str:
     """Quote one value for sh (`shlex.quote`), refusing NUL."""
     return shlex.quote(check_text(value, "shell word"))
@@ -119,6 +137,13 @@ def command_script(
     """A script that runs `argv` in `cwd` with `env` added, in place of the shell (status kept)."""
     lines = [] if cwd is None else [f"cd -- {quote(check_path(cwd, 'directory'))}"]
     return script([*lines, *exports(env or {}), f"exec {join(argv)}"])
+
+
+def private_dir_script(path: str) -> Script:
+    """Creates directory `path` (and its parents) and takes group write and every right of
+    others off it and everything in it (links are not followed): a host's logs stay private."""
+    target = quote(check_path(path, "directory"))
+    return script([f"mkdir -p -- {target}", f"chmod -R g-w,o-rwx -- {target}"])
 
 
 def write_file_script(path: str, content: str, *, mode: str | None = None) -> Script:

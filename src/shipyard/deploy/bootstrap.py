@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.commands import nginx, supervisor
-from shipyard.commands.script import Script, quote, script
+from shipyard.commands.script import CLEAN_ENV, Script, join, quote, script
 from shipyard.config.topology import HostRef
 from shipyard.deploy.control import Systemd, control_for
 from shipyard.deploy.hostops import run_script
@@ -30,6 +30,11 @@ class HostReport:
     error: str = ""
 
 
+# Every host step runs under coreutils `timeout` (commands.batch).
+_TIMEOUT_CHECK = [
+    "command -v timeout >/dev/null ||",
+    "  { echo 'timeout (coreutils) not installed' >&2; exit 1; }",
+]
 _ROOT_CHECK = [
     'if [ -d "$root" ]; then echo "found root";',
     'else mkdir -p -- "$root" && echo "made root"; fi',
@@ -45,6 +50,7 @@ def _systemd_check_script(root: str, control: Systemd) -> Script:
         [
             f"root={quote(root)}",
             *_ROOT_CHECK,
+            *_TIMEOUT_CHECK,
             "command -v systemctl >/dev/null ||",
             "  { echo 'systemctl not installed' >&2; exit 1; }",
             f"mkdir -p -- {units}",
@@ -61,6 +67,7 @@ def _check_script(root: str, paths: supervisor.SupervisorPaths) -> Script:
         [
             f"root={quote(root)}",
             *_ROOT_CHECK,
+            *_TIMEOUT_CHECK,
             f"mkdir -p -- {quote(paths.programs)}",
             "command -v supervisord >/dev/null ||",
             "  { echo 'supervisord not installed' >&2; exit 1; }",
@@ -71,10 +78,14 @@ def _check_script(root: str, paths: supervisor.SupervisorPaths) -> Script:
 
 
 def _start_script(paths: supervisor.SupervisorPaths) -> Script:
+    """Starts supervisord with a clean environment (MINIMUM_ENV): its programs inherit it, and
+    they must get nothing but that and their own config's `env`, whoever runs bootstrap."""
     conf = quote(paths.conf)
     return script(
         [
-            " ".join(quote(a) for a in supervisor.supervisord_argv(paths.conf)),
+            # Its `umask` setting only applies when it daemonizes: set it here too.
+            f"umask {supervisor.LOG_UMASK}",
+            f"{CLEAN_ENV} {join(supervisor.supervisord_argv(paths.conf))}",
             "i=0",
             f"while ! supervisorctl -c {conf} pid >/dev/null 2>&1; do",
             "  i=$((i+1))",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from shipyard.commands import supervisor, systemd
-from shipyard.commands.script import Argv, Script, command_script
+from shipyard.commands.script import Argv, Script, command_script, resolve_program
 from shipyard.config.topology import HostRef
 
 # What a release holds besides the service's files: its program's definition, 0600 (it holds
@@ -22,6 +22,9 @@ from shipyard.config.topology import HostRef
 PROGRAM_FILE = ".shipyard/supervisor.conf"
 LAUNCHER_FILE = ".shipyard/launch.sh"
 UNIT_FILE = ".shipyard/unit.service"
+# The release's own health check (JSON, `null` for none): a switch back checks the release it
+# restores as that release's config had it. 0600: a check may hold a secret.
+HEALTH_FILE = ".shipyard/health.json"
 ReleaseFiles = dict[str, tuple[str, int]]  # path in the release -> (text, mode)
 
 
@@ -50,7 +53,8 @@ class Supervisord:
         return supervisor.program_name(service)
 
     def render(self, program: Program) -> ReleaseFiles:
-        argv, env = list(program.argv), dict(program.env)
+        argv = list(resolve_program(program.argv, program.release_dir))
+        env = dict(program.env)
         files: ReleaseFiles = {}
         if supervisor.needs_launcher(argv, env):
             launcher = f"{program.release_dir}/{LAUNCHER_FILE}"
@@ -78,6 +82,10 @@ class Supervisord:
     def states(self, stdout: str, names: Sequence[str]) -> dict[str, str]:
         return supervisor.parse_status(stdout.splitlines())
 
+    def reasons(self, stdout: str, names: Sequence[str]) -> dict[str, str]:
+        """Why programs that are not running stopped (a spawn error, say), from `status`."""
+        return supervisor.parse_status_reasons(stdout.splitlines())
+
     def stop(self, names: Sequence[str]) -> Argv:
         return supervisor.supervisorctl_argv(self.paths.conf, "stop", *names)
 
@@ -96,9 +104,11 @@ class Systemd:
     def render(self, program: Program) -> ReleaseFiles:
         unit = systemd.render_unit(
             f"Shipyard {program.instance}",
-            argv=program.argv,
+            argv=resolve_program(program.argv, program.release_dir),
             directory=program.directory,
             env=program.env,
+            stdout_log=f"{program.logs_dir}/stdout.log",
+            stderr_log=f"{program.logs_dir}/stderr.log",
         )
         return {UNIT_FILE: (unit, 0o600)}
 
@@ -110,6 +120,10 @@ class Systemd:
 
     def states(self, stdout: str, names: Sequence[str]) -> dict[str, str]:
         return systemd.parse_states(stdout, names)
+
+    def reasons(self, stdout: str, names: Sequence[str]) -> dict[str, str]:
+        """`systemctl is-active` says no more than the state: its logs tell the rest."""
+        return {}
 
     def stop(self, names: Sequence[str]) -> Argv:
         return systemd.stop_units_argv(*names)

@@ -7,11 +7,17 @@ script switches every `current`, one supervisor call (supervisorctl `update`, or
 states runs them all at once. An instance that fails a step drops out with its reason (its
 `current` switched back, its old release restarted) while the others go on. A rollback member
 uploads nothing: its release must be kept on the host.
+
+Every step runs on the host under a time limit, in a process group of its own that is
+registered under its instances' directories while it runs; the first step of a deployment ends
+whatever an interrupted deployment of the same instance left running there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import secrets
 import shutil
 import tempfile
@@ -21,21 +27,36 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from pydantic import ValidationError
+
 from shipyard.commands import inventory, release
-from shipyard.commands.batch import PartResult, batch
+from shipyard.commands.batch import Batch, PartResult, batch, end_leftovers_script
 from shipyard.commands.health import TIMEOUT_MARGIN, HealthProbe, probe_for
 from shipyard.commands.record import HostRecord, write_record_script
 from shipyard.commands.script import Script as ShellScript
-from shipyard.commands.script import UnsafeValue, command_script
-from shipyard.deploy.control import Control
-from shipyard.deploy.hostops import log_tail, sh
+from shipyard.commands.script import UnsafeValue, chain, command_script, private_dir_script
+from shipyard.config.models import HealthCheck
+from shipyard.deploy.control import HEALTH_FILE, Control
+from shipyard.deploy.hostops import STEP_LIMIT, log_tail
 from shipyard.deploy.instance import Release
 from shipyard.deploy.staging import stage_for_host
 from shipyard.errors import DeployError, ExecutionError
-from shipyard.executors.base import CommandFailed, CommandResult, Executor, Script
+from shipyard.executors.base import (
+    CommandFailed,
+    CommandResult,
+    Executor,
+    Script,
+)
 
 # Without a health check, how long a program may take to be RUNNING.
 NO_CHECK_ATTEMPTS, NO_CHECK_INTERVAL = 20, 0.25
+# The time limit of the install step (all of a host's installs, one after another), enforced on
+# the host (commands.batch); other steps get hostops.STEP_LIMIT.
+INSTALL_LIMIT = 3600.0
+# What a batch exits with when the host stopped it at its time limit (coreutils `timeout`).
+STOPPED_ON_HOST = 124
+# Supervisor states in which a program will not get healthy without being started again.
+ENDED = frozenset({"FATAL", "EXITED"})
 
 Progress = Callable[[str, str], None]
 T = TypeVar("T")
@@ -104,14 +125,20 @@ class HostGroup:
         A member that must not upload (a rollback) fails unless its release is kept there.
         """
         kept = [m for m in self.alive if not m.upload]
-        intact = [release.is_intact_script(m.target.layout, m.revision) for m in kept]
+        intact = [
+            _first_step(m.target, release.is_intact_script(m.target.layout, m.revision))
+            for m in kept
+        ]
         for m, part in zip(kept, await self._run_parts(intact, "check release"), strict=True):
             if not part.ok:
                 self._fail([m], f"release {m.revision[:12]} is not kept on {self.executor.name}")
         members = [m for m in self.alive if m.upload]
         self._say(members, "preparing")
-        scripts = [release.prepare_script(m.target.layout, m.revision) for m in members]
-        prepared = await self._each(members, scripts, "prepare")
+        scripts = [
+            _first_step(m.target, release.prepare_script(m.target.layout, m.revision))
+            for m in members
+        ]
+        prepared = await self._each(members, scripts, "prepare", guarded=False)
         missing = [m for m, out in prepared if not release.parse_prepare(out.stdout)]
         if not missing:
             return
@@ -131,7 +158,8 @@ class HostGroup:
         installing = [m for m in missing if m.failure is None and m.name in installs]
         if installing:
             self._say(installing, "installing")
-            await self._each(installing, [_install_script(m.target) for m in installing], "install")
+            installs_run = [_install_script(m.target) for m in installing]
+            await self._each(installing, installs_run, "install", limit=INSTALL_LIMIT)
             marking = [m for m in installing if m.failure is None]
             marks = [release.mark_complete_script(m.target.layout, m.revision) for m in marking]
             await self._each(marking, marks, "mark complete")
@@ -152,31 +180,53 @@ class HostGroup:
         """(Re)start the members' programs from their live releases: one call per supervisor.
         Returns why, for the members whose supervisor could not be driven."""
         failed: dict[str, str] = {}
-        for control, group in _by_control(members).items():
-            programs = [
-                (m.target.program, f"{m.target.layout.current}/{control.release_file}")
-                for m in group
-            ]
-            try:
-                await self.executor.run(sh(control.apply(programs), "restart"))
-            except ExecutionError as failure:
-                failed.update({m.name: str(failure) for m in group})
+        controls = _by_control(members)
+        scripts = [
+            control.apply(
+                [
+                    (m.target.program, f"{m.target.layout.current}/{control.release_file}")
+                    for m in group
+                ]
+            )
+            for control, group in controls.items()
+        ]
+        parts = await self._run_parts(scripts, "restart")
+        for group, part in zip(controls.values(), parts, strict=True):
+            if not part.ok:
+                failed.update(
+                    {m.name: _part_failure(self.executor.name, "restart", part) for m in group}
+                )
         return failed
 
     async def _check_health(self) -> None:
-        """Rounds of every pending member's health check plus one `supervisorctl status`, until
-        each is RUNNING and healthy or out of attempts."""
-        pending = {m.name: m for m in self.alive}
-        self._say(list(pending.values()), "checking health")
-        probes = {name: _probe(m.target) for name, m in pending.items()}
+        """Every member's program RUNNING and its health check passing, or its reason."""
+        members = self.alive
+        self._say(members, "checking health")
+        failures = await self._await_healthy(members)
+        for m in members:
+            if m.name in failures:
+                m.failure = failures[m.name]
+                self.progress(m.name, "failed")
+
+    async def _await_healthy(
+        self, members: list[Member], probes: dict[str, HealthProbe | None] | None = None
+    ) -> dict[str, str]:
+        """Rounds of every pending member's health check plus one supervisor status, until each
+        is RUNNING and healthy, out of attempts, or ended (FATAL, EXITED: it would not get
+        healthy by waiting). Returns why, for the members that did not get healthy: the last
+        answer, the supervisor's reason (a spawn error) and the last lines of its stderr."""
+        pending = {m.name: m for m in members}
+        if probes is None:
+            probes = {name: _probe(m.target) for name, m in pending.items()}
         attempts = dict.fromkeys(pending, 0)
         last: dict[str, str] = {}
+        failures: dict[str, str] = {}
         # No supervisord program is RUNNING before its startsecs.
-        await asyncio.sleep(max((c.settle for c in _by_control(self.alive)), default=0.0))
+        await asyncio.sleep(max((c.settle for c in _by_control(members)), default=0.0))
         while pending:
-            members = list(pending.values())
-            states, answers = await self._health_round(members, probes)
-            for m in members:
+            round_members = list(pending.values())
+            states, reasons, answers = await self._health_round(round_members, probes)
+            for m in round_members:
                 attempts[m.name] += 1
                 probe, state = probes[m.name], states.get(m.target.program, "not loaded")
                 answer = answers.get(m.name)
@@ -184,51 +234,70 @@ class HostGroup:
                     del pending[m.name]
                     continue
                 if state != "RUNNING":
-                    last[m.name] = f"program is {state}"
+                    why = reasons.get(m.target.program)
+                    last[m.name] = f"program is {state}" + (f" ({why})" if why else "")
                 elif answer is not None:
                     last[m.name] = _first_line(answer) or f"exit status {answer.exit_status}"
-                if state == "FATAL" or attempts[m.name] >= _attempts(probe):
+                if state in ENDED or attempts[m.name] >= _attempts(probe):
                     what = probe.description if probe else "the program runs"
                     count = attempts[m.name]
-                    m.failure = (
+                    failures[m.name] = (
                         f"health check failed: {what}: failed {count} time(s), last: {last[m.name]}"
                     )
                     del pending[m.name]
             if pending:
                 await asyncio.sleep(min(_interval(probes[name]) for name in pending))
-        failed = [m for m in self.members if m.failure and m.failure.startswith("health check")]
-        for m in failed:
-            tail = await log_tail(self.executor, f"{m.target.layout.logs}/stderr.log")
-            if tail:
-                m.failure = f"{m.failure}\n{tail}"
-            self.progress(m.name, "failed")
+        for m in members:
+            if m.name in failures:
+                tail = await log_tail(self.executor, f"{m.target.layout.logs}/stderr.log")
+                if tail:
+                    failures[m.name] = f"{failures[m.name]}\n{tail}"
+        return failures
 
     async def _health_round(
         self, members: list[Member], probes: dict[str, HealthProbe | None]
-    ) -> tuple[dict[str, str], dict[str, PartResult]]:
-        """One attempt for each member at once: program states, and each probe's result."""
+    ) -> tuple[dict[str, str], dict[str, str], dict[str, PartResult]]:
+        """One attempt for each member at once: program states and why those not running are
+        not, and each probe's result."""
         checked = [m for m in members if probes[m.name] is not None]
         controls = _by_control(members)
         status_parts = [
             control.status([m.target.program for m in group]) for control, group in controls.items()
         ]
-        probe_parts = [command_script(_known(probes[m.name]).argv) for m in checked]
-        combined = batch([*status_parts, *probe_parts], secrets.token_hex(12), parallel=True)
+        # Like the program: in the live release, knowing its port.
+        probe_parts = [
+            command_script(
+                _known(probes[m.name]).argv, cwd=m.target.layout.current, env=_port_env(m.target)
+            )
+            for m in checked
+        ]
         limit = max((_known(probes[m.name]).timeout for m in checked), default=5.0)
-        result = await self.executor.run(
-            Script(combined.script.text, name="health"), timeout=limit + TIMEOUT_MARGIN + 10.0
+        combined = batch(
+            [*status_parts, *probe_parts],
+            secrets.token_hex(12),
+            parallel=True,
+            limit=limit + TIMEOUT_MARGIN,
         )
-        parts = combined.parse(result.stdout)
+        result = await self.executor.run(
+            Script(combined.script.text, name="health"),
+            timeout=limit + TIMEOUT_MARGIN + 10.0,
+            check=False,
+        )
+        parts = _parts_of(combined, result, "health", limit + TIMEOUT_MARGIN)
         states: dict[str, str] = {}
+        reasons: dict[str, str] = {}
         for (control, group), part in zip(controls.items(), parts, strict=False):
-            states.update(control.states(part.stdout, [m.target.program for m in group]))
+            names = [m.target.program for m in group]
+            states.update(control.states(part.stdout, names))
+            reasons.update(control.reasons(part.stdout, names))
         answers = dict(zip((m.name for m in checked), parts[len(status_parts) :], strict=True))
-        return states, answers
+        return states, reasons, answers
 
     async def _switch_back(self, failed: list[Member]) -> None:
-        """Failed members that were switched: `current` back to the release before it, restarted;
-        with none before (a first deployment), their program stopped. What goes wrong here is
-        added to each member's reason, never raised: the others' outcomes stand."""
+        """Failed members that were switched: `current` back to the release before it, restarted
+        and health-checked (with the service's health check as this deployment has it); with none
+        before (a first deployment), their program stopped. What goes wrong here is added to each
+        member's reason, never raised: the others' outcomes stand."""
         restore = [m for m in failed if m.switched and m.previous is not None]
         stop = [m for m in failed if m.switched and m.previous is None]
         notes: dict[str, str] = {}
@@ -247,6 +316,9 @@ class HostGroup:
                         notes[m.name] = _part_failure(self.executor.name, "switch back", part)
                 for name, why in (await self._apply_programs(back)).items():
                     notes[name] = f"restarting it failed: {why}"
+                restarted = [m for m in back if m.name not in notes]
+                checks = await self._restored_probes(restarted)
+                notes.update(await self._await_healthy(restarted, checks))
             for control, group in _by_control(stop).items():
                 names = [m.target.program for m in group]
                 await self.executor.run(control.stop(names), check=False)
@@ -257,6 +329,26 @@ class HostGroup:
             if m.name in notes:
                 what = f"switching back to {m.previous}" if m.previous else "stopping it"
                 m.failure = f"{m.failure}\n{what} failed too: {notes[m.name]}"
+
+    async def _restored_probes(self, members: list[Member]) -> dict[str, HealthProbe | None]:
+        """The health check each restored release was deployed with (its own HEALTH_FILE); the
+        one of this deployment for a release older than that file."""
+        scripts = [
+            command_script(
+                ("cat", "--", f"{m.target.layout.release(_known(m.previous))}/{HEALTH_FILE}")
+            )
+            for m in members
+        ]
+        probes: dict[str, HealthProbe | None] = {}
+        for m, part in zip(
+            members, await self._run_parts(scripts, "read health check"), strict=True
+        ):
+            probes[m.name] = _probe(m.target)
+            if part.ok:
+                with contextlib.suppress(ValueError, ValidationError, UnsafeValue):
+                    found = json.loads(part.stdout)
+                    probes[m.name] = probe_for(HealthCheck.model_validate(found)) if found else None
+        return probes
 
     async def _finish(self, at: datetime) -> None:
         """The host-side record of every deployed member; releases beyond `keep` pruned."""
@@ -300,10 +392,18 @@ class HostGroup:
     # Plumbing.
 
     async def _each(
-        self, members: list[Member], scripts: list[ShellScript], step: str
+        self,
+        members: list[Member],
+        scripts: list[ShellScript],
+        step: str,
+        *,
+        limit: float = STEP_LIMIT,
+        guarded: bool = True,
     ) -> list[tuple[Member, PartResult]]:
-        """Run one script per member in one round trip; members whose part failed drop out."""
-        parts = await self._run_parts(scripts, step)
+        """Run one script per member in one round trip, registered under the members' directories
+        while it runs (unless not `guarded`); members whose part failed drop out."""
+        guards = [m.target.guard if guarded else None for m in members]
+        parts = await self._run_parts(scripts, step, limit=limit, guards=guards)
         done = []
         for m, part in zip(members, parts, strict=True):
             if part.ok:
@@ -312,12 +412,19 @@ class HostGroup:
                 self._fail([m], _part_failure(self.executor.name, step, part))
         return done
 
-    async def _run_parts(self, scripts: list[ShellScript], step: str) -> list[PartResult]:
+    async def _run_parts(
+        self,
+        scripts: list[ShellScript],
+        step: str,
+        *,
+        limit: float = STEP_LIMIT,
+        guards: list[str | None] | None = None,
+    ) -> list[PartResult]:
         if not scripts:
             return []
-        combined = batch(scripts, secrets.token_hex(12))
-        result = await self.executor.run(Script(combined.script.text, name=step))
-        return combined.parse(result.stdout)
+        combined = batch(scripts, secrets.token_hex(12), limit=limit, guards=guards or ())
+        result = await self.executor.run(Script(combined.script.text, name=step), check=False)
+        return _parts_of(combined, result, step, limit)
 
     def _fail(self, members: list[Member], reason: str) -> None:
         for m in members:
@@ -359,6 +466,11 @@ def _probe(target: Release) -> HealthProbe | None:
     return probe_for(target.health) if target.health else None
 
 
+def _port_env(target: Release) -> dict[str, str]:
+    ports = target.config.get("ports") or {}
+    return {"PORT": str(ports["http"])} if "http" in ports else {}
+
+
 def _attempts(probe: HealthProbe | None) -> int:
     return probe.attempts if probe else NO_CHECK_ATTEMPTS
 
@@ -385,6 +497,27 @@ def _part_failure(host: str, step: str, part: PartResult) -> str:
     """A failed part described as a failed command is (host, step, exit status, stderr tail)."""
     result = CommandResult(host, Script("", name=step), part.exit_status, part.stdout, part.stderr)
     return str(CommandFailed(result))
+
+
+def _parts_of(combined: Batch, result: CommandResult, step: str, limit: float) -> list[PartResult]:
+    """Each part's result from a batch's answer; ExecutionError when there is none: the host
+    stopped the step at its time limit, or the batch itself failed (its stderr then says why)."""
+    if result.exit_status == STOPPED_ON_HOST:
+        raise ExecutionError(
+            result.host, f"the {step} step did not finish within {limit:g} s: the host stopped it"
+        )
+    try:
+        return combined.parse(result.stdout)
+    except UnsafeValue:
+        if not result.ok:
+            raise CommandFailed(result) from None
+        raise
+
+
+def _first_step(target: Release, step: ShellScript) -> ShellScript:
+    """The first step of an instance's deployment: its logs directory private, what an
+    interrupted deployment left running ended, then `step`."""
+    return chain(private_dir_script(target.layout.logs), end_leftovers_script(target.guard), step)
 
 
 async def upload_release(executor: Executor, target: Release) -> None:

@@ -18,8 +18,16 @@ def sh(built: ShellScript, name: str) -> Script:
     return Script(text=built.text, name=name)
 
 
-async def run_script(executor: Executor, built: ShellScript, name: str) -> CommandResult:
-    return await executor.run(sh(built, name))
+# The time limit of one host step, in seconds (an install gets longer: see hostgroup).
+STEP_LIMIT = 300.0
+
+
+async def run_script(
+    executor: Executor, built: ShellScript, name: str, *, timeout: float = STEP_LIMIT
+) -> CommandResult:
+    """Run a builder's script as one host step, stopped after `timeout` seconds (on the host
+    itself for SSH hosts, which run it under coreutils `timeout`)."""
+    return await executor.run(sh(built, name), timeout=timeout)
 
 
 @dataclass(frozen=True)

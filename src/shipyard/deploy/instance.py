@@ -6,6 +6,7 @@ The deployment itself is HostGroup's (the `restart` strategy, and rollbacks) or 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -17,9 +18,12 @@ from shipyard.commands.record import HostRecord, write_record_script
 from shipyard.config.flatten import Instance
 from shipyard.config.models import HealthCheck, Strategy
 from shipyard.config.topology import HostRef
-from shipyard.deploy.control import Control, Program, ReleaseFiles, control_for
+from shipyard.deploy.control import HEALTH_FILE, Control, Program, ReleaseFiles, control_for
 from shipyard.deploy.hostops import run_script
 from shipyard.executors.base import Executor
+
+# Under the service's directory on the host: one file per host step running now.
+STEPS_DIR = ".shipyard-steps"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,11 @@ class Release:
     @property
     def layout(self) -> release.ReleaseLayout:
         return release.ReleaseLayout(self.root, self.instance.service)
+
+    @property
+    def guard(self) -> str:
+        """Where the host steps of this instance register while they run (commands.batch)."""
+        return f"{self.layout.service_dir}/{STEPS_DIR}"
 
     @property
     def health(self) -> HealthCheck | None:
@@ -60,7 +69,8 @@ class Release:
 
 
 def render_program(target: Release) -> ReleaseFiles:
-    """The release's own program definition for the host's supervisor: path -> (text, mode).
+    """The release's own program definition for the host's supervisor, and its health check:
+    path -> (text, mode).
 
     It holds the environment, secrets included, so it is readable by its owner only. The
     process also learns its revision and instance (SHIPYARD_REVISION, SHIPYARD_INSTANCE), which
@@ -78,7 +88,9 @@ def render_program(target: Release) -> ReleaseFiles:
         release_dir=layout.release(instance.revision),
         logs_dir=layout.logs,
     )
-    return target.control.render(program)
+    files = target.control.render(program)
+    files[HEALTH_FILE] = (json.dumps(target.config.get("health"), sort_keys=True), 0o600)
+    return files
 
 
 async def finish_on_host(

@@ -89,9 +89,11 @@ class CommandResult:
         return ""
 
 
-def stderr_tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
+def stderr_tail(text: str, lines: int = STDERR_TAIL_LINES, *, cut: bool = False) -> str:
+    """The last `lines` non-empty lines of `text`, indented; `cut` says the output was capped."""
     kept = [line for line in text.rstrip().splitlines() if line.strip()][-lines:]
-    return "\n".join(f"  | {line}" for line in kept)
+    marker = ["  | [... earlier output cut ...]"] if cut and kept else []
+    return "\n".join([*marker, *(f"  | {line}" for line in kept)])
 
 
 class CommandFailed(ExecutionError):
@@ -105,7 +107,7 @@ class CommandFailed(ExecutionError):
             else f"exited with status {result.exit_status}"
         )
         message = f"`{describe(result.command)}` {how}"
-        tail = stderr_tail(result.stderr)
+        tail = stderr_tail(result.stderr, cut=result.stderr_truncated)
         if tail:
             message += "; last lines of stderr:\n" + tail
         super().__init__(result.host, message)
@@ -120,7 +122,7 @@ class CommandTimeout(ExecutionError):
         message = (
             f"`{describe(result.command)}` did not finish within {timeout:g} s and was stopped"
         )
-        tail = stderr_tail(result.stderr)
+        tail = stderr_tail(result.stderr, cut=result.stderr_truncated)
         if tail:
             message += "; last lines of stderr:\n" + tail
         super().__init__(result.host, message)

@@ -95,32 +95,38 @@ class Invocation:
 
 
 class TailBuffer:
-    """Keeps the last `limit` bytes written to it and remembers whether it dropped any."""
+    """Keeps the last `limit` bytes written to it and counts the bytes it dropped before them
+    (`truncated` then; an error showing the output says it was cut)."""
 
     def __init__(self, limit: int = DEFAULT_OUTPUT_LIMIT) -> None:
         self.limit = limit
-        self.truncated = False
+        self.dropped = 0
         self._chunks: deque[bytes] = deque()
         self._size = 0
 
+    @property
+    def truncated(self) -> bool:
+        return self.dropped > 0
+
     def write(self, data: bytes) -> None:
         if len(data) >= self.limit:
-            self.truncated = self.truncated or self._size > 0 or len(data) > self.limit
+            self.dropped += self._size + len(data) - self.limit
             self._chunks.clear()
             data = data[-self.limit :]
             self._size = 0
         self._chunks.append(data)
         self._size += len(data)
         while self._size > self.limit:
-            self.truncated = True
             excess = self._size - self.limit
             head = self._chunks[0]
             if len(head) <= excess:
                 self._chunks.popleft()
                 self._size -= len(head)
+                self.dropped += len(head)
             else:
                 self._chunks[0] = head[excess:]
                 self._size -= excess
+                self.dropped += excess
 
     def getvalue(self) -> bytes:
         return b"".join(self._chunks)

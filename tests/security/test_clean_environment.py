@@ -1,0 +1,162 @@
+"""What a controller has in its environment (secrets included) never reaches what it starts on a
+host: not the local host's supervisord, not a deployed program, not an install command. They get
+their config's `env` and the documented minimum (PATH, HOME, LANG), nothing else.
+
+Run for real: `shipyard bootstrap` and `shipyard deploy` as subprocesses on a `local` host with
+a sentinel in their environment, then each process's /proc/<pid>/environ is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shipyard.commands.script import MINIMUM_ENV
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+HELLO_APP = REPO / "examples" / "hello" / "app"
+SENTINEL = "controller-only-sentinel-7f3a9c"
+# What supervisord itself adds to its programs' environment.
+SUPERVISOR_ADDS = {
+    "SUPERVISOR_ENABLED",
+    "SUPERVISOR_SERVER_URL",
+    "SUPERVISOR_PROCESS_NAME",
+    "SUPERVISOR_GROUP_NAME",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(entry.split("=", 1) for entry in raw.decode().split("\0") if "=" in entry)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class LocalProject:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.root = directory / "host"
+        shutil.copytree(HELLO_APP, directory / "app")
+        self.port = free_port()
+        document = {
+            "name": "cleanenv",
+            "sites": {"here": {"hosts": {"local": {"root": str(self.root)}}}},
+            "templates": {
+                "hello": {
+                    "artifact": {"path": "app", "exclude": ["__pycache__/*"]},
+                    "commands": {
+                        # The interpreter itself, not a launcher (pyenv's shim) adding its own.
+                        "start": [os.path.realpath(sys.executable), "server.py"],
+                        "install": ["sh", "-c", "env > install.env"],
+                    },
+                    "env": {"BIND": "127.0.0.1", "PORT": str(self.port), "GIVEN": "by-config"},
+                    "health": {
+                        "http": f"http://127.0.0.1:{self.port}/healthz",
+                        "timeout": 2,
+                        "retries": 50,
+                        "interval": 0.1,
+                    },
+                }
+            },
+            "services": {"envtest": {"template": "hello", "hosts": ["local"]}},
+        }
+        (directory / "shipyard.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def shipyard(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+        env |= {"SHIPYARD_ACTOR": "tester", "CONTROLLER_SECRET": SENTINEL}
+        return subprocess.run(
+            [sys.executable, "-m", "shipyard", *args, "--json"],
+            cwd=self.dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    @property
+    def supervisor(self) -> Path:
+        return self.root / "supervisor"
+
+    def supervisord_pid(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((self.supervisor / "supervisord.pid").read_text())
+            if _alive(pid):
+                return pid
+        return None
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[LocalProject]:
+    if shutil.which("supervisord") is None:
+        pytest.skip("supervisord is not installed")
+    found = LocalProject(tmp_path / "p")
+    try:
+        yield found
+    finally:
+        pid = found.supervisord_pid()
+        if pid is not None:  # it stops its programs first
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 20
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_no_controller_variable_reaches_supervisord_a_program_or_an_install(
+    project: LocalProject,
+) -> None:
+    booted = project.shipyard("bootstrap")
+    assert booted.returncode == 0, booted.stdout + booted.stderr
+    deployed = project.shipyard("deploy")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    supervisord = project.supervisord_pid()
+    assert supervisord is not None
+    answer = subprocess.run(
+        ["supervisorctl", "-c", str(project.supervisor / "supervisord.conf"), "pid", "envtest"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    program = int(answer.stdout.strip())
+
+    supervisor_env, program_env = environ(supervisord), environ(program)
+
+    for seen in (supervisor_env, program_env):
+        assert SENTINEL not in json.dumps(seen)
+        assert "CONTROLLER_SECRET" not in seen
+    assert set(supervisor_env) <= set(MINIMUM_ENV)
+    given = {"BIND", "PORT", "GIVEN", "SHIPYARD_REVISION", "SHIPYARD_INSTANCE"}
+    assert set(program_env) <= {*MINIMUM_ENV, *SUPERVISOR_ADDS, *given}
+    assert program_env["GIVEN"] == "by-config"
+    installed = next((project.root / "envtest" / "releases").glob("*/install.env")).read_text()
+    assert SENTINEL not in installed
+    assert "GIVEN=by-config" in installed.splitlines()
