@@ -164,9 +164,8 @@ class Holder:
 @dataclass(frozen=True)
 class SlotProcess:
     """The supervisor's state of a slot's program (RUNNING, BACKOFF, FATAL, ...), its description
-    (a spawn error such as "can't find command"), its pid (0: none), and who listens on its port.
-    `listening` counts listening sockets on the port, whether or not their holder could be seen.
-    """
+    (a spawn error such as "can't find command"), its pid (0: none), and who listens on its
+    address and port. `listening` counts those sockets, whether or not their holder was seen."""
 
     state: str = "UNKNOWN"
     description: str = ""
@@ -190,54 +189,70 @@ class SlotProcess:
 
 
 def slot_process_script(conf: str, program: str, port: int) -> Script:
-    """Prints `status LINE` (supervisorctl's), `pid N`, `listening N` and a `holder PID
-    ANCESTORS NAME` line for each process listening on `port` (ANCESTORS: ppids, comma-separated,
-    up to init). Always exits 0."""
+    """Prints `status LINE` (supervisorctl's), `pid N`, a `listen ADDRESS:PORT PIDS` line for
+    each socket listening on `port` (PIDS comma-separated, or -), and a `holder PID ANCESTORS
+    NAME` line for each of those processes (ANCESTORS: ppids up to init). Always exits 0."""
     if not 1 <= port <= 65535:
         raise UnsafeValue(f"port out of range: {port}")
     name = check_name(program, "program name")
-    listen = f"ss -Hltnp 'sport = :{port}'"
+    pids = "$(printf '%s' \"$line\" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -un)"
     return script(
         [
             f"s=$({join(supervisorctl_argv(conf, 'status', name))} 2>&1 | head -n 1) || true",
             "printf 'status %s\\n' \"$s\"",
             f"p=$({join(supervisorctl_argv(conf, 'pid', name))} 2>/dev/null) || true",
             "printf 'pid %s\\n' \"$p\"",
-            f"printf 'listening %s\\n' \"$({listen} 2>/dev/null | grep -c . || true)\"",
-            f"for h in $({listen} 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -un); do",
-            '  up=""; q=$h; i=0',
-            '  while [ "$i" -lt 64 ]; do',
-            "    q=$(sed -n 's/^PPid:[[:space:]]*//p' \"/proc/$q/status\" 2>/dev/null) || break",
-            '    [ -n "$q" ] && [ "$q" -gt 0 ] || break',
-            '    up="$up${up:+,}$q"; i=$((i + 1))',
+            f"ss -Hltnp 'sport = :{port}' 2>/dev/null | while IFS= read -r line; do",
+            f"  held={pids}",
+            "  printf 'listen %s %s\\n' \"$(printf '%s' \"$line\" | awk '{print $4}')\""
+            ' "$(printf \'%s\' "$held" | paste -sd, -)"',
+            "  for h in $held; do",
+            '    up=""; q=$h; i=0',
+            '    while [ "$i" -lt 64 ]; do',
+            "      q=$(sed -n 's/^PPid:[[:space:]]*//p' \"/proc/$q/status\" 2>/dev/null) || break",
+            '      [ -n "$q" ] && [ "$q" -gt 0 ] || break',
+            '      up="$up${up:+,}$q"; i=$((i + 1))',
+            "    done",
+            '    printf \'holder %s %s %s\\n\' "$h" "${up:--}"'
+            ' "$(cat "/proc/$h/comm" 2>/dev/null)"',
             "  done",
-            '  printf \'holder %s %s %s\\n\' "$h" "${up:--}" "$(cat "/proc/$h/comm" 2>/dev/null)"',
             "done",
             "exit 0",
         ]
     )
 
 
-def parse_slot_process(stdout: str, program: str) -> SlotProcess:
-    """What `slot_process_script` printed, as a value."""
-    state, description, pid, listening = "UNKNOWN", "", 0, 0
-    holders: list[Holder] = []
+_WILDCARDS = frozenset({"*", "0.0.0.0", "[::]", "::", "[::ffff:0.0.0.0]"})
+
+
+def parse_slot_process(stdout: str, program: str, address: str) -> SlotProcess:
+    """What `slot_process_script` printed, as a value: only sockets on `address` (or on every
+    address) count; the same port on another address is another host's business."""
+    state, description, pid = "UNKNOWN", "", 0
+    listening = 0
+    wanted: set[int] = set()
+    seen: dict[int, Holder] = {}
     for line in stdout.splitlines():
         kind, _, rest = line.partition(" ")
+        words = rest.split()
         if kind == "status":
-            words = rest.split(maxsplit=2)
-            if len(words) >= 2 and words[0] == program:
-                state = words[1]
-                description = words[2].strip() if len(words) > 2 else ""
+            parts = rest.split(maxsplit=2)
+            if len(parts) >= 2 and parts[0] == program:
+                state = parts[1]
+                description = parts[2].strip() if len(parts) > 2 else ""
             elif rest.strip():
                 description = rest.strip()  # "no such process", or supervisord unreachable
         elif kind == "pid" and rest.strip().isdigit():
             pid = int(rest.strip())
-        elif kind == "listening" and rest.strip().isdigit():
-            listening = int(rest.strip())
-        elif kind == "holder":
-            words = rest.split(maxsplit=2)
-            if len(words) >= 2 and words[0].isdigit():
-                up = tuple(int(w) for w in words[1].split(",") if w.isdigit())
-                holders.append(Holder(int(words[0]), words[2] if len(words) > 2 else "?", up))
-    return SlotProcess(state, description, pid, tuple(holders), listening)
+        elif kind == "listen" and words:
+            host = words[0].rpartition(":")[0].split("%")[0]
+            if host in _WILDCARDS or host.strip("[]") == address.strip("[]"):
+                listening += 1
+                if len(words) > 1:
+                    wanted |= {int(w) for w in words[1].split(",") if w.isdigit()}
+        elif kind == "holder" and len(words) >= 2 and words[0].isdigit():
+            up = tuple(int(w) for w in words[1].split(",") if w.isdigit())
+            name = rest.split(maxsplit=2)[2] if len(words) > 2 else "?"
+            seen[int(words[0])] = Holder(int(words[0]), name, up)
+    holders = tuple(seen[p] for p in sorted(wanted) if p in seen)
+    return SlotProcess(state, description, pid, holders, listening)

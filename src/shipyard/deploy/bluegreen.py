@@ -197,7 +197,9 @@ class BlueGreen:
             self.supervisor.conf, self.program(color), self.ports[color]
         )
         result = await run_script(self.executor, built, f"{color} program")
-        return slots.parse_slot_process(result.stdout, self.program(color))
+        return slots.parse_slot_process(
+            result.stdout, self.program(color), self.strategy.upstream_host
+        )
 
     async def _check(self, color: Color) -> None:
         """Until `color` passes its health check, within the deploy timeout; fails at once when
