@@ -94,11 +94,11 @@ class BlueGreen:
         """Bring the instance's revision live in the idle slot; returns how to drain the old."""
         revision = self.target.instance.revision
         state = await self.state()
-        live = state.live
+        live, draining = state.live, state.draining
         if live is not None and not state.agrees:
-            live = await self._finish_cut_switch(state)
+            live, draining = await self._finish_cut_switch(state), None
         idle: Color = other_color(live) if live else "blue"
-        if state.draining == idle:
+        if draining == idle:
             await self._await_drain(idle, state.drain_until)  # the seed's "pending" switch
         else:
             await self._quiesce(idle)  # a switch cut short may have left it serving requests
