@@ -451,3 +451,22 @@ def test_a_blue_green_canary_soaks_at_its_live_slot_port(project: FrontProject) 
     assert {o["result"] for o in outcomes.values()} == {"success"}, outcomes
     for host in hosts:
         assert asyncio.run(fetch(Target(host.address, ports["front"]), "/version")).body == "v1"
+
+
+def test_a_blue_green_rollback_switches_back_to_the_slot_it_kept(project: FrontProject) -> None:
+    host = project.hosts[0]
+    ports = slot_ports([host])
+    service = {"back": front_service(ports, [host], {"kind": "blue-green"})}
+    front = Target(host.address, ports["http"])
+    project.write(service, template=slot_template())
+    v1 = project.deploy()["back@h001"]["revision"]
+    project.write(service, vars={"release": "v2"}, template=slot_template())
+    project.deploy()
+    assert slot_file(host, "back", "live-slot") == "green"
+
+    back = project.rollback("back@h001")["back@h001"]
+
+    assert (back["result"], back["revision"]) == ("success", v1)
+    assert asyncio.run(fetch(front, "/version")).body == "v1"
+    assert slot_file(host, "back", "live-slot") == "blue"
+    assert project.status()["back@h001"]["slots"]["live"] == "blue"
