@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -61,12 +62,21 @@ class Boundary:
     site: str
     record: str
     draining: bool = False  # kill once the old slot is draining, with a request in flight
+    new_slot_dies: bool = False  # and then the new slot's program stops
 
 
 BOUNDARIES = [
     Boundary("uploading", "install", abort=True, site="old", record="old"),
     Boundary("health-checking", "check", abort=True, site="old", record="old"),
     Boundary("site written, nginx not reloaded", "test", abort=True, site="new", record="old"),
+    Boundary(
+        "site written, nginx not reloaded, the new slot dead",
+        "test",
+        abort=True,
+        site="new",
+        record="old",
+        new_slot_dies=True,
+    ),
     Boundary("nginx reloaded, switch not recorded", "reload", abort=True, site="new", record="old"),
     Boundary("switch recorded, deployment not", "reload", abort=False, site="new", record="new"),
     Boundary("draining", "check", abort=False, site="new", record="new", draining=True),
@@ -259,6 +269,9 @@ async def _kill_and_redeploy(
             await _until(partial(holds.all, hosts, boundary.hold, "done"), None, boundary)
             if not boundary.abort and not boundary.draining:  # the switch script goes on
                 await _until(partial(_slots_are, hosts, "live-slot", new), None, boundary)
+            if boundary.new_slot_dies:
+                for host in hosts:
+                    stop_program(host, f"{SERVICE}-{new[host.name]}")
             want = {"old": old, "new": new}
             for host in hosts:
                 here = (site_slot(host, ports), slot_file(host, SERVICE, "live-slot"))
@@ -286,6 +299,13 @@ async def _kill_and_redeploy(
         holds.release_all()
         replies = await load.finish()
     return rounds, replies
+
+
+def stop_program(host: FleetHost, program: str) -> None:
+    """Stop a program of the host's supervisord, as a crash or an operator might."""
+    conf = Path(host.root) / "supervisor" / "supervisord.conf"
+    argv = ["supervisorctl", "-c", str(conf), "stop", program]
+    subprocess.run(argv, check=True, capture_output=True, timeout=STEP_TIMEOUT)
 
 
 def _slots_are(hosts: list[FleetHost], name: str, colors: dict[str, str | None]) -> bool:
