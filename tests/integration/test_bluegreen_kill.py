@@ -46,8 +46,8 @@ RATE = 60.0  # requests per second over the fronts
 TIMEOUT = 30.0
 STEP_TIMEOUT = 90.0  # one `shipyard deploy`, or a wait for a host, on a busy machine
 HOLD_LIMIT = 600  # tenths of a second a held command waits at most
-DRAIN_TIMEOUT = 6  # > the long request that keeps the old slot draining
-LONG = "/slow?seconds=4"
+DRAIN_TIMEOUT = 10  # > the long request that keeps the old slot draining
+LONG = "/slow?seconds=8"  # in flight on the old slot well past the switch, on a busy machine
 
 
 @dataclass(frozen=True)
