@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_project import free_port, hello_template, service_dir, wait_for
+from deploy_project import finish, free_port, hello_template, service_dir, wait_for
 from loadgen import Load, Reply, Target, explain, failures, fetch, rate_of
 from nginx_fleet import (
     FrontProject,
@@ -470,3 +470,37 @@ def test_a_blue_green_rollback_switches_back_to_the_slot_it_kept(project: FrontP
     assert asyncio.run(fetch(front, "/version")).body == "v1"
     assert slot_file(host, "back", "live-slot") == "blue"
     assert project.status()["back@h001"]["slots"]["live"] == "blue"
+
+
+def test_a_canary_whose_slot_dies_while_it_soaks_fails_on_one_probe_and_is_rolled_back(
+    project: FrontProject,
+) -> None:
+    hosts = project.hosts[:2]
+    ports = slot_ports(hosts)
+    first = {"soak2": front_service(ports, hosts, {"kind": "blue-green"})}
+    project.write(first, template=slot_template())
+    assert {o["result"] for o in project.deploy().values()} == {"success"}
+    strategy = {"kind": "canary", "canary": 1, "soak": 60, "switch": "blue-green"}
+    service = {"soak2": front_service(ports, hosts, strategy)}
+    project.write(service, vars={"release": "v2"}, template=slot_template())
+    canary = hosts[0]
+    process = project.start("deploy", "--json")
+    try:
+        wait_for(lambda: slot_file(canary, "soak2", "live-slot") == "green", "the canary switch")
+        wait_for(lambda: slot_file(canary, "soak2", "draining-slot") is None, "its drain")
+        conf = Path(canary.root) / "supervisor" / "supervisord.conf"
+        stop = ["supervisorctl", "-c", str(conf), "stop", "soak2-green"]
+        subprocess.run(stop, check=True, capture_output=True, timeout=60)
+        code, stdout, stderr = finish(process, timeout=DEPLOY_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert code == 1, stderr
+    outcomes = {o["instance"]: o for o in json.loads(stdout)["outcomes"]}
+    reason = outcomes[f"soak2@{canary.name}"]["reason"]
+    assert "canary failed: soak2@h001: green slot: GET" in reason, reason
+    assert "time(s)" not in reason  # one probe, not a health check's whole retry loop
+    assert outcomes["soak2@h002"]["result"] == "skipped"
+    assert asyncio.run(fetch(Target(canary.address, ports["http"]), "/version")).body == "v1"
