@@ -16,6 +16,7 @@ import contextlib
 import json
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_project import free_port, hello_template, service_dir
+from deploy_project import finish, free_port, hello_template, service_dir, wait_for
 from loadgen import Load, Reply, Target, explain, failures, fetch, rate_of
 from nginx_fleet import (
     FrontProject,
@@ -366,3 +367,140 @@ def test_a_slot_whose_listen_queue_overflowed_does_not_look_drained() -> None:
         slot_end = ("ss", "-Htn", "state", "established", f"( src {address}:{port} )")
         assert count(slot_end) == 0
         assert count(nginx.established_argv(port, address=address)) >= len(clients) - 3
+
+
+# e. A slot that can't be served fails at once, and says why.
+
+
+@pytest.mark.parametrize(
+    ("start", "said"),
+    [
+        (["shipyard-no-such-program"], "can't find command"),
+        (["sh", "-c", "echo the-slot-gave-up >&2; exit 3"], "the-slot-gave-up"),
+    ],
+)
+def test_a_slot_whose_program_exits_at_once_fails_as_the_supervisor_reports_it(
+    project: FrontProject, start: list[str], said: str
+) -> None:
+    hosts = project.hosts[:1]
+    ports = slot_ports(hosts)
+    template = slot_template()
+    template["commands"]["start"] = start
+    template["health"]["retries"] = 100_000  # only the supervisor's word can end the wait early
+    strategy = {"kind": "blue-green", "deploy_timeout": 150}
+    project.write({"dead": front_service(ports, hosts, strategy)}, template=template)
+
+    report = project.json("deploy", expect=1)
+
+    (outcome,) = report["outcomes"]
+    reason = outcome["reason"]
+    assert outcome["result"] == "failed"
+    assert "blue slot failed its health check: its program dead-blue is" in reason, reason
+    assert said in reason, reason
+    assert slot_file(hosts[0], "dead", "live-slot") is None
+
+
+def test_a_health_check_answered_by_a_foreign_process_on_the_slot_port_fails_naming_it(
+    project: FrontProject, tmp_path: Path
+) -> None:
+    host = project.hosts[0]
+    ports = slot_ports([host])
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "healthz").write_text("ok\n")
+    argv = [sys.executable, "-m", "http.server", "--bind", host.address, "-d", str(www)]
+    foreign = subprocess.Popen(
+        [*argv, str(ports["blue"])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        blue = Target(host.address, ports["blue"])
+        wait_for(lambda: asyncio.run(fetch(blue, "/healthz", timeout=1.0)).ok, "the foreign server")
+        project.write({"squat": front_service(ports, [host], {"kind": "blue-green"})})
+
+        report = project.json("deploy", expect=1)
+
+        (outcome,) = report["outcomes"]
+        assert outcome["result"] == "failed"
+        assert (
+            f"port {ports['blue']} of the blue slot is held by pid {foreign.pid}"
+            in (outcome["reason"])
+        ), outcome["reason"]
+        assert "not by its program squat-blue" in outcome["reason"]
+        assert slot_file(host, "squat", "live-slot") is None  # nginx never sent it anything
+    finally:
+        foreign.terminate()
+        foreign.wait(timeout=10)
+
+
+def test_a_blue_green_canary_soaks_at_its_live_slot_port(project: FrontProject) -> None:
+    """The health URL names `ports.http`, where nothing listens: nginx's front is elsewhere. The
+    slots are checked at their own ports, and so is the canary while it soaks."""
+    hosts = project.hosts[:2]
+    ports = {**slot_ports(hosts), "front": free_port([h.address for h in hosts])}
+    strategy = {
+        "kind": "canary",
+        "canary": 1,
+        "soak": 1,
+        "switch": "blue-green",
+        "front": "{{ host.address }}:{{ ports.front }}",
+    }
+    project.write({"soak": front_service(ports, hosts, strategy)}, template=slot_template())
+
+    outcomes = project.deploy()
+
+    assert {o["result"] for o in outcomes.values()} == {"success"}, outcomes
+    for host in hosts:
+        assert asyncio.run(fetch(Target(host.address, ports["front"]), "/version")).body == "v1"
+
+
+def test_a_blue_green_rollback_switches_back_to_the_slot_it_kept(project: FrontProject) -> None:
+    host = project.hosts[0]
+    ports = slot_ports([host])
+    service = {"back": front_service(ports, [host], {"kind": "blue-green"})}
+    front = Target(host.address, ports["http"])
+    project.write(service, template=slot_template())
+    v1 = project.deploy()["back@h001"]["revision"]
+    project.write(service, vars={"release": "v2"}, template=slot_template())
+    project.deploy()
+    assert slot_file(host, "back", "live-slot") == "green"
+
+    back = project.rollback("back@h001")["back@h001"]
+
+    assert (back["result"], back["revision"]) == ("success", v1)
+    assert asyncio.run(fetch(front, "/version")).body == "v1"
+    assert slot_file(host, "back", "live-slot") == "blue"
+    assert project.status()["back@h001"]["slots"]["live"] == "blue"
+
+
+def test_a_canary_whose_slot_dies_while_it_soaks_fails_on_one_probe_and_is_rolled_back(
+    project: FrontProject,
+) -> None:
+    hosts = project.hosts[:2]
+    ports = slot_ports(hosts)
+    first = {"soak2": front_service(ports, hosts, {"kind": "blue-green"})}
+    project.write(first, template=slot_template())
+    assert {o["result"] for o in project.deploy().values()} == {"success"}
+    strategy = {"kind": "canary", "canary": 1, "soak": 60, "switch": "blue-green"}
+    service = {"soak2": front_service(ports, hosts, strategy)}
+    project.write(service, vars={"release": "v2"}, template=slot_template())
+    canary = hosts[0]
+    process = project.start("deploy", "--json")
+    try:
+        wait_for(lambda: slot_file(canary, "soak2", "live-slot") == "green", "the canary switch")
+        wait_for(lambda: slot_file(canary, "soak2", "draining-slot") is None, "its drain")
+        conf = Path(canary.root) / "supervisor" / "supervisord.conf"
+        stop = ["supervisorctl", "-c", str(conf), "stop", "soak2-green"]
+        subprocess.run(stop, check=True, capture_output=True, timeout=60)
+        code, stdout, stderr = finish(process, timeout=DEPLOY_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert code == 1, stderr
+    outcomes = {o["instance"]: o for o in json.loads(stdout)["outcomes"]}
+    reason = outcomes[f"soak2@{canary.name}"]["reason"]
+    assert "canary failed: soak2@h001: green slot: GET" in reason, reason
+    assert "time(s)" not in reason  # one probe, not a health check's whole retry loop
+    assert outcomes["soak2@h002"]["result"] == "skipped"
+    assert asyncio.run(fetch(Target(canary.address, ports["http"]), "/version")).body == "v1"

@@ -22,6 +22,7 @@ from shipyard.commands.nginx import (
     site_path,
     start_argv,
     upstream_name,
+    upstream_port,
 )
 from shipyard.commands.script import UnsafeValue
 from shipyard.config.models import NginxSettings
@@ -130,14 +131,22 @@ def conf_dir(tmp_path: Path) -> Path:
     return tmp_path / "conf.d"
 
 
-def apply(conf_dir: Path, content: str) -> subprocess.CompletedProcess[str]:
-    """Apply a site with a stand-in nginx: `-t` accepts files saying `good`, reload logs a line."""
+def apply(
+    conf_dir: Path, content: str, *, reload_ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Apply a site with a stand-in nginx: `-t` accepts files saying `good`, reload logs a line
+    (or fails, when not `reload_ok`); then the host's record of the switch is written."""
     target = conf_dir / "shipyard-api.conf"
     script = apply_site_script(
         str(target),
         content,
         test=["grep", "-q", "good", str(target)],
-        reload=["sh", "-c", f"echo reloaded >> {conf_dir.parent}/reloads"],
+        reload=[
+            "sh",
+            "-c",
+            f"echo reloaded >> {conf_dir.parent}/reloads; {'true' if reload_ok else 'false'}",
+        ],
+        then=[f"cp -- {target} {conf_dir.parent}/served"],
     )
     return subprocess.run(script.argv, capture_output=True, text=True, check=False)
 
@@ -169,6 +178,50 @@ def test_a_refused_first_site_leaves_no_file_behind(conf_dir: Path) -> None:
     assert result.returncode == 3
     assert list(conf_dir.iterdir()) == []
     assert not (conf_dir.parent / "reloads").exists()
+
+
+def test_the_record_of_a_switch_is_written_only_once_nginx_has_reloaded(conf_dir: Path) -> None:
+    assert apply(conf_dir, "good one").returncode == 0
+    assert (conf_dir.parent / "served").read_text() == "good one"
+
+    assert apply(conf_dir, "bad one").returncode == 3
+    assert (conf_dir.parent / "served").read_text() == "good one"
+
+
+def test_a_reload_failing_after_a_passing_check_puts_the_previous_site_back(
+    conf_dir: Path,
+) -> None:
+    apply(conf_dir, "good one")
+
+    result = apply(conf_dir, "good two", reload_ok=False)
+
+    assert result.returncode == 4
+    assert "reload failed" in result.stderr
+    assert "previous one is back" in result.stderr
+    assert (conf_dir / "shipyard-api.conf").read_text() == "good one"
+    assert (conf_dir.parent / "served").read_text() == "good one"
+    assert sorted(p.name for p in conf_dir.iterdir()) == ["shipyard-api.conf"]
+
+
+def test_a_first_site_whose_reload_fails_leaves_no_file_behind(conf_dir: Path) -> None:
+    result = apply(conf_dir, "good one", reload_ok=False)
+
+    assert result.returncode == 4
+    assert list(conf_dir.iterdir()) == []
+    assert not (conf_dir.parent / "served").exists()
+
+
+@pytest.mark.parametrize(
+    ("site", "port"),
+    [
+        (render_site("api", listen="8080", port=9001), 9001),
+        (render_site("api", listen="8080", port=9002, address="127.0.1.2", keepalive=None), 9002),
+        ("upstream x {\n}\n", None),
+        ("", None),
+    ],
+)
+def test_the_served_port_is_read_back_from_a_site_file(site: str, port: int | None) -> None:
+    assert upstream_port(site) == port
 
 
 SS = ("ss", "-Htn", "state", "established", "state", "syn-sent", "state", "syn-recv")

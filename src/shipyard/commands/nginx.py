@@ -202,14 +202,24 @@ def quit_argv(conf: str | None = None, *, error_log: str | None = None) -> Argv:
 
 
 def apply_site_script(
-    path: str, content: str, *, test: Sequence[str], reload: Sequence[str]
+    path: str,
+    content: str,
+    *,
+    test: Sequence[str],
+    reload: Sequence[str],
+    then: Sequence[str] = (),
 ) -> Script:
-    """Installs a service's file, checks nginx's config, and reloads; on a failed check the old
-    file is put back (or the new one removed), nginx is not reloaded, and the script exits 3.
+    """Installs a service's file, checks nginx's config, reloads, then runs the `then` lines (the
+    host's record of what nginx now serves, written in this same step). On a failed check, or a
+    reload that fails after the check passed, the old file is put back (or the new one removed)
+    and the script exits 3 (check) or 4 (reload), `then` not run.
 
     `test` and `reload` are the host's `NginxSettings.test` and `.reload`.
     """
     target = quote(check_path(path, "nginx site file"))
+    restore = (
+        '  if [ "$had" = 1 ]; then mv -f -- "$target.bak-$$" "$target"; else rm -f -- "$target"; fi'
+    )
     return script(
         [
             f"target={target}",
@@ -219,15 +229,32 @@ def apply_site_script(
             'if [ -e "$target" ]; then cp -p -- "$target" "$target.bak-$$"; had=1; fi',
             'mv -f -- "$target.tmp-$$" "$target"',
             f"if ! {join(check_argv(test, 'nginx test'))}; then",
-            '  if [ "$had" = 1 ]; then mv -f -- "$target.bak-$$" "$target"; '
-            'else rm -f -- "$target"; fi',
+            restore,
             '  echo "shipyard: nginx refused $target; the previous one is back" >&2',
             "  exit 3",
             "fi",
+            f"if ! {join(check_argv(reload, 'nginx reload'))}; then",
+            restore,
+            '  echo "shipyard: nginx reload failed for $target; the previous one is back" >&2',
+            "  exit 4",
+            "fi",
             'rm -f -- "$target.bak-$$"',
-            join(check_argv(reload, "nginx reload")),
+            *then,
         ]
     )
+
+
+_UPSTREAM_SERVER = re.compile(r"^\s*server\s+(\S+):([0-9]{1,5});")
+
+
+def upstream_port(site: str) -> int | None:
+    """The port of the first upstream server in a site file `render_site` wrote: the slot nginx
+    serves (once reloaded). None when there is no such line."""
+    for line in site.splitlines():
+        found = _UPSTREAM_SERVER.match(line)
+        if found:
+            return int(found.group(2))
+    return None
 
 
 def established_argv(port: int, *, address: str | None = None) -> Argv:

@@ -4,18 +4,24 @@ Work in flight finishes on the slot it started on (nginx's graceful reload keeps
 until their requests end); new work goes to the new slot; the old slot is stopped once it has no
 established connections or its drain timeout has passed. It stays on disk for a switch back.
 A switch that finds its idle slot still draining from an earlier switch waits for that drain.
+
+Which slot is live is read from the host at every deployment: the slot nginx's site file names.
+The host's `live-slot` record is written in the same step as the switch, after the reload, so a
+record that disagrees shows a switch cut short (a controller killed there); the next deployment
+first finishes that switch (or takes it back, if the slot it names is no longer healthy), and
+never replaces a slot before nginx has stopped sending it requests.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from shipyard.commands import nginx, release, slots, supervisor
+from shipyard.commands.health import TIMEOUT_MARGIN, probe_for
 from shipyard.commands.release import Color, other_color
 from shipyard.config.models import HealthCheck, NginxSettings
 from shipyard.deploy.control import Supervisord
@@ -23,10 +29,11 @@ from shipyard.deploy.hostgroup import upload_release
 from shipyard.deploy.hostops import log_tail, run_script, wait_healthy
 from shipyard.deploy.instance import Release
 from shipyard.errors import DeployError, ExecutionError
-from shipyard.executors.base import Executor
+from shipyard.executors.base import CommandResult, Executor
 
 DRAIN_POLL_SECONDS = 0.2
 DRAIN_GRACE_SECONDS = 10.0  # past a drain's deadline, before another switch takes it over
+WATCH_SECONDS = 1.0  # between looks at the supervisor while a slot's health check fails
 Drain = Callable[[], Awaitable[None]]
 
 
@@ -74,18 +81,27 @@ class BlueGreen:
     def program(self, color: Color) -> str:
         return supervisor.program_name(self.target.instance.service, color)
 
+    def site_path(self) -> str:
+        return nginx.site_path(nginx_settings(self.target).conf_dir, self.target.instance.service)
+
     async def state(self) -> slots.SlotState:
-        result = await run_script(self.executor, slots.read_state_script(self.layout), "slots")
-        return slots.parse_state(result.stdout)
+        """The slots as the host has them; `live` is the slot nginx's site file names."""
+        built = slots.read_state_script(self.layout, self.site_path())
+        result = await run_script(self.executor, built, "slots")
+        return slots.parse_state(result.stdout).resolve(self.ports)
 
     async def deploy(self, *, upload: bool) -> Switch:
         """Bring the instance's revision live in the idle slot; returns how to drain the old."""
         revision = self.target.instance.revision
         state = await self.state()
-        live = state.live
+        live, draining = state.live, state.draining
+        if live is not None and not state.agrees:
+            live, draining = await self._finish_cut_switch(state), None
         idle: Color = other_color(live) if live else "blue"
-        if state.draining == idle:
+        if draining == idle:
             await self._await_drain(idle, state.drain_until)  # the seed's "pending" switch
+        else:
+            await self._quiesce(idle)  # a switch cut short may have left it serving requests
         if upload:
             await upload_release(self.executor, self.target)
         else:
@@ -97,17 +113,15 @@ class BlueGreen:
         await run_script(
             self.executor, release.switch_slot_script(self.layout, idle, revision), "slot link"
         )
+        until = 0.0
         try:
             await self._start(idle)
             await self._check(idle)
-            await self._route(idle)
+            until = time.time() + self.strategy.drain_timeout
+            await self._route(idle, draining=live, until=until)
         except (DeployError, ExecutionError):
-            await self._stop(idle)
+            await self._stop_unless_served(idle)
             raise
-        until = time.time() + self.strategy.drain_timeout
-        await run_script(
-            self.executor, slots.set_live_script(self.layout, idle, live, until), "live slot"
-        )
         old = live
 
         async def drain() -> None:
@@ -115,6 +129,19 @@ class BlueGreen:
                 await self._drain(old, until)
 
         return Switch(idle, old, drain)
+
+    async def _finish_cut_switch(self, state: slots.SlotState) -> Color:
+        """A switch was cut short: the site file names `state.live`, the record another slot
+        (nginx may or may not have reloaded). Route nginx to the site file's slot if it answers
+        its health check, else back to the recorded one; record it. Returns the live slot."""
+        served = state.live
+        assert served is not None
+        choice: Color = served
+        trouble = await self._probe_once(served)
+        if trouble and state.recorded is not None and not await self._probe_once(state.recorded):
+            choice = state.recorded
+        await self._route(choice, draining=None, until=0.0)
+        return choice
 
     async def _start(self, color: Color) -> None:
         env = {k: str(v) for k, v in self.config.get("env", {}).items()}
@@ -135,29 +162,105 @@ class BlueGreen:
             f"start {color}",
         )
 
+    async def _attempt(self, check: HealthCheck, color: Color) -> CommandResult:
+        """One health check attempt against `color`: an HTTP check at the slot's port, a
+        command check in the slot's directory with the slot's $PORT."""
+        probe = probe_for(check, port=self.ports[color])
+        return await self.executor.run(
+            probe.argv,
+            check=False,
+            timeout=probe.timeout + TIMEOUT_MARGIN,
+            env={"PORT": str(self.ports[color]), "SHIPYARD_SLOT": color},
+            cwd=self.layout.slot(color),
+        )
+
+    async def _probe_once(self, color: Color) -> str:
+        """One health check attempt against `color`: "" when it passes, else why not."""
+        check = self.target.health
+        if check is None:
+            return ""
+        result = await self._attempt(check, color)
+        if result.ok:
+            return ""
+        last = result.first_line() or f"exit status {result.exit_status}"
+        return f"{color} slot: {probe_for(check, port=self.ports[color]).description}: {last}"
+
+    async def probe_live(self) -> str:
+        """One health check attempt against the slot nginx serves: "" when it passes."""
+        state = await self.state()
+        if state.live is None:
+            return "no slot is live"
+        return await self._probe_once(state.live)
+
+    async def _process(self, color: Color) -> slots.SlotProcess:
+        built = slots.slot_process_script(
+            self.supervisor.conf, self.program(color), self.ports[color]
+        )
+        result = await run_script(self.executor, built, f"{color} program")
+        return slots.parse_slot_process(
+            result.stdout, self.program(color), self.strategy.upstream_host
+        )
+
     async def _check(self, color: Color) -> None:
+        """Until `color` passes its health check, within the deploy timeout; fails at once when
+        the supervisor reports its program exited, and when a process that is not the slot's
+        own program holds its port."""
         check = self.target.health
         if check is None:
             return
-        timeout = self.strategy.deploy_timeout
-        attempts = max(1, math.ceil(timeout / max(check.interval, 0.1)))
-        bounded = check.model_copy(update={"retries": min(check.retries, attempts - 1)})
-        health = await wait_healthy(
-            self.executor,
-            HealthCheck.model_validate(bounded),
-            port=self.ports[color],
-            deadline=time.monotonic() + timeout,  # each attempt takes time too
-        )
-        if not health.healthy:
-            tail = await log_tail(
-                self.executor, f"{self.layout.logs}/{self.program(color)}.err.log"
-            )
-            raise DeployError(
-                f"{color} slot failed its health check: {health.detail}"
-                + (f"\n{tail}" if tail else "")
-            )
+        probe = probe_for(check, port=self.ports[color])
+        deadline = time.monotonic() + self.strategy.deploy_timeout
+        watched = time.monotonic()  # the supervisor needs a moment to spawn it
+        attempt = 0
+        while True:
+            attempt += 1
+            result = await self._attempt(check, color)
+            if result.ok:
+                found = await self._process(color)
+                if found.foreign():
+                    raise DeployError(self._held(color, found))
+                return
+            last = result.first_line() or f"exit status {result.exit_status}"
+            out_of_time = time.monotonic() + probe.interval >= deadline
+            if attempt >= probe.attempts or out_of_time:
+                found = await self._process(color)
+                why = f"{probe.description}: failed {attempt} time(s), last: {last}"
+                if found.foreign():
+                    why += f"; {self._held(color, found)}"
+                raise DeployError(
+                    f"{color} slot failed its health check: {why}" + await self._tail(color)
+                )
+            if time.monotonic() - watched >= WATCH_SECONDS:
+                watched = time.monotonic()
+                found = await self._process(color)
+                if found.exited:
+                    raise DeployError(self._exited(color, found, attempt) + await self._tail(color))
+            await asyncio.sleep(probe.interval)
 
-    async def _route(self, color: Color) -> None:
+    def _held(self, color: Color, found: slots.SlotProcess) -> str:
+        own = f"pid {found.pid}" if found.pid else "not running"
+        return (
+            f"port {self.ports[color]} of the {color} slot is held by "
+            f"{', '.join(found.foreign())}, not by its program {self.program(color)} ({own})"
+        )
+
+    def _exited(self, color: Color, found: slots.SlotProcess, attempts: int) -> str:
+        why = f": {found.description}" if found.description else ""
+        text = (
+            f"{color} slot failed its health check: its program {self.program(color)} is "
+            f"{found.state}{why} (after {attempts} attempt(s))"
+        )
+        if found.foreign():
+            text += f"; {self._held(color, found)}"
+        return text
+
+    async def _tail(self, color: Color) -> str:
+        tail = await log_tail(self.executor, f"{self.layout.logs}/{self.program(color)}.err.log")
+        return f"\n{tail}" if tail else ""
+
+    async def _route(self, color: Color, *, draining: Color | None, until: float) -> None:
+        """Switch nginx to `color` and, in the same host step once nginx has reloaded, record it
+        live (and `draining` left to drain until `until`)."""
         settings = nginx_settings(self.target)
         site = nginx.render_site(
             self.target.instance.service,
@@ -165,12 +268,37 @@ class BlueGreen:
             port=self.ports[color],
             address=self.strategy.upstream_host,
         )
-        path = nginx.site_path(settings.conf_dir, self.target.instance.service)
+        record = slots.set_live_lines(self.layout, color, draining, until)
         await run_script(
             self.executor,
-            nginx.apply_site_script(path, site, test=settings.test, reload=settings.reload),
+            nginx.apply_site_script(
+                self.site_path(), site, test=settings.test, reload=settings.reload, then=record
+            ),
             "nginx switch",
         )
+
+    async def _stop_unless_served(self, color: Color) -> None:
+        """Stop a slot that failed, unless nginx serves it (a switch whose answer was lost)."""
+        try:
+            served = (await self.state()).live
+        except (DeployError, ExecutionError):
+            return  # the host can't say: leave it running rather than stop what may be live
+        if served != color:
+            await self._stop(color)
+
+    async def _quiesce(self, color: Color) -> None:
+        """Wait (at most the drain timeout) until nothing is connected to `color`'s port."""
+        await self._wait_drained(color, time.time() + self.strategy.drain_timeout)
+
+    async def _wait_drained(self, color: Color, until: float) -> None:
+        argv = nginx.established_argv(self.ports[color], address=self.strategy.upstream_host)
+        while True:
+            found = await self.executor.run(argv, check=False)
+            if found.ok and nginx.count_established(found.stdout) == 0:
+                return
+            if time.time() >= until:
+                return
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
 
     async def _stop(self, color: Color) -> None:
         await self.executor.run(
@@ -189,11 +317,20 @@ class BlueGreen:
 
     async def _drain(self, color: Color, until: float) -> None:
         """Wait until `color`'s port has no connections (or `until`), then stop it."""
-        argv = nginx.established_argv(self.ports[color], address=self.strategy.upstream_host)
-        while time.time() < until:
-            found = await self.executor.run(argv, check=False)
-            if found.ok and nginx.count_established(found.stdout) == 0:
-                break
-            await asyncio.sleep(DRAIN_POLL_SECONDS)
+        if time.time() < until:
+            await self._wait_drained(color, until)
         await self._stop(color)
         await run_script(self.executor, slots.drained_script(self.layout, color), "drained")
+
+
+async def soak_probe(executor: Executor, target: Release) -> str:
+    """One attempt of a canary's health check (at the live slot's port for blue/green slots):
+    "" when it passes, else why not."""
+    if target.strategy.uses_slots:
+        return await BlueGreen(executor, target).probe_live()
+    check = target.health
+    if check is None:
+        return ""
+    once = check.model_copy(update={"retries": 0})
+    health = await wait_healthy(executor, HealthCheck.model_validate(once))
+    return "" if health.healthy else health.detail

@@ -17,7 +17,7 @@ from shipyard.config.flatten import Flattened, Instance
 from shipyard.config.graph import dependents
 from shipyard.config.models import Strategy
 from shipyard.deploy.batches import plan_batches
-from shipyard.deploy.hostops import wait_healthy
+from shipyard.deploy.bluegreen import soak_probe
 from shipyard.deploy.instance import Release
 from shipyard.deploy.lease import LeasePolicy, patiently
 from shipyard.deploy.runs import Connect, Outcome, Progress, Result, Runs
@@ -237,16 +237,15 @@ class Deployer:
         return outcomes, bool(stop)
 
     async def _soak(self, canaries: list[Instance], strategy: Strategy) -> str:
-        """Keep checking the canaries' health for `soak` seconds; the reason if one fails."""
+        """Keep checking the canaries' health for `soak` seconds, one attempt each time (at the
+        live slot's port for blue/green slots); the reason if one fails."""
         deadline = time.monotonic() + strategy.soak
         while True:
             for instance in canaries:
                 self.progress(instance.name, "soaking")
-                health = await wait_healthy(
-                    self.executor(instance.host), self.release(instance).health
-                )
-                if not health.healthy:
-                    return f"{instance.name}: {health.detail}"
+                trouble = await soak_probe(self.executor(instance.host), self.release(instance))
+                if trouble:
+                    return f"{instance.name}: {trouble}"
             if time.monotonic() >= deadline:
                 return ""
             interval = self.release(canaries[0]).health
