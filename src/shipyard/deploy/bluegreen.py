@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipyard.commands import nginx, release, slots, supervisor
+from shipyard.commands.batch import end_leftovers_script
 from shipyard.commands.health import TIMEOUT_MARGIN, probe_for
 from shipyard.commands.release import Color, other_color
 from shipyard.config.models import HealthCheck, NginxSettings
@@ -105,6 +106,8 @@ class BlueGreen:
         if upload:
             await upload_release(self.executor, self.target)
         else:
+            # A rollback uploads nothing; what an interrupted deployment left running ends first.
+            await run_script(self.executor, end_leftovers_script(self.target.guard), "leftovers")
             intact = await self.executor.run(
                 release.is_intact_argv(self.layout, revision), check=False
             )
