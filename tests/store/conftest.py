@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +14,12 @@ from .builders import Clock
 
 def pytest_configure(config: pytest.Config) -> None:
     # Once, whether or not tests/conftest.py registers it too (`pytest_plugins`).
-    if not config.pluginmanager.has_plugin("store_fixtures"):
+    if config.pluginmanager.has_plugin("store_fixtures"):
+        return
+    imported = sys.modules.get("store_fixtures")  # by a test module collected before this one
+    if imported is not None:
+        config.pluginmanager.register(imported, "store_fixtures")
+    else:
         config.pluginmanager.import_plugin("store_fixtures")
 
 
