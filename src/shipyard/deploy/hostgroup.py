@@ -16,9 +16,6 @@ whatever an interrupted deployment of the same instance left running there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -27,17 +24,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import ValidationError
-
 from shipyard.commands import inventory, release
-from shipyard.commands.batch import Batch, PartResult, batch, end_leftovers_script
-from shipyard.commands.health import TIMEOUT_MARGIN, HealthProbe, probe_for
+from shipyard.commands.batch import PartResult, end_leftovers_script
 from shipyard.commands.record import HostRecord, write_record_script
 from shipyard.commands.script import Script as ShellScript
-from shipyard.commands.script import UnsafeValue, chain, command_script, private_dir_script
-from shipyard.config.models import HealthCheck
-from shipyard.deploy.control import HEALTH_FILE, Control
-from shipyard.deploy.hostops import STEP_LIMIT, log_tail
+from shipyard.commands.script import UnsafeValue, chain, private_dir_script
+from shipyard.deploy.control import Control
+from shipyard.deploy.health_rounds import await_healthy, restored_probes
+from shipyard.deploy.hostops import STEP_LIMIT, run_parts
 from shipyard.deploy.instance import Release
 from shipyard.deploy.staging import stage_for_host
 from shipyard.errors import DeployError, ExecutionError
@@ -48,15 +42,9 @@ from shipyard.executors.base import (
     Script,
 )
 
-# Without a health check, how long a program may take to be RUNNING.
-NO_CHECK_ATTEMPTS, NO_CHECK_INTERVAL = 20, 0.25
 # The time limit of the install step (all of a host's installs, one after another), enforced on
 # the host (commands.batch); other steps get hostops.STEP_LIMIT.
 INSTALL_LIMIT = 3600.0
-# What a batch exits with when the host stopped it at its time limit (coreutils `timeout`).
-STOPPED_ON_HOST = 124
-# Supervisor states in which a program will not get healthy without being started again.
-ENDED = frozenset({"FATAL", "EXITED"})
 
 Progress = Callable[[str, str], None]
 T = TypeVar("T")
@@ -202,96 +190,11 @@ class HostGroup:
         """Every member's program RUNNING and its health check passing, or its reason."""
         members = self.alive
         self._say(members, "checking health")
-        failures = await self._await_healthy(members)
+        failures = await await_healthy(self.executor, {m.name: m.target for m in members})
         for m in members:
             if m.name in failures:
                 m.failure = failures[m.name]
                 self.progress(m.name, "failed")
-
-    async def _await_healthy(
-        self, members: list[Member], probes: dict[str, HealthProbe | None] | None = None
-    ) -> dict[str, str]:
-        """Rounds of every pending member's health check plus one supervisor status, until each
-        is RUNNING and healthy, out of attempts, or ended (FATAL, EXITED: it would not get
-        healthy by waiting). Returns why, for the members that did not get healthy: the last
-        answer, the supervisor's reason (a spawn error) and the last lines of its stderr."""
-        pending = {m.name: m for m in members}
-        if probes is None:
-            probes = {name: _probe(m.target) for name, m in pending.items()}
-        attempts = dict.fromkeys(pending, 0)
-        last: dict[str, str] = {}
-        failures: dict[str, str] = {}
-        # No supervisord program is RUNNING before its startsecs.
-        await asyncio.sleep(max((c.settle for c in _by_control(members)), default=0.0))
-        while pending:
-            round_members = list(pending.values())
-            states, reasons, answers = await self._health_round(round_members, probes)
-            for m in round_members:
-                attempts[m.name] += 1
-                probe, state = probes[m.name], states.get(m.target.program, "not loaded")
-                answer = answers.get(m.name)
-                if state == "RUNNING" and (answer is None or answer.ok):
-                    del pending[m.name]
-                    continue
-                if state != "RUNNING":
-                    why = reasons.get(m.target.program)
-                    last[m.name] = f"program is {state}" + (f" ({why})" if why else "")
-                elif answer is not None:
-                    last[m.name] = _first_line(answer) or f"exit status {answer.exit_status}"
-                if state in ENDED or attempts[m.name] >= _attempts(probe):
-                    what = probe.description if probe else "the program runs"
-                    count = attempts[m.name]
-                    failures[m.name] = (
-                        f"health check failed: {what}: failed {count} time(s), last: {last[m.name]}"
-                    )
-                    del pending[m.name]
-            if pending:
-                await asyncio.sleep(min(_interval(probes[name]) for name in pending))
-        for m in members:
-            if m.name in failures:
-                tail = await log_tail(self.executor, f"{m.target.layout.logs}/stderr.log")
-                if tail:
-                    failures[m.name] = f"{failures[m.name]}\n{tail}"
-        return failures
-
-    async def _health_round(
-        self, members: list[Member], probes: dict[str, HealthProbe | None]
-    ) -> tuple[dict[str, str], dict[str, str], dict[str, PartResult]]:
-        """One attempt for each member at once: program states and why those not running are
-        not, and each probe's result."""
-        checked = [m for m in members if probes[m.name] is not None]
-        controls = _by_control(members)
-        status_parts = [
-            control.status([m.target.program for m in group]) for control, group in controls.items()
-        ]
-        # Like the program: in the live release, knowing its port.
-        probe_parts = [
-            command_script(
-                _known(probes[m.name]).argv, cwd=m.target.layout.current, env=_port_env(m.target)
-            )
-            for m in checked
-        ]
-        limit = max((_known(probes[m.name]).timeout for m in checked), default=5.0)
-        combined = batch(
-            [*status_parts, *probe_parts],
-            secrets.token_hex(12),
-            parallel=True,
-            limit=limit + TIMEOUT_MARGIN,
-        )
-        result = await self.executor.run(
-            Script(combined.script.text, name="health"),
-            timeout=limit + TIMEOUT_MARGIN + 10.0,
-            check=False,
-        )
-        parts = _parts_of(combined, result, "health", limit + TIMEOUT_MARGIN)
-        states: dict[str, str] = {}
-        reasons: dict[str, str] = {}
-        for (control, group), part in zip(controls.items(), parts, strict=False):
-            names = [m.target.program for m in group]
-            states.update(control.states(part.stdout, names))
-            reasons.update(control.reasons(part.stdout, names))
-        answers = dict(zip((m.name for m in checked), parts[len(status_parts) :], strict=True))
-        return states, reasons, answers
 
     async def _switch_back(self, failed: list[Member]) -> None:
         """Failed members that were switched: `current` back to the release before it, restarted
@@ -317,8 +220,10 @@ class HostGroup:
                 for name, why in (await self._apply_programs(back)).items():
                     notes[name] = f"restarting it failed: {why}"
                 restarted = [m for m in back if m.name not in notes]
-                checks = await self._restored_probes(restarted)
-                notes.update(await self._await_healthy(restarted, checks))
+                restored = {m.name: (m.target, _known(m.previous)) for m in restarted}
+                checks = await restored_probes(self.executor, restored)
+                targets = {m.name: m.target for m in restarted}
+                notes.update(await await_healthy(self.executor, targets, checks))
             for control, group in _by_control(stop).items():
                 names = [m.target.program for m in group]
                 await self.executor.run(control.stop(names), check=False)
@@ -329,26 +234,6 @@ class HostGroup:
             if m.name in notes:
                 what = f"switching back to {m.previous}" if m.previous else "stopping it"
                 m.failure = f"{m.failure}\n{what} failed too: {notes[m.name]}"
-
-    async def _restored_probes(self, members: list[Member]) -> dict[str, HealthProbe | None]:
-        """The health check each restored release was deployed with (its own HEALTH_FILE); the
-        one of this deployment for a release older than that file."""
-        scripts = [
-            command_script(
-                ("cat", "--", f"{m.target.layout.release(_known(m.previous))}/{HEALTH_FILE}")
-            )
-            for m in members
-        ]
-        probes: dict[str, HealthProbe | None] = {}
-        for m, part in zip(
-            members, await self._run_parts(scripts, "read health check"), strict=True
-        ):
-            probes[m.name] = _probe(m.target)
-            if part.ok:
-                with contextlib.suppress(ValueError, ValidationError, UnsafeValue):
-                    found = json.loads(part.stdout)
-                    probes[m.name] = probe_for(HealthCheck.model_validate(found)) if found else None
-        return probes
 
     async def _finish(self, at: datetime) -> None:
         """The host-side record of every deployed member; releases beyond `keep` pruned."""
@@ -422,9 +307,7 @@ class HostGroup:
     ) -> list[PartResult]:
         if not scripts:
             return []
-        combined = batch(scripts, secrets.token_hex(12), limit=limit, guards=guards or ())
-        result = await self.executor.run(Script(combined.script.text, name=step), check=False)
-        return _parts_of(combined, result, step, limit)
+        return await run_parts(self.executor, scripts, step, limit=limit, guards=guards)
 
     def _fail(self, members: list[Member], reason: str) -> None:
         for m in members:
@@ -462,56 +345,16 @@ def _install_script(target: Release) -> ShellScript:
     return release.install_script(target.layout, target.instance.revision, argv, env)
 
 
-def _probe(target: Release) -> HealthProbe | None:
-    return probe_for(target.health) if target.health else None
-
-
-def _port_env(target: Release) -> dict[str, str]:
-    ports = target.config.get("ports") or {}
-    return {"PORT": str(ports["http"])} if "http" in ports else {}
-
-
-def _attempts(probe: HealthProbe | None) -> int:
-    return probe.attempts if probe else NO_CHECK_ATTEMPTS
-
-
-def _interval(probe: HealthProbe | None) -> float:
-    return probe.interval if probe else NO_CHECK_INTERVAL
-
-
 def _known(value: T | None) -> T:
     if value is None:
         raise AssertionError("checked above")
     return value
 
 
-def _first_line(part: PartResult) -> str:
-    for text in (part.stderr, part.stdout):
-        for line in text.splitlines():
-            if line.strip():
-                return line.strip()
-    return ""
-
-
 def _part_failure(host: str, step: str, part: PartResult) -> str:
     """A failed part described as a failed command is (host, step, exit status, stderr tail)."""
     result = CommandResult(host, Script("", name=step), part.exit_status, part.stdout, part.stderr)
     return str(CommandFailed(result))
-
-
-def _parts_of(combined: Batch, result: CommandResult, step: str, limit: float) -> list[PartResult]:
-    """Each part's result from a batch's answer; ExecutionError when there is none: the host
-    stopped the step at its time limit, or the batch itself failed (its stderr then says why)."""
-    if result.exit_status == STOPPED_ON_HOST:
-        raise ExecutionError(
-            result.host, f"the {step} step did not finish within {limit:g} s: the host stopped it"
-        )
-    try:
-        return combined.parse(result.stdout)
-    except UnsafeValue:
-        if not result.ok:
-            raise CommandFailed(result) from None
-        raise
 
 
 def _first_step(target: Release, step: ShellScript) -> ShellScript:

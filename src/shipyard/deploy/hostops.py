@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from dataclasses import dataclass
 
+from shipyard.commands.batch import Batch, PartResult, batch
 from shipyard.commands.health import probe_for
 from shipyard.commands.script import Script as ShellScript
+from shipyard.commands.script import UnsafeValue
 from shipyard.config.models import HealthCheck
-from shipyard.errors import DeployError
-from shipyard.executors.base import CommandResult, Executor, Script
+from shipyard.errors import DeployError, ExecutionError
+from shipyard.executors.base import CommandFailed, CommandResult, Executor, Script
 
 
 def sh(built: ShellScript, name: str) -> Script:
@@ -28,6 +31,41 @@ async def run_script(
     """Run a builder's script as one host step, stopped after `timeout` seconds (on the host
     itself for SSH hosts, which run it under coreutils `timeout`)."""
     return await executor.run(sh(built, name), timeout=timeout)
+
+
+# What a batch exits with when the host stopped it at its time limit (coreutils `timeout`).
+STOPPED_ON_HOST = 124
+
+
+async def run_parts(
+    executor: Executor,
+    scripts: list[ShellScript],
+    step: str,
+    *,
+    limit: float = STEP_LIMIT,
+    guards: list[str | None] | None = None,
+) -> list[PartResult]:
+    """Run `scripts` as one batch (one round trip, one host step), each part's result back."""
+    if not scripts:
+        return []
+    combined = batch(scripts, secrets.token_hex(12), limit=limit, guards=guards or ())
+    result = await executor.run(Script(combined.script.text, name=step), check=False)
+    return parts_of(combined, result, step, limit)
+
+
+def parts_of(combined: Batch, result: CommandResult, step: str, limit: float) -> list[PartResult]:
+    """Each part's result from a batch's answer; ExecutionError when there is none: the host
+    stopped the step at its time limit, or the batch itself failed (its stderr then says why)."""
+    if result.exit_status == STOPPED_ON_HOST:
+        raise ExecutionError(
+            result.host, f"the {step} step did not finish within {limit:g} s: the host stopped it"
+        )
+    try:
+        return combined.parse(result.stdout)
+    except UnsafeValue:
+        if not result.ok:
+            raise CommandFailed(result) from None
+        raise
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,167 @@
+"""Rounds of health checks and program states for the instances a host group deploys on one host."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from collections.abc import Mapping
+
+from pydantic import ValidationError
+
+from shipyard.commands.batch import PartResult, batch
+from shipyard.commands.health import TIMEOUT_MARGIN, HealthProbe, probe_for
+from shipyard.commands.script import UnsafeValue, command_script
+from shipyard.config.models import HealthCheck
+from shipyard.deploy.control import HEALTH_FILE, Control
+from shipyard.deploy.hostops import log_tail, parts_of, run_parts
+from shipyard.deploy.instance import Release
+from shipyard.executors.base import Executor, Script
+
+# Without a health check, how long a program may take to be RUNNING.
+NO_CHECK_ATTEMPTS, NO_CHECK_INTERVAL = 20, 0.25
+# Supervisor states in which a program will not get healthy without being started again.
+ENDED = frozenset({"FATAL", "EXITED"})
+
+Probes = dict[str, HealthProbe | None]
+
+
+def probe_of(target: Release) -> HealthProbe | None:
+    """The health check `target` is deployed with, if it has one."""
+    return probe_for(target.health) if target.health else None
+
+
+async def await_healthy(
+    executor: Executor, targets: Mapping[str, Release], probes: Probes | None = None
+) -> dict[str, str]:
+    """Rounds of every pending instance's health check plus one supervisor status, until each
+    is RUNNING and healthy, out of attempts, or ended (FATAL, EXITED: it would not get
+    healthy by waiting). `targets` are by instance name; `probes` (by default each target's
+    own) too. Returns why, for the instances that did not get healthy: the last answer, the
+    supervisor's reason (a spawn error) and the last lines of its stderr."""
+    pending = dict(targets)
+    if probes is None:
+        probes = {name: probe_of(target) for name, target in pending.items()}
+    attempts = dict.fromkeys(pending, 0)
+    last: dict[str, str] = {}
+    failures: dict[str, str] = {}
+    # No supervisord program is RUNNING before its startsecs.
+    await asyncio.sleep(max((c.settle for c in _by_control(targets)), default=0.0))
+    while pending:
+        round_targets = dict(pending)
+        states, reasons, answers = await _health_round(executor, round_targets, probes)
+        for name, target in round_targets.items():
+            attempts[name] += 1
+            probe, state = probes[name], states.get(target.program, "not loaded")
+            answer = answers.get(name)
+            if state == "RUNNING" and (answer is None or answer.ok):
+                del pending[name]
+                continue
+            if state != "RUNNING":
+                why = reasons.get(target.program)
+                last[name] = f"program is {state}" + (f" ({why})" if why else "")
+            elif answer is not None:
+                last[name] = _first_line(answer) or f"exit status {answer.exit_status}"
+            if state in ENDED or attempts[name] >= _attempts(probe):
+                what = probe.description if probe else "the program runs"
+                count = attempts[name]
+                failures[name] = (
+                    f"health check failed: {what}: failed {count} time(s), last: {last[name]}"
+                )
+                del pending[name]
+        if pending:
+            await asyncio.sleep(min(_interval(probes[name]) for name in pending))
+    for name, target in targets.items():
+        if name in failures:
+            tail = await log_tail(executor, f"{target.layout.logs}/stderr.log")
+            if tail:
+                failures[name] = f"{failures[name]}\n{tail}"
+    return failures
+
+
+async def restored_probes(
+    executor: Executor, restored: Mapping[str, tuple[Release, str]]
+) -> Probes:
+    """The health check each restored release (by instance name: its target and the revision
+    switched back to) was deployed with (its own HEALTH_FILE); the one of this deployment for a
+    release older than that file."""
+    scripts = [
+        command_script(("cat", "--", f"{target.layout.release(previous)}/{HEALTH_FILE}"))
+        for target, previous in restored.values()
+    ]
+    parts = await run_parts(executor, scripts, "read health check")
+    probes: Probes = {}
+    for (name, (target, _)), part in zip(restored.items(), parts, strict=True):
+        probes[name] = probe_of(target)
+        if part.ok:
+            with contextlib.suppress(ValueError, ValidationError, UnsafeValue):
+                found = json.loads(part.stdout)
+                probes[name] = probe_for(HealthCheck.model_validate(found)) if found else None
+    return probes
+
+
+async def _health_round(
+    executor: Executor, targets: Mapping[str, Release], probes: Probes
+) -> tuple[dict[str, str], dict[str, str], dict[str, PartResult]]:
+    """One attempt for each instance at once: program states and why those not running are
+    not, and each probe's result."""
+    checked = {name: probe for name in targets if (probe := probes[name]) is not None}
+    controls = _by_control(targets)
+    status_parts = [
+        control.status([t.program for t in group]) for control, group in controls.items()
+    ]
+    # Like the program: in the live release, knowing its port.
+    probe_parts = [
+        command_script(probe.argv, cwd=targets[name].layout.current, env=_port_env(targets[name]))
+        for name, probe in checked.items()
+    ]
+    limit = max((probe.timeout for probe in checked.values()), default=5.0)
+    combined = batch(
+        [*status_parts, *probe_parts],
+        secrets.token_hex(12),
+        parallel=True,
+        limit=limit + TIMEOUT_MARGIN,
+    )
+    result = await executor.run(
+        Script(combined.script.text, name="health"),
+        timeout=limit + TIMEOUT_MARGIN + 10.0,
+        check=False,
+    )
+    parts = parts_of(combined, result, "health", limit + TIMEOUT_MARGIN)
+    states: dict[str, str] = {}
+    reasons: dict[str, str] = {}
+    for (control, group), part in zip(controls.items(), parts, strict=False):
+        names = [t.program for t in group]
+        states.update(control.states(part.stdout, names))
+        reasons.update(control.reasons(part.stdout, names))
+    answers = dict(zip(checked, parts[len(status_parts) :], strict=True))
+    return states, reasons, answers
+
+
+def _by_control(targets: Mapping[str, Release]) -> dict[Control, list[Release]]:
+    grouped: dict[Control, list[Release]] = {}
+    for target in targets.values():
+        grouped.setdefault(target.control, []).append(target)
+    return grouped
+
+
+def _port_env(target: Release) -> dict[str, str]:
+    ports = target.config.get("ports") or {}
+    return {"PORT": str(ports["http"])} if "http" in ports else {}
+
+
+def _attempts(probe: HealthProbe | None) -> int:
+    return probe.attempts if probe else NO_CHECK_ATTEMPTS
+
+
+def _interval(probe: HealthProbe | None) -> float:
+    return probe.interval if probe else NO_CHECK_INTERVAL
+
+
+def _first_line(part: PartResult) -> str:
+    for text in (part.stderr, part.stdout):
+        for line in text.splitlines():
+            if line.strip():
+                return line.strip()
+    return ""
