@@ -18,7 +18,6 @@ from shipyard.cli.context import find_instance, select_instances, state
 from shipyard.cli.render import console, host_text, print_json, short
 from shipyard.cli.state_access import actor, lease_policy, open_project_store
 from shipyard.config.flatten import Instance
-from shipyard.config.models import Strategy
 from shipyard.config.topology import HostRef, all_hosts
 from shipyard.deploy.bootstrap import HostReport, bootstrap_host
 from shipyard.deploy.manager import Deployer, RolloutReport
@@ -55,11 +54,7 @@ def bootstrap(
     if site is not None:
         select_instances(flat, site=site)  # refuses an unknown site, suggesting known ones
     refs = [r for r in all_hosts(loaded.project).values() if site is None or r.site == site]
-    blue_green = {
-        i.host
-        for i in flat.instances.values()
-        if Strategy.model_validate(i.config["strategy"]).uses_slots
-    }
+    blue_green = {i.host for i in flat.instances.values() if i.strategy.uses_slots}
 
     async def one(pool: ExecutorPool, ref: HostRef) -> HostReport:
         try:

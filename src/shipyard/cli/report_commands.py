@@ -17,7 +17,6 @@ from shipyard.cli.deploy_commands import STYLE, JsonFlag
 from shipyard.cli.render import console, host_text, print_diff, print_json, short
 from shipyard.cli.state_access import open_project_store
 from shipyard.config.flatten import Instance
-from shipyard.config.models import Strategy
 from shipyard.config.topology import all_hosts
 from shipyard.deploy.bluegreen import BlueGreen
 from shipyard.deploy.instance import Release
@@ -41,7 +40,7 @@ def status(
     chosen = select_instances(flat, site=site)
     with open_project_store(cli) as store:
         states = {s.name: s for s in store.instance_states()}
-    slotted = [i for i in chosen if Strategy.model_validate(i.config["strategy"]).uses_slots]
+    slotted = [i for i in chosen if i.strategy.uses_slots]
     slot_states = asyncio.run(_slot_states(cli, slotted)) if slotted else {}
     rows: list[dict[str, Any]] = []
     for instance in chosen:

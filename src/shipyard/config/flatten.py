@@ -28,7 +28,7 @@ from shipyard.config.artifact import (
 )
 from shipyard.config.loader import LoadedProject, display_name
 from shipyard.config.merge import Origins, deep_merge, merge_layer, origin_of
-from shipyard.config.models import InstanceSpec, Service
+from shipyard.config.models import InstanceSpec, Service, Strategy
 from shipyard.config.reads import VarPath, used_variables
 from shipyard.config.render import (
     Compiled,
@@ -66,6 +66,11 @@ class Instance:
     depends_on: tuple[str, ...]
     secrets: dict[str, str] = field(default_factory=dict)  # name -> fingerprint
     sealed: dict[ConfigPath, str] = field(default_factory=dict)  # path -> text with tokens
+
+    @property
+    def strategy(self) -> Strategy:
+        """How the instance's service rolls out (its config holds no secret there)."""
+        return Strategy.model_validate(self.config.get("strategy", {}))
 
     def as_deployed(self, revision: str, config: Json, secrets: dict[str, str]) -> Instance:
         """This instance as an earlier deployment left it (a stored snapshot), for rollback."""

@@ -65,7 +65,7 @@ class Release:
 
     @property
     def strategy(self) -> Strategy:
-        return Strategy.model_validate(self.config.get("strategy", {}))
+        return self.instance.strategy
 
 
 def render_program(target: Release) -> ReleaseFiles:

@@ -189,7 +189,7 @@ class Deployer:
         rolled = []
         for group in groups.values():
             outcomes = [done[i.name] for i in group]
-            strategy = Strategy.model_validate(group[0].config.get("strategy", {}))
+            strategy = group[0].strategy
             batches = plan_batches([i.name for i in group], strategy)
             failures = sum(o.result in NOT_DONE for o in outcomes)
             rolled.append((outcomes, batches.exceeded(failures)))
@@ -204,7 +204,7 @@ class Deployer:
         force: bool = False,
     ) -> tuple[list[Outcome], bool]:
         """One service's stale instances under its strategy; True when the service stopped."""
-        strategy = Strategy.model_validate(instances[0].config.get("strategy", {}))
+        strategy = instances[0].strategy
         by_name = {i.name: i for i in instances}
         batches = plan_batches(list(by_name), strategy)
         before = {i.name: self.store.instance_state(i.name) for i in instances}
@@ -291,7 +291,7 @@ class Deployer:
 
 def _one_batch(instances: list[Instance]) -> bool:
     """True when the service's strategy deploys all its instances at once (restart, blue-green)."""
-    strategy = Strategy.model_validate(instances[0].config.get("strategy", {}))
+    strategy = instances[0].strategy
     batches = plan_batches([i.name for i in instances], strategy)
     return not batches.canary and len(batches.batches) <= 1
 

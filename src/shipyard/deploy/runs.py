@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
 from shipyard.config.flatten import Flattened, Instance
-from shipyard.config.models import Strategy
 from shipyard.config.topology import HostRef, all_hosts
 from shipyard.deploy.bluegreen import BlueGreen, Drain
 from shipyard.deploy.hostgroup import HostGroup, Member
@@ -214,9 +213,7 @@ class Runs:
             together: dict[str, list[Instance]] = {}
             alone: list[Instance] = []
             for instance in ready:
-                # The strategy holds no secret: read it without realising the config.
-                strategy = Strategy.model_validate(instance.config.get("strategy", {}))
-                if strategy.uses_slots:
+                if instance.strategy.uses_slots:
                     alone.append(instance)
                 else:
                     together.setdefault(instance.host, []).append(instance)
