@@ -1,0 +1,164 @@
+"""The event stream: every phase of every deployment and every rollout transition, as values.
+
+An `Event` is frozen and carries only masked text. An `EventBus` hands each published event to
+every subscriber in this process and, through its `writer`, to the store's events table, where
+the store gives it an id that only grows, so that another process follows the same events in
+the same order with `Store.events(after_id=...)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Phase(StrEnum):
+    """What an event says happened. Deployment phases first, then rollout transitions."""
+
+    QUEUED = "queued"
+    UPLOADING = "uploading"
+    INSTALLING = "installing"
+    SWITCHING = "switching"
+    RESTARTING = "restarting"
+    HEALTH_CHECKING = "health-checking"
+    SOAKING = "soaking"
+    DRAINING = "draining"
+    ROLLING_BACK = "rolling-back"
+    FINISHED = "finished"  # `result` says how: success, failed, skipped, unchanged, ...
+    ROLLOUT_STARTED = "rollout-started"
+    ROLLOUT_CANCELLING = "rollout-cancelling"
+    ROLLOUT_FINISHED = "rollout-finished"
+
+    @property
+    def of_rollout(self) -> bool:
+        return self.value.startswith("rollout-")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened. `detail` is masked text; `id` is 0 until the store has it."""
+
+    phase: Phase
+    at: datetime
+    rollout_id: str | None = None
+    deployment_id: str | None = None
+    instance: str | None = None
+    site: str | None = None
+    host: str | None = None
+    result: str | None = None  # with FINISHED and ROLLOUT_FINISHED
+    detail: str = ""
+    id: int = 0
+
+    @property
+    def kind(self) -> str:
+        return "rollout" if self.phase.of_rollout else "deployment"
+
+    @property
+    def final(self) -> bool:
+        """True for the last event of a rollout."""
+        return self.phase is Phase.ROLLOUT_FINISHED
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["phase"] = self.phase.value
+        out["at"] = self.at.isoformat()
+        out["kind"] = self.kind
+        return out
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Event:
+        known = {k: v for k, v in value.items() if k in cls.__dataclass_fields__}
+        known["phase"] = Phase(known["phase"])
+        known["at"] = datetime.fromisoformat(known["at"])
+        return cls(**known)
+
+
+Subscriber = Callable[[Event], None]
+Writer = Callable[[Sequence[Event]], list[int]]  # stores events in one go, returns their ids
+
+
+class EventBus:
+    """Publishes events to subscribers in this process and, in order, to the store.
+
+    `publish` never blocks: the store writes run in a worker thread, one batch at a time, in the
+    order of publishing; subscribers receive each event once it is stored, with its id (with id
+    0 when the store could not take it: the live view still learns of it). `await flush()`
+    waits until everything published so far is stored and delivered.
+    """
+
+    def __init__(self, writer: Writer | None = None) -> None:
+        self._writer = writer
+        self._subscribers: list[Subscriber] = []
+        self._pending: list[Event] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Call `subscriber` with every event from now on; returns what unsubscribes it."""
+        self._subscribers.append(subscriber)
+        return lambda: self._unsubscribe(subscriber)
+
+    def _unsubscribe(self, subscriber: Subscriber) -> None:
+        with contextlib.suppress(ValueError):
+            self._subscribers.remove(subscriber)
+
+    def publish(self, event: Event) -> None:
+        if self._writer is None:
+            self._deliver([event])
+            return
+        self._pending.append(event)
+        if self._flushing is None or self._flushing.done():
+            try:
+                self._flushing = asyncio.get_running_loop().create_task(self._drain())
+            except RuntimeError:  # no loop: write here and now
+                self._write_now()
+
+    async def flush(self) -> None:
+        while self._flushing is not None and not self._flushing.done():
+            await asyncio.shield(self._flushing)
+        if self._pending:
+            self._write_now()
+
+    async def follow(self) -> AsyncIterator[Event]:
+        """Every event from now on, as they come (until the caller stops iterating)."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        stop = self.subscribe(queue.put_nowait)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            stop()
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            stored = await asyncio.to_thread(self._store, batch)
+            self._deliver(stored)
+
+    def _write_now(self) -> None:
+        batch, self._pending = self._pending, []
+        self._deliver(self._store(batch))
+
+    def _store(self, batch: list[Event]) -> list[Event]:
+        assert self._writer is not None
+        try:
+            ids = self._writer(batch)
+        except Exception as failure:  # a live view must not stop a deployment
+            log.warning("%d event(s) not stored: %s", len(batch), failure)
+            return batch
+        return [replace(e, id=i) for e, i in zip(batch, ids, strict=True)]
+
+    def _deliver(self, events: Sequence[Event]) -> None:
+        for event in events:
+            for subscriber in list(self._subscribers):
+                try:
+                    subscriber(event)
+                except Exception:
+                    log.exception("an event subscriber failed")
