@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, replace
 
 from shipyard.errors import ShipyardError
 
@@ -30,20 +29,39 @@ class UnsafeValue(ShipyardError, ValueError):
 
 @dataclass(frozen=True)
 class Script:
-    """A POSIX sh script, built with every interpolated value quoted exactly once.
+    """A POSIX sh script as a value: the one type builders return and executors run.
 
-    Run it as `argv` (`/bin/sh -c TEXT`, quoted once more by the SSH executor like any argv), or
-    send `text` unmodified on the standard input of `stdin_argv`. It stops at the first failure.
+    An executor sends `text` on the standard input of `stdin_argv` (`sh -s`), never inside argv;
+    `argv` (`/bin/sh -c TEXT`) runs it as one command instead. Values reach it quoted exactly
+    once by the builder, or as positional parameters (`args` become `$1`, `$2`, ...), never by
+    pasting them into `text` unquoted. `name` is how a person sees it (errors, logs, tables) and
+    how a fake executor recognises it.
     """
 
     text: str
-    stdin_argv: ClassVar[Argv] = (SHELL, "-s")
+    args: tuple[str, ...] = ()
+    name: str = "script"
 
     @property
     def argv(self) -> Argv:
+        """`sh -c TEXT` (and `sh ARGS...` after it when there are args), run without stdin."""
         if len(self.text.encode()) > MAX_ARGV_SCRIPT:
             raise UnsafeValue("script too long for one argv element: send it on stdin instead")
-        return (SHELL, "-c", self.text)
+        return (SHELL, "-c", self.text, *(("sh", *self.args) if self.args else ()))
+
+    @property
+    def stdin_argv(self) -> Argv:
+        """The command that reads `text` on its standard input, its args after `--`."""
+        return (SHELL, "-s", *(("--", *self.args) if self.args else ()))
+
+    def named(self, name: str) -> Script:
+        """The same script under another name (the host step it is)."""
+        return replace(self, name=name)
+
+    def __str__(self) -> str:
+        first = next((line.strip() for line in self.text.splitlines() if line.strip()), "")
+        shown = f"{self.name}: {first}" if first else self.name
+        return f"sh -s <<{shown}>>" + ("" if not self.args else " " + shlex.join(self.args))
 
 
 def check_text(value: str, what: str) -> str:

@@ -25,6 +25,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from shipyard.config.models import SecretSource
 from shipyard.config.reads import Reads, VarPath
 from shipyard.config.textfile import UnreadableText, read_text
+from shipyard.config.topology import project_path
 from shipyard.errors import Problem
 from shipyard.masking import MIN_SECRET_LENGTH
 
@@ -104,7 +105,7 @@ class Secrets:
                 self.problems[name] = f"environment variable {source.env} is not set"
             return found
         assert source.file is not None
-        path = self._root / source.file
+        path = project_path(source.file, self._root)  # as the executors read ssh.sudo_password
         try:
             return read_text(path).rstrip("\n")
         except OSError as exc:

@@ -8,30 +8,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from shipyard.commands.script import Script
 from shipyard.errors import ExecutionError
 
 # Output kept per stream and command; a hostile or broken host can't exhaust our memory.
 DEFAULT_OUTPUT_LIMIT = 1024 * 1024
 STDERR_TAIL_LINES = 10
 
-
-@dataclass(frozen=True)
-class Script:
-    """A multi-line shell script run by `sh -s`: its text travels on stdin, never inside argv.
-
-    Values reach it as positional parameters (`args` become `$1`, `$2`, ...), never by pasting
-    them into `text`.
-    """
-
-    text: str
-    args: tuple[str, ...] = ()
-    name: str = "script"
-
-    def __str__(self) -> str:
-        first = next((line.strip() for line in self.text.splitlines() if line.strip()), "")
-        shown = f"{self.name}: {first}" if first else self.name
-        return f"sh -s <<{shown}>>" + ("" if not self.args else " " + shlex.join(self.args))
-
+# Script is commands.script's, the one Script type for builders and executors, re-exported here.
+__all__ = [
+    "DEFAULT_OUTPUT_LIMIT",
+    "STDERR_TAIL_LINES",
+    "Command",
+    "CommandFailed",
+    "CommandResult",
+    "CommandTimeout",
+    "Executor",
+    "Script",
+    "as_command",
+    "describe",
+    "stderr_tail",
+]
 
 Command = Sequence[str] | Script
 

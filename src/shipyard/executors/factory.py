@@ -8,18 +8,14 @@ from pathlib import Path
 from types import TracebackType
 
 from shipyard.config.models import Host, SecretSource, SshSettings
+from shipyard.config.topology import is_local, project_path, resolve_host
 from shipyard.errors import ConfigError, Problem
 from shipyard.executors.base import DEFAULT_OUTPUT_LIMIT, Executor
 from shipyard.executors.command_line import check_password
 from shipyard.executors.local import LocalExecutor
-from shipyard.executors.ssh import DEFAULT_ROOT, SshContext, SshExecutor, SshTarget
+from shipyard.executors.ssh import SshContext, SshExecutor, SshTarget
 
-LOCAL = "local"
-
-
-def is_local(host_name: str, host: Host) -> bool:
-    """`connection: local`, or a host named `local` that does not say otherwise."""
-    return host.connection == LOCAL or (host.connection is None and host_name == LOCAL)
+__all__ = ["ExecutorPool", "executor_for", "is_local", "read_secret"]
 
 
 def read_secret(source: SecretSource, project_dir: Path, field: str) -> str:
@@ -32,8 +28,7 @@ def read_secret(source: SecretSource, project_dir: Path, field: str) -> str:
             )
         return value
     assert source.file is not None
-    path = Path(source.file).expanduser()
-    path = path if path.is_absolute() else project_dir / path
+    path = project_path(source.file, project_dir)
     try:
         return path.read_text().rstrip("\n")
     except OSError as exc:
@@ -84,35 +79,34 @@ class ExecutorPool:
         await self.close()
 
     def _create(self, host_name: str, host: Host) -> Executor:
-        password = self._sudo_password()
-        if is_local(host_name, host):
-            root = host.root or str(self.project_dir / ".shipyard" / "hosts" / host_name)
+        access = resolve_host(host_name, host, self.ssh, self.project_dir)
+        password = self._sudo_password(access.sudo_password)
+        if access.local:
             return LocalExecutor(
-                host_name,
-                root,
-                sudo=host.sudo,
+                access.name,
+                access.root,
+                sudo=access.sudo,
                 sudo_password=password,
                 output_limit=self.output_limit,
             )
-        identity = host.identity_file or self.ssh.identity_file
         target = SshTarget(
-            address=host.address or host_name,
-            port=host.port or self.ssh.port,
-            user=host.user or self.ssh.user,
-            identity_file=_project_path(identity, self.project_dir) if identity else None,
+            address=access.address,
+            port=access.port,
+            user=access.user,
+            identity_file=access.identity_file,
         )
         return SshExecutor(
-            host_name,
+            access.name,
             target,
             self._context,
-            root=host.root or DEFAULT_ROOT,
-            sudo=host.sudo,
+            root=access.root,
+            sudo=access.sudo,
             sudo_password=password,
             output_limit=self.output_limit,
         )
 
-    def _sudo_password(self) -> str | None:
-        source = self.ssh.sudo_password
+    def _sudo_password(self, source: SecretSource | None) -> str | None:
+        """The project's sudo password (`ssh.sudo_password`), read once per pool."""
         if source is None:
             return None
         if self._password is None:
@@ -135,8 +129,3 @@ def executor_for(
     """One executor for one host, on its own. For many hosts use an ExecutorPool, which shares
     the parsed ssh_config, known_hosts and keys between them."""
     return ExecutorPool(ssh, project_dir, accept_new=accept_new).executor(host_name, host)
-
-
-def _project_path(value: str, project_dir: Path) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else project_dir / path

@@ -15,6 +15,7 @@ import asyncssh.encryption
 import asyncssh.kex
 
 from shipyard.config.models import SshSettings
+from shipyard.config.topology import DEFAULT_ROOT, project_path
 from shipyard.errors import ConnectError, ExecutionError
 from shipyard.executors.base import DEFAULT_OUTPUT_LIMIT
 from shipyard.executors.command_line import remote_command
@@ -22,7 +23,6 @@ from shipyard.executors.hostkeys import HostKeys, VerifyingClient
 from shipyard.executors.runner import Channel, Invocation, Runner, Sink, signal_status
 from shipyard.executors.sshconfig import SshConfig
 
-DEFAULT_ROOT = "/srv/shipyard"
 # Cheap handshakes first: curve25519 costs far less CPU than the post-quantum hybrids, and
 # AES-GCM runs in hardware. asyncssh's other defaults follow, for servers without these.
 PREFERRED_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
@@ -50,12 +50,12 @@ class SshContext:
         self, settings: SshSettings, project_dir: Path, *, accept_new: bool | None = None
     ) -> None:
         self.settings = settings
-        config = _project_path(settings.config_file, project_dir)
+        config = project_path(settings.config_file, project_dir) if settings.config_file else None
         default_config = Path("~/.ssh/config").expanduser()
         if config is None and os.access(default_config, os.R_OK):
             config = default_config
         self.config = SshConfig(config)
-        known = _project_path(settings.known_hosts, project_dir)
+        known = project_path(settings.known_hosts, project_dir) if settings.known_hosts else None
         self.host_keys = HostKeys(
             [known or Path("~/.ssh/known_hosts").expanduser(), GLOBAL_KNOWN_HOSTS],
             project_dir / ".shipyard" / "known_hosts",
@@ -84,13 +84,6 @@ class SshContext:
 def _first(preferred: tuple[str, ...], defaults: list[bytes]) -> list[str]:
     rest = [name for name in (alg.decode() for alg in defaults) if name not in preferred]
     return [*preferred, *rest]
-
-
-def _project_path(value: str | None, project_dir: Path) -> Path | None:
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else project_dir / path
 
 
 class SshExecutor(Runner):
