@@ -12,6 +12,7 @@ from typing import TypeVar
 import pytest
 
 from shipyard.config.models import Host, SshSettings
+from shipyard.config.topology import resolve_host
 from shipyard.executors import (
     CommandFailed,
     CommandTimeout,
@@ -43,6 +44,13 @@ def test_a_host_named_local_runs_here_with_its_root_in_the_project(tmp_path: Pat
     assert executor.root == str(tmp_path / ".shipyard" / "hosts" / "local")
     other = executor_for("box", Host(connection="local", root="/srv/x"), SshSettings(), tmp_path)
     assert (type(other), other.root) == (LocalExecutor, "/srv/x")
+
+
+def test_a_local_hosts_relative_root_is_in_the_project_as_flattening_says(tmp_path: Path):
+    host = Host(connection="local", root="hosts/box")
+    executor = executor_for("box", host, SshSettings(), tmp_path)
+    assert executor.root == resolve_host("box", host, SshSettings(), tmp_path).root
+    assert executor.root == str(tmp_path / "hosts" / "box")
 
 
 def test_argv_runs_without_a_shell(tmp_path: Path):

@@ -116,6 +116,34 @@ def test_a_script_too_long_for_one_argv_element_asks_to_go_on_stdin() -> None:
     assert huge.stdin_argv == ("/bin/sh", "-s")
 
 
+@pytest.mark.parametrize("stdin", [False, True])
+def test_a_scripts_args_reach_it_as_positional_parameters_unchanged(stdin: bool) -> None:
+    values = tuple(NASTY)
+    built = Script('for a in "$@"; do printf "%s\\0" "$a"; done', args=values)
+
+    result = run(built, stdin=stdin)
+
+    assert result.returncode == 0, result.stderr
+    assert tuple(result.stdout.split("\0")[:-1]) == values
+
+
+def test_a_script_is_shown_by_its_name_and_first_line_and_renamed_without_change() -> None:
+    built = script(["echo hi"])
+    step = built.named("check host")
+
+    assert (step.text, step.args, step.name) == (built.text, (), "check host")
+    assert str(step) == "sh -s <<check host: set -eu>>"
+    assert str(Script("", args=("a b",), name="probe")) == "sh -s <<probe>> 'a b'"
+
+
+def test_builders_and_executors_share_one_script_type() -> None:
+    from shipyard.executors import Script as ExecutorScript
+    from shipyard.executors.base import Script as BaseScript
+
+    assert ExecutorScript is Script
+    assert BaseScript is Script
+
+
 @pytest.mark.parametrize(
     ("check", "value"),
     [

@@ -16,8 +16,6 @@ from shipyard.commands.script import CLEAN_ENV, Argv, Script, join, quote, scrip
 
 START_WAIT_SECONDS = 10
 SUPERVISORD_DOWN = "supervisord down"
-# The temporary directories a managed nginx writes request and proxy bodies to.
-NGINX_TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 USER_ARGV: Argv = ("id", "-un")
 
 # Every host step runs under coreutils `timeout` (commands.batch).
@@ -121,7 +119,7 @@ def managed_nginx_paths(root: str) -> nginx.NginxPaths:
 
 def nginx_dirs_argv(paths: nginx.NginxPaths) -> Argv:
     """Creates a managed nginx's config directory and its temporary directories."""
-    return ("mkdir", "-p", "--", paths.conf_dir, *(paths.temp(t) for t in NGINX_TEMP_DIRS))
+    return ("mkdir", "-p", "--", paths.conf_dir, *(paths.temp(t) for t in nginx.TEMP_KINDS))
 
 
 def start_nginx_script(paths: nginx.NginxPaths) -> Script:
