@@ -49,6 +49,11 @@ def project_path(value: str, project_dir: Path) -> Path:
     return path if path.is_absolute() else project_dir / path
 
 
+def project_file(value: str | None, project_dir: Path) -> Path | None:
+    """`project_path` of a file setting, or None when it is unset (the user's default then)."""
+    return project_path(value, project_dir) if value else None
+
+
 @dataclass(frozen=True)
 class HostAccess:
     """How Shipyard reaches one host and where it works there, resolved from shipyard.yaml.
@@ -88,9 +93,9 @@ def resolve_host(name: str, host: Host, ssh: SshSettings, project_dir: Path) -> 
         sudo=host.sudo,
         port=None if local else host.port or ssh.port,
         user=None if local else host.user or ssh.user,
-        identity_file=None if local or not identity else project_path(identity, project_dir),
-        ssh_config=project_path(ssh.config_file, project_dir) if ssh.config_file else None,
-        known_hosts=project_path(ssh.known_hosts, project_dir) if ssh.known_hosts else None,
+        identity_file=None if local else project_file(identity, project_dir),
+        ssh_config=project_file(ssh.config_file, project_dir),
+        known_hosts=project_file(ssh.known_hosts, project_dir),
         sudo_password=ssh.sudo_password,
     )
 

@@ -15,7 +15,7 @@ import asyncssh.encryption
 import asyncssh.kex
 
 from shipyard.config.models import SshSettings
-from shipyard.config.topology import DEFAULT_ROOT, project_path
+from shipyard.config.topology import DEFAULT_ROOT, project_file
 from shipyard.errors import ConnectError, ExecutionError
 from shipyard.executors.base import DEFAULT_OUTPUT_LIMIT
 from shipyard.executors.command_line import remote_command
@@ -50,12 +50,12 @@ class SshContext:
         self, settings: SshSettings, project_dir: Path, *, accept_new: bool | None = None
     ) -> None:
         self.settings = settings
-        config = project_path(settings.config_file, project_dir) if settings.config_file else None
+        config = project_file(settings.config_file, project_dir)
         default_config = Path("~/.ssh/config").expanduser()
         if config is None and os.access(default_config, os.R_OK):
             config = default_config
         self.config = SshConfig(config)
-        known = project_path(settings.known_hosts, project_dir) if settings.known_hosts else None
+        known = project_file(settings.known_hosts, project_dir)
         self.host_keys = HostKeys(
             [known or Path("~/.ssh/known_hosts").expanduser(), GLOBAL_KNOWN_HOSTS],
             project_dir / ".shipyard" / "known_hosts",
