@@ -7,6 +7,7 @@ host output of each step, masked: the install step prints a secret, the store sh
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -15,11 +16,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_project import Project, bootstrapped, free_port, hello_template
+from deploy_project import (
+    Project,
+    bootstrapped,
+    current_target,
+    free_port,
+    gated_install,
+    hello_template,
+)
 
 from fleet import Fleet
-from shipyard.events import Phase
-from shipyard.store import default_url, open_store
+from shipyard.config.flatten import flatten_project
+from shipyard.config.loader import load_project
+from shipyard.deploy.manager import Deployer, RolloutReport
+from shipyard.events import Event, EventBus, Phase
+from shipyard.executors.factory import ExecutorPool
+from shipyard.masking import Masker
+from shipyard.store import Controller, Store, default_url, open_store
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +130,76 @@ def test_a_rollouts_events_and_step_logs_are_in_the_store_in_order(
         check=True,
     )
     assert json.loads(read.stdout) == [[e.id, e.phase.value, e.instance] for e in events]
+
+
+def test_cancel_lets_the_step_in_flight_finish_and_skips_what_did_not_run(
+    hosts: Fleet, tmp_path: Path
+) -> None:
+    gate = tmp_path / "hold-install"
+    gate.touch()
+    project = Project(tmp_path / "project", hosts)
+    template = hello_template()
+    template["commands"]["install"] = gated_install(gate)
+    port_a, port_b = (free_port([h.address for h in project.hosts]) for _ in range(2))
+    project.write(
+        {
+            "can-a": {"template": "hello", "sites": ["fleet"],
+                      "overrides": {"ports": {"http": port_a}}},
+            "can-b": {"template": "hello", "sites": ["fleet"], "depends_on": ["can-a"],
+                      "overrides": {"ports": {"http": port_b}}},
+        },
+        template=template,
+    )  # fmt: skip
+    flat = flatten_project(load_project(project.dir / "shipyard.yaml"), secret_key=b"")
+    loaded = flat.loaded
+
+    async def run(store: Store) -> tuple[RolloutReport, list[Event]]:
+        seen: list[Event] = []
+        async with ExecutorPool(loaded.project.ssh, loaded.root) as pool:
+            bus = EventBus(store.append_events)
+            deployer = Deployer(
+                flat, store, lambda ref: pool.executor(ref.name, ref.host), "tester",
+                events=bus, controller=Controller.of_process(), masker=Masker([TOKEN]),
+            )  # fmt: skip
+
+            def watch(event: Event) -> None:
+                seen.append(event)
+                installing = [e for e in seen if e.phase is Phase.INSTALLING]
+                if event.phase is Phase.INSTALLING and len(installing) == 2:
+                    deployer.cancel(f"operator said stop {TOKEN}")
+                    gate.unlink()
+
+            bus.subscribe(watch)
+            report = await deployer.deploy(list(flat.instances.values()), request="deploy")
+        return report, seen
+
+    with open_store(default_url(project.dir), masker=Masker([TOKEN])) as store:
+        try:
+            report, seen = asyncio.run(run(store))
+        finally:
+            gate.unlink(missing_ok=True)
+        rows = store.deployments()
+        stored = store.events(rollout_id=report.rollout_id, limit=1000)
+        rollout = store.rollout(report.rollout_id)
+
+    assert report.cancelled is not None
+    assert TOKEN not in report.cancelled
+    results = {o.instance: (o.result, o.reason) for o in report.outcomes}
+    assert {r for r, _ in results.values()} == {"skipped"}, results
+    assert all(why.startswith("cancelled: operator said stop") for _, why in results.values())
+    # can-a was begun (its install ran to its end) and is recorded skipped; can-b never began
+    assert sorted((d.instance.split("@")[0], d.status.value) for d in rows) == [
+        ("can-a", "skipped"),
+        ("can-a", "skipped"),
+    ]
+    assert [e.phase for e in seen][-1] is Phase.ROLLOUT_FINISHED
+    assert seen[-1].result == "cancelled"
+    assert Phase.ROLLOUT_CANCELLING in [e.phase for e in stored]
+    assert Phase.SWITCHING not in [e.phase for e in stored]
+    assert [e.id for e in stored] == [e.id for e in seen]
+    assert all(TOKEN not in e.detail for e in stored)
+    assert rollout is not None
+    assert rollout.status.value == "failed"
+    assert str(rollout.summary["cancelled"]).startswith("operator said stop")
+    for host in project.hosts:
+        assert current_target(host, "can-a") is None  # nothing live changed
