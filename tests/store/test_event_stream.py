@@ -1,4 +1,5 @@
-"""The store's event stream: typed events in one transaction, read back in id order, masked."""
+"""The store's event stream (typed events in one transaction, read back in id order, masked)
+and its step logs (host output per deployment step, bounded, masked)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert
 
+from shipyard.deploy.steplogs import LIMIT, bounded
 from shipyard.events import Event, EventBus, Phase
 from shipyard.masking import Masker
-from shipyard.store import Store, open_store
+from shipyard.store import StepLog, Store, open_store
 from shipyard.store.tables import events
 
 AT = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
@@ -117,3 +119,30 @@ def test_a_bus_writing_to_the_store_delivers_stored_ids(store: Store) -> None:
     asyncio.run(publish())
     assert [e.id for e in got] == [e.id for e in store.events()]
     assert all(e.id > 0 for e in got)
+
+
+def test_step_logs_are_read_back_per_deployment_in_step_order(store_url: str) -> None:
+    with open_store(store_url, masker=Masker([SECRET])) as store:
+        store.append_step_logs(
+            [
+                StepLog("d1", 2, "install", "web-1", AT, 0, f"pip said {SECRET}"),
+                StepLog("d2", 1, "prepare", "web-2", AT, 0, "other"),
+                StepLog("d1", 1, "prepare", "web-1", AT, None, ""),
+            ]
+        )
+        store.append_step_logs([])
+        found = store.step_logs("d1")
+    assert [(s.seq, s.step, s.exit_status) for s in found] == [
+        (1, "prepare", None),
+        (2, "install", 0),
+    ]
+    assert found[1].output == "pip said ***"
+    assert found[1].at == AT
+
+
+def test_a_steps_output_is_kept_to_its_last_64_kib_with_a_marker() -> None:
+    assert bounded("short") == "short"
+    cut = bounded("a" * 100 + "b" * LIMIT)
+    assert cut.startswith("[output cut: the first 100 bytes are not kept]\n")
+    assert cut.endswith("b" * LIMIT)
+    assert "a" not in cut.split("\n", 1)[1]
