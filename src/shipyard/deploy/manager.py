@@ -12,9 +12,10 @@ canary rolled back has two: its deployment's and its rollback's), ROLLOUT_FINISH
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TypeVar
 
@@ -79,6 +80,7 @@ class Deployer:
     bus: EventBus = field(init=False)
     runs: Runs = field(init=False)
     _rollout_id: str | None = field(init=False, default=None)
+    _busy: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         masker = self.masker if self.masker is not None else masker_for(self.flat)
@@ -108,6 +110,17 @@ class Deployer:
     ) -> RolloutReport:
         """Deploy what is stale among `instances` (all with `force`), in dependency waves.
         A dry run writes and publishes nothing."""
+        async with self._running():
+            return await self._deploy(instances, request, dry_run, force, rollout_id)
+
+    async def _deploy(
+        self,
+        instances: Sequence[Instance],
+        request: str,
+        dry_run: bool,
+        force: bool,
+        rollout_id: str | None,
+    ) -> RolloutReport:
         states = await asyncio.to_thread(self.store.instance_states)
         deployed = {s.name: s.deployed.revision for s in states if s.deployed}
         targets = [Target(i.name, i.service, i.host, i.site, i.revision) for i in instances]
@@ -142,13 +155,25 @@ class Deployer:
             )
             report.outcomes.append(outcome)
 
-        return await self._rollout(report, request, "rollback", [instance], back)
+        async with self._running():
+            return await self._rollout(report, request, "rollback", [instance], back)
+
+    @contextlib.asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
+        """While a rollout runs, `cancel` applies to it; afterwards it applies to nothing."""
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._busy = False
+            self.runs.cancelled = None
 
     def cancel(self, reason: str) -> None:
         """Stop the rollout running now (call it from any task on its loop): no new wave, batch
-        or deployment begins, the steps in flight finish; what did not run is skipped."""
-        if self.runs.cancelled is not None:
-            return
+        or host step begins, the steps in flight finish; what did not run is skipped. With no
+        rollout running it does nothing."""
+        if not self._busy or self.runs.cancelled is not None:
+            return  # none running, or cancelled already
         self.runs.cancelled = self.runs.masker(reason)
         if self._rollout_id is not None:
             self._tell(Phase.ROLLOUT_CANCELLING, self._rollout_id, detail=self.runs.cancelled)
@@ -182,7 +207,6 @@ class Deployer:
                 ended = await self._run_and_finish(report, work)
             finally:
                 self._rollout_id = None
-                self.runs.cancelled = None  # the next rollout of this deployer starts afresh
                 self._tell(
                     Phase.ROLLOUT_FINISHED, report.rollout_id, result=ended, detail=_counts(report)
                 )
