@@ -14,7 +14,8 @@ import psycopg
 import pytest
 
 from shipyard.errors import StoreError
-from shipyard.store import DeploymentStatus, RolloutStatus, open_store
+from shipyard.events import Event, Phase
+from shipyard.store import DeploymentStatus, RolloutStatus, StepLog, open_store, utc_now
 from shipyard.store.roles import runtime_grants
 from store_fixtures import PostgresServer
 
@@ -80,7 +81,8 @@ def test_the_runtime_role_works_but_cannot_rewrite_the_audit_log(roles: Roles) -
         store.mark_in_progress("d1")
         store.finish_deployment("d1", status=DeploymentStatus.SUCCESS, snapshot=config("r1"))
         store.finish_rollout("r1", status=RolloutStatus.SUCCESS, summary={"success": 1})
-        store.append_event(kind="log", instance="api@web-1", payload={"line": "x"})
+        store.append_events([Event(Phase.FINISHED, utc_now(), "r1", "d1", result="success")])
+        store.append_step_logs([StepLog("d1", 1, "install", "web-1", utc_now(), 0, "x")])
         assert store.verify_audit().whole
         assert store.verify_audit().count == 4
 

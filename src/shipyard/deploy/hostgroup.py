@@ -34,7 +34,9 @@ from shipyard.deploy.health_rounds import await_healthy, restored_probes
 from shipyard.deploy.hostops import STEP_LIMIT, run_parts
 from shipyard.deploy.instance import Release
 from shipyard.deploy.staging import stage_for_host
+from shipyard.deploy.steplogs import StepLogs, output_of
 from shipyard.errors import DeployError, ExecutionError
+from shipyard.events import Phase
 from shipyard.executors.base import (
     CommandFailed,
     CommandResult,
@@ -46,7 +48,7 @@ from shipyard.executors.base import (
 # the host (commands.batch); other steps get hostops.STEP_LIMIT.
 INSTALL_LIMIT = 3600.0
 
-Progress = Callable[[str, str], None]
+Say = Callable[[str, Phase], None]  # (instance, the phase it enters)
 T = TypeVar("T")
 
 
@@ -60,6 +62,7 @@ class Member:
     upload: bool = True  # False for a rollback: the release must be on the host already
     switched: bool = False
     previous: str | None = None  # the revision `current` named before the switch
+    skipped: str | None = None  # why it stopped before anything live changed (cancelled)
 
     @property
     def name(self) -> str:
@@ -77,23 +80,33 @@ class HostGroup:
         self,
         executor: Executor,
         members: Sequence[Member],
-        progress: Progress,
+        say: Say,
         fence: Callable[[], None] = lambda: None,
+        *,
+        stop: Callable[[], str | None] = lambda: None,
+        logs: StepLogs | None = None,
     ) -> None:
         self.executor = executor
         self.members = list(members)
-        self.progress = progress
+        self.say = say
         self.fence = fence  # raises (LeaseLost) when this controller must not start a step
+        # The reason to stop (cancelled), asked before every step that changes nothing live
+        # yet; once `current` is switched, the deployment runs to its end.
+        self.stop = stop
+        self.logs = logs  # where each member's output of each step is kept
 
     @property
     def alive(self) -> list[Member]:
-        return [m for m in self.members if m.failure is None]
+        return [m for m in self.members if m.failure is None and m.skipped is None]
 
     async def deploy(self, *, at: datetime) -> None:
-        """Steps 3 to 8 for every member; each ends with `failure` None or its reason."""
+        """Steps 3 to 8 for every member; each ends with `failure` None or its reason (or,
+        stopped before its switch, with `skipped`)."""
         try:
             for step in (self.upload, self._switch, self._restart, self._check_health):
                 self.fence()
+                if step in (self.upload, self._switch) and self._stopped():
+                    break
                 await step()
         except (DeployError, ExecutionError, UnsafeValue) as failure:
             self._fail(self.alive, str(failure))
@@ -118,10 +131,11 @@ class HostGroup:
             for m in kept
         ]
         for m, part in zip(kept, await self._run_parts(intact, "check release"), strict=True):
+            self._log([m], "check release", part)
             if not part.ok:
                 self._fail([m], f"release {m.revision[:12]} is not kept on {self.executor.name}")
         members = [m for m in self.alive if m.upload]
-        self._say(members, "preparing")
+        self._say(members, Phase.UPLOADING)
         scripts = [
             _first_step(m.target, release.prepare_script(m.target.layout, m.revision))
             for m in members
@@ -130,7 +144,6 @@ class HostGroup:
         missing = [m for m, out in prepared if not release.parse_prepare(out.stdout)]
         if not missing:
             return
-        self._say(missing, "uploading")
         installs = {m.name for m in missing if _install_argv(m.target)}
         staging = Path(tempfile.mkdtemp(prefix="shipyard-releases-"))
         try:
@@ -138,14 +151,18 @@ class HostGroup:
                 targets = [m.target for m in group]
                 archive = await asyncio.to_thread(stage_for_host, targets, installs, staging, root)
                 try:
-                    await self.executor.run(release.extract_argv_at(root), stdin=archive)
+                    sent = await self.executor.run(release.extract_argv_at(root), stdin=archive)
+                    self._log(group, "upload", sent)
                 except ExecutionError as failure:
                     self._fail(group, f"upload failed: {failure}")
+                    self._log(group, "upload", str(failure))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         installing = [m for m in missing if m.failure is None and m.name in installs]
+        if installing and self._stopped():
+            return
         if installing:
-            self._say(installing, "installing")
+            self._say(installing, Phase.INSTALLING)
             installs_run = [_install_script(m.target) for m in installing]
             await self._each(installing, installs_run, "install", limit=INSTALL_LIMIT)
             marking = [m for m in installing if m.failure is None]
@@ -154,13 +171,14 @@ class HostGroup:
 
     async def _switch(self) -> None:
         members = self.alive
+        self._say(members, Phase.SWITCHING)
         scripts = [release.switch_current_script(m.target.layout, m.revision) for m in members]
         for m, out in await self._each(members, scripts, "switch"):
             m.switched, m.previous = True, release.parse_switch(out.stdout)
 
     async def _restart(self) -> None:
         members = self.alive
-        self._say(members, "restarting")
+        self._say(members, Phase.RESTARTING)
         for name, why in (await self._apply_programs(members)).items():
             self._fail([m for m in members if m.name == name], f"restart failed: {why}")
 
@@ -180,6 +198,7 @@ class HostGroup:
         ]
         parts = await self._run_parts(scripts, "restart")
         for group, part in zip(controls.values(), parts, strict=True):
+            self._log(group, "restart", part)
             if not part.ok:
                 failed.update(
                     {m.name: _part_failure(self.executor.name, "restart", part) for m in group}
@@ -189,12 +208,12 @@ class HostGroup:
     async def _check_health(self) -> None:
         """Every member's program RUNNING and its health check passing, or its reason."""
         members = self.alive
-        self._say(members, "checking health")
+        self._say(members, Phase.HEALTH_CHECKING)
         failures = await await_healthy(self.executor, {m.name: m.target for m in members})
         for m in members:
+            self._log([m], "health check", failures.get(m.name, "healthy"))
             if m.name in failures:
                 m.failure = failures[m.name]
-                self.progress(m.name, "failed")
 
     async def _switch_back(self, failed: list[Member]) -> None:
         """Failed members that were switched: `current` back to the release before it, restarted
@@ -204,6 +223,7 @@ class HostGroup:
         restore = [m for m in failed if m.switched and m.previous is not None]
         stop = [m for m in failed if m.switched and m.previous is None]
         notes: dict[str, str] = {}
+        self._say([*restore, *stop], Phase.ROLLING_BACK)
         try:
             if restore:
                 scripts = [
@@ -213,6 +233,7 @@ class HostGroup:
                 parts = await self._run_parts(scripts, "switch back")
                 back = []
                 for m, part in zip(restore, parts, strict=True):
+                    self._log([m], "switch back", part)
                     if part.ok:
                         back.append(m)
                     else:
@@ -259,6 +280,7 @@ class HostGroup:
         pruning: list[tuple[Member, ShellScript]] = []
         for index, m in enumerate(members):
             wrote, listing, links = parts[3 * index : 3 * index + 3]
+            self._log([m], "record", wrote)
             bad = next((p for p in (wrote, listing, links) if not p.ok), None)
             if bad is not None:
                 m.failure = _part_failure(self.executor.name, "record", bad)
@@ -291,6 +313,7 @@ class HostGroup:
         parts = await self._run_parts(scripts, step, limit=limit, guards=guards)
         done = []
         for m, part in zip(members, parts, strict=True):
+            self._log([m], step, part)
             if part.ok:
                 done.append((m, part))
             else:
@@ -313,11 +336,35 @@ class HostGroup:
         for m in members:
             if m.failure is None:
                 m.failure = reason
-                self.progress(m.name, "failed")
 
-    def _say(self, members: list[Member], what: str) -> None:
+    def _stopped(self) -> bool:
+        """True (and every live member skipped with the reason) once `stop` gives one."""
+        why = self.stop()
+        if why is None:
+            return False
+        for m in self.alive:
+            m.skipped = why
+        return True
+
+    def _log(
+        self, members: list[Member], step: str, what: PartResult | CommandResult | str
+    ) -> None:
+        if self.logs is None:
+            return
         for m in members:
-            self.progress(m.name, what)
+            if isinstance(what, CommandResult):
+                self.logs.add_result(m.deployment_id, step, what)
+                continue
+            if isinstance(what, str):
+                status, output = None, what
+            else:
+                cut = what.stdout_truncated or what.stderr_truncated
+                status, output = what.exit_status, output_of(what.stdout, what.stderr, cut=cut)
+            self.logs.add(m.deployment_id, step, self.executor.name, status, output)
+
+    def _say(self, members: list[Member], phase: Phase) -> None:
+        for m in members:
+            self.say(m.name, phase)
 
 
 def _by_root(members: list[Member]) -> dict[str, list[Member]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from shipyard.events import Event
 from shipyard.masking import NO_SECRETS, Masker
 from shipyard.store.bulk import DeploymentRequest, Finish
 from shipyard.store.chain import ChainBreak, ChainReport
@@ -18,7 +19,6 @@ from shipyard.store.records import (
     Deployment,
     DeploymentKind,
     DeploymentStatus,
-    Event,
     InstanceState,
     InstanceStatus,
     JsonMapping,
@@ -26,6 +26,7 @@ from shipyard.store.records import (
     Rollout,
     RolloutStatus,
     Snapshot,
+    StepLog,
 )
 from shipyard.store.repository import Recovered, Store
 
@@ -49,6 +50,7 @@ __all__ = [
     "Rollout",
     "RolloutStatus",
     "Snapshot",
+    "StepLog",
     "Store",
     "certainly_gone",
     "database_url",

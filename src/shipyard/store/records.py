@@ -143,11 +143,13 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
-class Event:
-    """One change worth pushing to live views (the dashboard reads these in id order)."""
+class StepLog:
+    """What one host step of a deployment printed (bounded and masked), in the order it ran."""
 
-    id: int
+    deployment_id: str
+    seq: int  # 1, 2, ... within the deployment
+    step: str
+    host: str
     at: datetime
-    kind: str
-    instance: str | None
-    payload: JsonObject
+    exit_status: int | None
+    output: str
