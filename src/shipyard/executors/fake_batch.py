@@ -11,7 +11,6 @@ every batch `commands.batch` builds and that `Batch.parse` reads what it answers
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 
 # The line that writes the inner script (the parts) to a file on the host: a shlex-quoted word.
@@ -45,10 +44,8 @@ def decode_batch(text: str) -> DecodedBatch | None:
     limit = _LIMIT.search(text)
     if found is None or limit is None:
         return None
-    words = shlex.split(found.group(1))
-    if len(words) != 1:
-        return None
-    inner = words[0]
+    # shlex.quote's form: one single-quoted word, each ' in it written '"'"'.
+    inner = found.group(1)[1:-1].replace("'\"'\"'", "'")
     parts: list[str] = []
     at = 0
     while True:
