@@ -9,6 +9,7 @@ host is asked (a step, a service's health check), never by the order of the call
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,10 @@ from typing import Any
 
 import yaml
 
-from shipyard.config.flatten import Flattened, flatten_project
+from shipyard.config.flatten import Flattened, Instance, flatten_project
 from shipyard.config.loader import load_project
 from shipyard.config.topology import HostRef
+from shipyard.deploy.control import HEALTH_FILE
 from shipyard.deploy.runs import Outcome
 from shipyard.executors.base import Executor, Script
 from shipyard.executors.fake import Call, FakeExecutor, Journal
@@ -29,7 +31,8 @@ SECRET_KEY = b"deploy-test-secret-key-0123456789"
 
 
 def health_command(service: str) -> str:
-    """The health check command of `service` in these projects (what a test makes fail)."""
+    """The health check command of `service` in these projects (what a test makes fail); its
+    argument is the project's `release`, so a test can fail one release's check, not another's."""
     return f"check-{service}"
 
 
@@ -74,7 +77,12 @@ def write_project(
         overrides: dict[str, Any] = {
             "health": spec.get(
                 "health",
-                {"command": [health_command(name)], "retries": 1, "interval": 0, "timeout": 1},
+                {
+                    "command": [health_command(name), "{{ release }}"],
+                    "retries": 1,
+                    "interval": 0,
+                    "timeout": 1,
+                },
             )
         }
         if "strategy" in spec:
@@ -125,15 +133,31 @@ class Fleet:
 
     # What goes wrong.
 
-    def fail_health(self, host: str, service: str, answer: str = "503 Service Unavailable") -> None:
-        """`service`'s health check fails on `host` (in the host step and in a soak alike)."""
-        check = health_command(service)
-        self.hosts[host].reply_part(check, step="health", exit_status=1, stdout=answer)
-        self.hosts[host].reply_containing([check], exit_status=1, stdout=answer)
+    def fail_health(
+        self,
+        host: str,
+        service: str,
+        answer: str = "503 Service Unavailable",
+        *,
+        release: str | None = None,
+    ) -> None:
+        """`service`'s health check (of one `release`, or any) fails on `host`, in the host
+        step and in a soak alike."""
+        words = [health_command(service), *([release] if release else [])]
+        self.hosts[host].reply_part(" ".join(words), step="health", exit_status=1, stdout=answer)
+        self.hosts[host].reply_containing(words, exit_status=1, stdout=answer)
 
-    def fail_soak(self, host: str, service: str, answer: str = "503 Service Unavailable") -> None:
+    def fail_soak(
+        self,
+        host: str,
+        service: str,
+        answer: str = "503 Service Unavailable",
+        *,
+        release: str | None = None,
+    ) -> None:
         """`service`'s health check passes in the deployment's host step, fails when soaked."""
-        self.hosts[host].reply_containing([health_command(service)], exit_status=1, stdout=answer)
+        words = [health_command(service), *([release] if release else [])]
+        self.hosts[host].reply_containing(words, exit_status=1, stdout=answer)
 
     def crash(self, host: str, service: str, state: str = "FATAL") -> None:
         """`service`'s program on `host` is in `state` (supervisord's word) after its restart."""
@@ -144,10 +168,15 @@ class Fleet:
         """The part of host step `step` (prepare, switch, restart, ...) for `service` fails."""
         self.hosts[host].reply_part(service_dir(service), step=step, exit_status=1, stderr=stderr)
 
-    def previous(self, host: str, service: str, revision: str) -> None:
-        """`current` of `service` on `host` names `revision` when the next switch replaces it."""
-        self.hosts[host].reply_part(
-            service_dir(service), step="switch", stdout=f"releases/{revision}\n"
+    def previous(self, before: Instance) -> None:
+        """The host of `before` has its release live: the next switch replaces `current`
+        naming it, and the release holds its own health check (what a switch back checks)."""
+        fake, layout = self.hosts[before.host], service_dir(before.service)
+        fake.reply_part(layout, step="switch", stdout=f"releases/{before.revision}\n")
+        fake.reply_part(
+            f"{layout}/releases/{before.revision}/{HEALTH_FILE}",
+            step="read health check",
+            stdout=json.dumps(before.config.get("health")),
         )
 
     def _answer_status(self, host: str) -> None:

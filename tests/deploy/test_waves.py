@@ -61,7 +61,7 @@ def test_a_service_begins_only_after_the_wave_of_its_dependencies(
         pytest.param(
             lambda fleet: fleet.fail_health("h1", "db"),
             {
-                "db@h1": ("failed", "health check failed: check-db exits 0: failed 2 time(s)"),
+                "db@h1": ("failed", "health check failed: check-db v1 exits 0: failed 2 time(s)"),
                 "cache@h2": ("success", ""),
                 "api@h1": ("skipped", "depends on db, which failed"),
                 "api@h2": ("skipped", "depends on db, which failed"),
@@ -75,7 +75,7 @@ def test_a_service_begins_only_after_the_wave_of_its_dependencies(
                 "db@h1": ("success", ""),
                 "cache@h2": ("success", ""),
                 "api@h1": ("success", ""),
-                "api@h2": ("failed", "health check failed: check-api exits 0: failed 1 time(s), "
+                "api@h2": ("failed", "health check failed: check-api v1 exits 0: failed 1 time(s), "
                            "last: program is FATAL"),
                 "web@h3": ("skipped", "depends on api, which failed"),
             },
@@ -85,7 +85,7 @@ def test_a_service_begins_only_after_the_wave_of_its_dependencies(
             lambda fleet: fleet.fail_health("h2", "cache"),
             {
                 "db@h1": ("success", ""),
-                "cache@h2": ("failed", "health check failed: check-cache"),
+                "cache@h2": ("failed", "health check failed: check-cache v1"),
                 "api@h1": ("success", ""),  # api does not depend on cache
                 "api@h2": ("success", ""),
                 "web@h3": ("success", ""),
@@ -144,7 +144,7 @@ def test_dependents_of_a_failed_service_are_skipped_naming_it(
         ),
         pytest.param(
             lambda f: f.fail_health("h2", "api", "connection refused"),
-            "health check failed: check-api exits 0: failed 2 time(s), last: connection refused",
+            "health check failed: check-api v1 exits 0: failed 2 time(s), last: connection refused",
             True,
             id="health-fails",
         ),
