@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from shipyard.config.flatten import Flattened
+from shipyard.config.flatten import Flattened, Instance
 from shipyard.deploy.control import Supervisord
 from shipyard.deploy.lease import LeasePolicy
 from shipyard.deploy.manager import Deployer
-from shipyard.store import Controller, Store, open_store
+from shipyard.deploy.runs import Outcome
+from shipyard.store import Controller, DeploymentKind, Store, open_store
 
 from .builders import Fleet, flatten, write_project
 
@@ -62,3 +63,11 @@ def make_deployer(
         controller=controller or Controller.of_process(),
         policy=policy or LeasePolicy(),
     )
+
+
+async def roll_back(deployer: Deployer, store: Store, instance: Instance, revision: str) -> Outcome:
+    """Roll `instance` back to the snapshot of `revision` it had (the one place it is done)."""
+    snapshot = store.snapshot_of(instance.name, revision)
+    assert snapshot is not None, f"{instance.name} never had {revision[:12]}"
+    old = instance.as_deployed(snapshot.revision, snapshot.config, snapshot.secrets)
+    return await deployer.deploy_one(old, kind=DeploymentKind.ROLLBACK)
