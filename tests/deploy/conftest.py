@@ -14,6 +14,7 @@ from shipyard.deploy.control import Supervisord
 from shipyard.deploy.lease import LeasePolicy
 from shipyard.deploy.manager import Deployer
 from shipyard.deploy.runs import Outcome
+from shipyard.errors import LeaseLost
 from shipyard.store import Controller, DeploymentKind, Store, open_store
 
 from .builders import Fleet, flatten, write_project
@@ -71,3 +72,12 @@ async def roll_back(deployer: Deployer, store: Store, instance: Instance, revisi
     assert snapshot is not None, f"{instance.name} never had {revision[:12]}"
     old = instance.as_deployed(snapshot.revision, snapshot.config, snapshot.secrets)
     return await deployer.deploy_one(old, kind=DeploymentKind.ROLLBACK)
+
+
+def lease_lost(deployer: Deployer) -> bool:
+    """Whether the deployer's fence would now stop its next host step."""
+    try:
+        deployer.runs.lease.check()
+    except LeaseLost:
+        return True
+    return False

@@ -10,7 +10,7 @@ from shipyard.commands.batch import Batch, batch
 from shipyard.commands.script import script
 from shipyard.deploy.hostops import parts_of, run_parts
 from shipyard.errors import ConnectError, ExecutionError
-from shipyard.executors.base import Script
+from shipyard.executors.base import CommandTimeout, Script
 from shipyard.executors.fake import FakeExecutor, Journal
 from shipyard.executors.fake_batch import decode_batch
 
@@ -124,3 +124,27 @@ def test_an_unreachable_host_refuses_every_call_with_its_reason() -> None:
     fake = FakeExecutor("h1", unreachable="no route to host")
     with pytest.raises(ConnectError, match="no route to host"):
         asyncio.run(fake.run(["true"]))
+
+
+def test_a_gated_step_is_held_until_the_test_opens_it() -> None:
+    fake = FakeExecutor("h1")
+    gate = asyncio.Event()
+    fake.reply_part("echo two", gate=gate)
+    built = three_parts()
+
+    async def hold() -> tuple[bool, bool]:
+        step = asyncio.create_task(fake.run(Script(built.script.text, name="step")))
+        await asyncio.sleep(0.02)
+        held = not step.done()
+        gate.set()
+        await step
+        return held, step.done()
+
+    assert asyncio.run(hold()) == (True, True)
+
+
+def test_a_gate_left_shut_runs_into_the_timeout() -> None:
+    fake = FakeExecutor("h1")
+    fake.reply(["sleep"], gate=asyncio.Event())
+    with pytest.raises(CommandTimeout):
+        asyncio.run(fake.run(["sleep", "9"], timeout=0.02))

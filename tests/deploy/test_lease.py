@@ -13,21 +13,22 @@ from shipyard.deploy.manager import RolloutReport
 from shipyard.store import Controller, DeploymentStatus, RolloutStatus, Store
 
 from .builders import Fleet, service_dir, until
-from .conftest import MakeProject, make_deployer
+from .conftest import MakeProject, lease_lost, make_deployer
 
-# Renewed every 50 ms, so a lease the store ended is noticed within a step of 300 ms.
+# Renewed every 50 ms: a lease the store ended is noticed at the next renewal.
 POLICY = LeasePolicy(seconds=5.0, heartbeat=0.05, patience=1.0)
-STEP_SECONDS = 0.3
 
 
 def lose_the_lease_during(
     project: MakeProject, store: Store, step: str, strategy: dict[str, Any]
 ) -> tuple[RolloutReport, Fleet, Controller]:
-    """Deploy api on h1..h3; while `step` runs on the hosts, the store ends the lease."""
+    """Deploy api on h1..h3; while `step` is held on the hosts, the store ends the lease; the
+    step ends once the controller has noticed."""
     flat = project({"api": {"hosts": ["h1", "h2", "h3"], "strategy": strategy}})
     fleet = Fleet.of(flat)
+    gate = asyncio.Event()
     for fake in fleet.hosts.values():
-        fake.reply_part(service_dir("api"), step=step, delay=STEP_SECONDS)
+        fake.reply_part(service_dir("api"), step=step, gate=gate)
     controller = Controller.of_process()
     deployer = make_deployer(flat, store, fleet, policy=POLICY, controller=controller)
 
@@ -36,6 +37,8 @@ def lose_the_lease_during(
         await until(lambda: any(call.step == step for _, call in fleet.journal))
         # As recovery, or the store's clock running out, would: the lease is over.
         await asyncio.to_thread(store.release_controller, controller.id)
+        await until(lambda: lease_lost(deployer))
+        gate.set()
         return await rollout
 
     return asyncio.run(scenario()), fleet, controller

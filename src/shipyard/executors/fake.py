@@ -4,8 +4,9 @@ Replies are chosen by what a command is, never by call order: an argv prefix, wo
 an argv, a script's name, or (for a batch, one host step of several scripts: commands.batch) a
 text each part's script holds; each part then gets its own answer, framed as the host would
 frame it. A reply may take time (`delay`), which a `timeout` (or a batch's own time limit) cuts
-short as the real executors do; an unreachable host raises ConnectError at every call. Fakes
-given one `journal` record every call there too, in the order they were made across hosts.
+short as the real executors do, or wait until the test opens its `gate` (a step held in
+flight). An unreachable host raises ConnectError at every call. Fakes given one `journal`
+record every call there too, in the order they were made across hosts.
 """
 
 from __future__ import annotations
@@ -54,12 +55,14 @@ class Call:
 
 @dataclass(frozen=True)
 class Reply:
-    """What a matching command (or batch part) answers; `delay` seconds pass before it does."""
+    """What a matching command (or batch part) answers; `delay` seconds pass before it does,
+    and then it waits for `gate`, if given, to be set."""
 
     exit_status: int = 0
     stdout: str = ""
     stderr: str = ""
     delay: float = 0.0
+    gate: asyncio.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class FakeExecutor:
         stdout: str = "",
         stderr: str = "",
         delay: float = 0.0,
+        gate: asyncio.Event | None = None,
     ) -> None:
         """Answer commands whose argv starts with `prefix` (or Scripts named `prefix`, a str).
 
@@ -132,7 +136,7 @@ class FakeExecutor:
             def matches(command: tuple[str, ...] | Script) -> bool:
                 return not isinstance(command, Script) and command[: len(start)] == start
 
-        self._replies.insert(0, (matches, Reply(exit_status, stdout, stderr, delay)))
+        self._replies.insert(0, (matches, Reply(exit_status, stdout, stderr, delay, gate)))
 
     def reply_containing(
         self,
@@ -142,6 +146,7 @@ class FakeExecutor:
         stdout: str = "",
         stderr: str = "",
         delay: float = 0.0,
+        gate: asyncio.Event | None = None,
     ) -> None:
         """Answer commands whose argv holds `words` one after another, anywhere in it."""
         wanted = tuple(words)
@@ -156,7 +161,7 @@ class FakeExecutor:
                 for i in range(len(command) - len(wanted) + 1)
             )
 
-        self._replies.insert(0, (matches, Reply(exit_status, stdout, stderr, delay)))
+        self._replies.insert(0, (matches, Reply(exit_status, stdout, stderr, delay, gate)))
 
     def reply_part(
         self,
@@ -167,12 +172,15 @@ class FakeExecutor:
         stdout: str = "",
         stderr: str = "",
         delay: float = 0.0,
+        gate: asyncio.Event | None = None,
     ) -> None:
         """Answer each part of a batch whose script text holds `pattern`, in batches named
         `step` (any batch if None). The latest matching reply wins; an unmatched part exits 0
         with no output. The batch takes its parts' delays one after another (all at once for a
         parallel batch); past its time limit the host stops it (exit 124, no frames)."""
-        self._part_replies.insert(0, (step, pattern, Reply(exit_status, stdout, stderr, delay)))
+        self._part_replies.insert(
+            0, (step, pattern, Reply(exit_status, stdout, stderr, delay, gate))
+        )
 
     def forget(self) -> None:
         """Drop every scripted reply (what was recorded stays)."""
@@ -224,14 +232,24 @@ class FakeExecutor:
                 parts=parts,
             )
         )
+        gates: list[asyncio.Event] = []
         if decoded is not None:
-            reply = self._answer_batch(frozen.name if isinstance(frozen, Script) else "", decoded)
+            step = frozen.name if isinstance(frozen, Script) else ""
+            reply, gates = self._answer_batch(step, decoded)
         reply = reply or Reply()
+        gates = gates or ([reply.gate] if reply.gate is not None else [])
         if timeout is not None and reply.delay > timeout:
             await asyncio.sleep(timeout)
             raise CommandTimeout(CommandResult(self._name, frozen, 255, duration=timeout), timeout)
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        if gates:  # a batch's parts' gates, all of them
+            left = None if timeout is None else max(0.0, timeout - reply.delay)
+            try:
+                await asyncio.wait_for(asyncio.gather(*(g.wait() for g in gates)), left)
+            except TimeoutError:
+                result = CommandResult(self._name, frozen, 255, duration=timeout or 0.0)
+                raise CommandTimeout(result, timeout or 0.0) from None
         result = CommandResult(
             self._name, frozen, reply.exit_status, reply.stdout, reply.stderr, reply.delay
         )
@@ -292,15 +310,16 @@ class FakeExecutor:
                 return reply
         return None
 
-    def _answer_batch(self, step: str, decoded: DecodedBatch) -> Reply:
+    def _answer_batch(self, step: str, decoded: DecodedBatch) -> tuple[Reply, list[asyncio.Event]]:
         """Each part's scripted answer, framed; the host's own stop past the time limit."""
         replies = [self._match_part(step, text) for text in decoded.parts]
         delays = [r.delay for r in replies]
         delay = max(delays) if decoded.parallel else sum(delays)
         if delay > decoded.limit:
-            return Reply(STOPPED_ON_HOST, "", "", decoded.limit)
+            return Reply(STOPPED_ON_HOST, "", "", decoded.limit), []
         answers = [PartAnswer(r.exit_status, r.stdout, r.stderr) for r in replies]
-        return Reply(0, encode_answers(decoded.boundary, answers), "", delay)
+        gates = [r.gate for r in replies if r.gate is not None]
+        return Reply(0, encode_answers(decoded.boundary, answers), "", delay), gates
 
     def _match_part(self, step: str, text: str) -> Reply:
         for wanted, pattern, reply in self._part_replies:
