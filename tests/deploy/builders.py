@@ -47,14 +47,14 @@ def write_project(
     hosts: Iterable[str] = ("h1", "h2", "h3"),
     sites: dict[str, Iterable[str]] | None = None,
     release: str = "v1",
-    nginx: bool = False,
+    secret: str | None = None,
+    supervisor: str = "supervisord",
 ) -> Path:
     """A project of `services` (name -> hosts, depends_on, strategy, health...) on fake hosts
-    (site `eu` holds `hosts` unless `sites` says otherwise); `release` changes every revision."""
+    (site `eu` holds `hosts` unless `sites` says otherwise); `release` changes every revision;
+    a `secret` reaches every service's environment as TOKEN (from a file)."""
     placed = sites or {"eu": list(hosts)}
-    host_body: dict[str, Any] = {"address": "192.0.2.1", "root": ROOT}
-    if nginx:
-        host_body["nginx"] = {"conf_dir": f"{ROOT}/nginx/conf.d"}
+    host_body: dict[str, Any] = {"address": "192.0.2.1", "root": ROOT, "supervisor": supervisor}
     body: dict[str, Any] = {
         "name": "deploytest",
         "vars": {"release": release},
@@ -70,6 +70,11 @@ def write_project(
         },
         "services": {},
     }
+    directory.mkdir(parents=True, exist_ok=True)
+    if secret is not None:
+        (directory / "token.txt").write_text(secret + "\n")
+        body["secrets"] = {"token": {"file": "token.txt"}}
+        body["templates"]["base"]["env"]["TOKEN"] = "{{ secrets.token }}"
     for name, spec in services.items():
         service: dict[str, Any] = {"template": "base", "hosts": list(spec.get("hosts", ["h1"]))}
         if spec.get("depends_on"):
@@ -91,7 +96,6 @@ def write_project(
             overrides["ports"] = spec["ports"]
         service["overrides"] = overrides
         body["services"][name] = service
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / "shipyard.yaml"
     path.write_text(yaml.safe_dump(body, sort_keys=False))
     return path
@@ -180,13 +184,17 @@ class Fleet:
         )
 
     def _answer_status(self, host: str) -> None:
+        """supervisord's RPC status of every service's program; for a systemd host, one
+        `systemctl is-active` word per unit asked about (all active: only supervisord crashes)."""
         lines = [
             f"{s} {self._states[host].get(s, 'RUNNING')} pid 4242, uptime 0:00:01\n"
             for s in self.services
         ]
-        self.hosts[host].reply_part(
-            f"{SUPERVISORD_CONF} status", step="health", stdout="".join(lines)
-        )
+        fake = self.hosts[host]
+        fake.reply_part(f"{SUPERVISORD_CONF} status", step="health", stdout="".join(lines))
+        # Lines beyond the units asked about are left unread (parse_states zips them).
+        active = "active\n" * len(self.services)
+        fake.reply_part("systemctl is-active", step="health", stdout=active)
 
     # What the hosts were asked.
 

@@ -54,6 +54,7 @@ def make_deployer(
     *,
     policy: LeasePolicy | None = None,
     controller: Controller | None = None,
+    max_in_flight: int = 200,
 ) -> Deployer:
     """The one place the tests build a Deployer (its signature is changing)."""
     return Deployer(
@@ -61,6 +62,7 @@ def make_deployer(
         store,
         fleet.connect,
         ACTOR,
+        max_in_flight=max_in_flight,
         controller=controller or Controller.of_process(),
         policy=policy or LeasePolicy(),
     )
