@@ -94,6 +94,8 @@ def write_project(
             overrides["strategy"] = spec["strategy"]
         if "ports" in spec:
             overrides["ports"] = spec["ports"]
+        if "install" in spec:
+            overrides["commands"] = {"install": list(spec["install"])}
         service["overrides"] = overrides
         body["services"][name] = service
     path = directory / "shipyard.yaml"
