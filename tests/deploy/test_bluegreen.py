@@ -152,3 +152,24 @@ def test_an_instance_rolls_back_to_its_kept_release_without_an_upload(
     state = store.instance_state("web@h1")
     assert state is not None
     assert state.deployed_revision == r1
+
+
+def test_a_rolling_rollout_through_slots_stops_on_its_budget(
+    project: MakeProject, store: Store
+) -> None:
+    strategy = {"kind": "rolling", "switch": "blue-green", "batch": 1, "max_failures": 0}
+    flat = project({"web": {"hosts": ["h1", "h2", "h3"], "strategy": strategy}})
+    fleet = Fleet.of(flat)
+    fleet.fail_health("h2", "web")
+    report = asyncio.run(
+        make_deployer(flat, store, fleet).deploy(list(flat.instances.values()), request="r")
+    )
+    found = by_instance(report.outcomes)
+    assert [(n, found[n].result) for n in ("web@h1", "web@h2", "web@h3")] == [
+        ("web@h1", "success"), ("web@h2", "failed"), ("web@h3", "skipped"),
+    ]  # fmt: skip
+    assert found["web@h3"].reason == "failure budget exceeded: 1 failed > budget 0"
+    assert "start blue" in scripts(fleet["h1"])
+    assert "nginx switch" in scripts(fleet["h1"])
+    assert "nginx switch" not in scripts(fleet["h2"])
+    assert fleet["h3"].calls == []
