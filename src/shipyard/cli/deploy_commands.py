@@ -21,11 +21,11 @@ from shipyard.config.flatten import Instance
 from shipyard.config.topology import HostRef, all_hosts
 from shipyard.deploy.bootstrap import HostReport, bootstrap_host
 from shipyard.deploy.manager import Deployer, RolloutReport
-from shipyard.deploy.runs import Outcome
 from shipyard.errors import DeployError, ShipyardError, UsageError
+from shipyard.events import Event, EventBus, Phase
 from shipyard.executors.factory import ExecutorPool
 from shipyard.masking import Masker
-from shipyard.store import DeploymentKind
+from shipyard.store import Controller
 
 LIVE_ROWS = 30
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -140,12 +140,17 @@ def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_outp
     )
 
     async def run() -> RolloutReport:
-        def progress(instance: str, what: str) -> None:
-            if lines is not None and statuses.get(instance) != what:
-                lines.say(instance, what)
-            statuses[instance] = what
+        def progress(event: Event) -> None:
+            if event.instance is None:
+                return
+            what = event.result if event.phase is Phase.FINISHED and event.result else event.phase
+            if lines is not None and statuses.get(event.instance) != what:
+                lines.say(event.instance, what)
+            statuses[event.instance] = what
 
         with open_project_store(cli) as store:
+            events = EventBus(store.append_events)
+            events.subscribe(progress)
             async with ExecutorPool(loaded.project.ssh, loaded.root) as pool:
                 deployer = Deployer(
                     flat,
@@ -153,8 +158,9 @@ def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_outp
                     lambda ref: pool.executor(ref.name, ref.host),
                     actor(),
                     max_in_flight=loaded.project.ssh.max_in_flight,
-                    progress=progress,
+                    events=events,
                     masker=masker,
+                    controller=Controller.of_process(),
                     policy=lease_policy(os.environ),
                 )
                 result: RolloutReport = await work(deployer)
@@ -270,10 +276,9 @@ def rollback(
         raise DeployError(f"{current.name}: no snapshot of {candidates[0].revision[:12]}")
     old = current.as_deployed(snapshot.revision, snapshot.config, snapshot.secrets)
 
+    request = " ".join(["rollback", instance, *([f"--to {to}"] if to else [])])
+
     async def work(deployer: Deployer) -> RolloutReport:
-        report = RolloutReport(rollout_id="rollback")
-        outcome: Outcome = await deployer.deploy_one(old, kind=DeploymentKind.ROLLBACK)
-        report.outcomes.append(outcome)
-        return report
+        return await deployer.rollback(old, request=request)
 
     _run_rollout(ctx, work, [old], json_output)
