@@ -12,10 +12,10 @@ import pytest
 from shipyard.config.flatten import Flattened, Instance
 from shipyard.deploy.control import Supervisord
 from shipyard.deploy.lease import LeasePolicy
-from shipyard.deploy.manager import Deployer
-from shipyard.deploy.runs import Outcome
+from shipyard.deploy.manager import Deployer, RolloutReport
 from shipyard.errors import LeaseLost
-from shipyard.store import Controller, DeploymentKind, Store, open_store
+from shipyard.events import EventBus
+from shipyard.store import Controller, Store, open_store
 
 from .builders import Fleet, flatten, write_project
 
@@ -55,6 +55,7 @@ def make_deployer(
     policy: LeasePolicy | None = None,
     controller: Controller | None = None,
     max_in_flight: int = 200,
+    events: EventBus | None = None,
 ) -> Deployer:
     """The one place the tests build a Deployer (its signature is changing)."""
     return Deployer(
@@ -63,17 +64,20 @@ def make_deployer(
         fleet.connect,
         ACTOR,
         max_in_flight=max_in_flight,
+        events=events,
         controller=controller or Controller.of_process(),
         policy=policy or LeasePolicy(),
     )
 
 
-async def roll_back(deployer: Deployer, store: Store, instance: Instance, revision: str) -> Outcome:
-    """Roll `instance` back to the snapshot of `revision` it had (the one place it is done)."""
+async def roll_back(
+    deployer: Deployer, store: Store, instance: Instance, revision: str
+) -> RolloutReport:
+    """Roll `instance` back to the snapshot of `revision` it had: a rollout of its own."""
     snapshot = store.snapshot_of(instance.name, revision)
     assert snapshot is not None, f"{instance.name} never had {revision[:12]}"
     old = instance.as_deployed(snapshot.revision, snapshot.config, snapshot.secrets)
-    return await deployer.deploy_one(old, kind=DeploymentKind.ROLLBACK)
+    return await deployer.rollback(old, request=f"rollback {instance.name}")
 
 
 def lease_lost(deployer: Deployer) -> bool:

@@ -125,11 +125,15 @@ def test_an_instance_rolls_back_to_its_kept_release_without_an_upload(
     prepared = [p.step for p in fake.parts].count("prepare")
     seen = len(fake.calls)
 
-    outcome = asyncio.run(
+    rolled = asyncio.run(
         roll_back(make_deployer(v2, store, fleet), store, v2.instances["web@h1"], r1)
     )
 
+    [outcome] = rolled.outcomes
     assert (outcome.result, outcome.revision) == ("success", r1)
+    rollout = store.rollout(rolled.rollout_id)  # a rollout of its own
+    assert rollout is not None
+    assert (rollout.strategy, rollout.status.value) == ("rollback", "success")
     later = fake.calls[seen:]
     assert not any(c.parts for c in later if c.step == "prepare")
     assert [p.step for p in fake.parts].count("prepare") == prepared

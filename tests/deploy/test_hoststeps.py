@@ -98,9 +98,10 @@ def test_a_rollback_to_a_release_the_host_no_longer_keeps_fails_and_uploads_noth
         f"{service_dir('api')}/releases/{old}", step="check release", exit_status=1
     )
     seen = len(fleet["h1"].calls)
-    outcome = asyncio.run(
+    rolled = asyncio.run(
         roll_back(make_deployer(v2, store, fleet), store, v2.instances["api@h1"], old)
     )
+    [outcome] = rolled.outcomes
     assert outcome.result == "failed"
     assert outcome.reason == f"release {old[:12]} is not kept on h1"
     later = fleet["h1"].calls[seen:]

@@ -154,7 +154,7 @@ def test_a_secret_in_a_hosts_answer_is_masked_in_the_report_and_the_store(
     assert rollout is not None
     recorded = [
         *(json.dumps(e.detail) for e in store.audit()),
-        *(json.dumps(e.payload) for e in store.events()),
+        *(e.detail for e in store.events()),
         *(d.error or "" for d in store.deployments()),
         json.dumps(rollout.summary),
     ]
