@@ -1,9 +1,18 @@
-"""A fake executor for unit tests of the layers above: records calls, returns scripted replies."""
+"""A fake executor for unit tests of the layers above: records calls, returns scripted replies.
+
+Replies are chosen by what a command is, never by call order: an argv prefix, words anywhere in
+an argv, a script's name, or (for a batch, one host step of several scripts: commands.batch) a
+text each part's script holds; each part then gets its own answer, framed as the host would
+frame it. A reply may take time (`delay`), which a `timeout` (or a batch's own time limit) cuts
+short as the real executors do, or wait until the test opens its `gate` (a step held in
+flight). An unreachable host raises ConnectError at every call. Fakes given one `journal`
+record every call there too, in the order they were made across hosts.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +25,11 @@ from shipyard.executors.base import (
     Script,
     as_command,
 )
+from shipyard.executors.fake_batch import DecodedBatch, PartAnswer, decode_batch, encode_answers
 from shipyard.executors.tarball import build_manifest
+
+# What a batch exits with when the host stopped it at its time limit (coreutils `timeout`).
+STOPPED_ON_HOST = 124
 
 
 @dataclass(frozen=True)
@@ -32,16 +45,36 @@ class Call:
     sudo: bool = False
     cwd: str | None = None
     timeout: float | None = None
+    parts: tuple[str, ...] = ()  # a batch's parts' script texts, in order
+
+    @property
+    def step(self) -> str:
+        """The name of a script (a batch's: its host step), "" for an argv."""
+        return self.command.name if isinstance(self.command, Script) else ""
 
 
 @dataclass(frozen=True)
 class Reply:
-    """What a matching command answers; `delay` seconds pass before it does."""
+    """What a matching command (or batch part) answers; `delay` seconds pass before it does,
+    and then it waits for `gate`, if given, to be set."""
 
     exit_status: int = 0
     stdout: str = ""
     stderr: str = ""
     delay: float = 0.0
+    gate: asyncio.Event | None = None
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of a batch the fake ran: its host step (the batch's name) and script text."""
+
+    step: str
+    text: str
+
+
+Matcher = Callable[[tuple[str, ...] | Script], bool]
+Journal = list[tuple[str, Call]]  # (host, call), shared by fakes of several hosts
 
 
 class FakeExecutor:
@@ -54,6 +87,7 @@ class FakeExecutor:
         root: str = "/srv/shipyard",
         sudo: bool = False,
         unreachable: str | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._name = name
         self._root = root
@@ -62,7 +96,9 @@ class FakeExecutor:
         self.calls: list[Call] = []
         self.files: dict[str, bytes] = {}
         self.closed = False
-        self._replies: list[tuple[tuple[str, ...] | str, Reply]] = []
+        self.journal = journal
+        self._replies: list[tuple[Matcher, Reply]] = []
+        self._part_replies: list[tuple[str | None, str, Reply]] = []
         self._dirs: dict[str, str] = {}
 
     @property
@@ -81,13 +117,80 @@ class FakeExecutor:
         stdout: str = "",
         stderr: str = "",
         delay: float = 0.0,
+        gate: asyncio.Event | None = None,
     ) -> None:
         """Answer commands whose argv starts with `prefix` (or Scripts named `prefix`, a str).
 
-        The latest matching reply wins; a command nothing matches exits 0 with no output.
+        The latest matching reply wins; a command nothing matches exits 0 with no output (a
+        batch: each of its parts, unless `reply_part` says otherwise). A reply to a batch's
+        name answers the whole batch as it is (a host step that broke, say).
         """
-        key = prefix if isinstance(prefix, str) else tuple(prefix)
-        self._replies.insert(0, (key, Reply(exit_status, stdout, stderr, delay)))
+        if isinstance(prefix, str):
+            name = prefix
+
+            def matches(command: tuple[str, ...] | Script) -> bool:
+                return isinstance(command, Script) and command.name == name
+        else:
+            start = tuple(prefix)
+
+            def matches(command: tuple[str, ...] | Script) -> bool:
+                return not isinstance(command, Script) and command[: len(start)] == start
+
+        self._replies.insert(0, (matches, Reply(exit_status, stdout, stderr, delay, gate)))
+
+    def reply_containing(
+        self,
+        words: Sequence[str],
+        *,
+        exit_status: int = 0,
+        stdout: str = "",
+        stderr: str = "",
+        delay: float = 0.0,
+        gate: asyncio.Event | None = None,
+    ) -> None:
+        """Answer commands whose argv holds `words` one after another, anywhere in it."""
+        wanted = tuple(words)
+        if not wanted or isinstance(words, str):
+            raise ValueError("give the words as a non-empty sequence of strings")
+
+        def matches(command: tuple[str, ...] | Script) -> bool:
+            if isinstance(command, Script):
+                return False
+            return any(
+                command[i : i + len(wanted)] == wanted
+                for i in range(len(command) - len(wanted) + 1)
+            )
+
+        self._replies.insert(0, (matches, Reply(exit_status, stdout, stderr, delay, gate)))
+
+    def reply_part(
+        self,
+        pattern: str,
+        *,
+        step: str | None = None,
+        exit_status: int = 0,
+        stdout: str = "",
+        stderr: str = "",
+        delay: float = 0.0,
+        gate: asyncio.Event | None = None,
+    ) -> None:
+        """Answer each part of a batch whose script text holds `pattern`, in batches named
+        `step` (any batch if None). The latest matching reply wins; an unmatched part exits 0
+        with no output. The batch takes its parts' delays one after another (all at once for a
+        parallel batch); past its time limit the host stops it (exit 124, no frames)."""
+        self._part_replies.insert(
+            0, (step, pattern, Reply(exit_status, stdout, stderr, delay, gate))
+        )
+
+    def forget(self) -> None:
+        """Drop every scripted reply (what was recorded stays)."""
+        self._replies.clear()
+        self._part_replies.clear()
+
+    @property
+    def parts(self) -> list[Part]:
+        """Every batch part run, in order."""
+        return [Part(call.step, text) for call in self.calls for text in call.parts]
 
     @property
     def commands(self) -> list[tuple[str, ...] | Script]:
@@ -112,7 +215,12 @@ class FakeExecutor:
         else:
             data = stdin.encode() if isinstance(stdin, str) else stdin
         use_sudo = self._use_sudo(sudo)
-        self.calls.append(
+        reply = self._match(frozen)
+        decoded = None
+        if reply is None and isinstance(frozen, Script):
+            decoded = decode_batch(frozen.text)
+        parts = decoded.parts if decoded is not None else ()
+        self._record(
             Call(
                 "run",
                 frozen,
@@ -121,14 +229,27 @@ class FakeExecutor:
                 sudo=use_sudo,
                 cwd=cwd,
                 timeout=timeout,
+                parts=parts,
             )
         )
-        reply = self._match(frozen)
+        gates: list[asyncio.Event] = []
+        if decoded is not None:
+            step = frozen.name if isinstance(frozen, Script) else ""
+            reply, gates = self._answer_batch(step, decoded)
+        reply = reply or Reply()
+        gates = gates or ([reply.gate] if reply.gate is not None else [])
         if timeout is not None and reply.delay > timeout:
             await asyncio.sleep(timeout)
             raise CommandTimeout(CommandResult(self._name, frozen, 255, duration=timeout), timeout)
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        if gates:  # a batch's parts' gates, all of them
+            left = None if timeout is None else max(0.0, timeout - reply.delay)
+            try:
+                await asyncio.wait_for(asyncio.gather(*(g.wait() for g in gates)), left)
+            except TimeoutError:
+                result = CommandResult(self._name, frozen, 255, duration=timeout or 0.0)
+                raise CommandTimeout(result, timeout or 0.0) from None
         result = CommandResult(
             self._name, frozen, reply.exit_status, reply.stdout, reply.stderr, reply.delay
         )
@@ -146,19 +267,19 @@ class FakeExecutor:
     ) -> None:
         self._reachable()
         data = source if isinstance(source, bytes) else source.read_bytes()
-        self.calls.append(Call("put", path=remote_path, data=data, sudo=self._use_sudo(sudo)))
+        self._record(Call("put", path=remote_path, data=data, sudo=self._use_sudo(sudo)))
         self.files[remote_path] = data
 
     async def get(self, remote_path: str, local_path: Path, *, sudo: bool | None = None) -> None:
         self._reachable()
-        self.calls.append(Call("get", path=remote_path, sudo=self._use_sudo(sudo)))
+        self._record(Call("get", path=remote_path, sudo=self._use_sudo(sudo)))
         if remote_path not in self.files:
             raise TransferError(self._name, f"download of {remote_path} failed: no such file")
         local_path.write_bytes(self.files[remote_path])
 
     async def put_dir(self, local_dir: Path, remote_dir: str, *, sudo: bool | None = None) -> bool:
         self._reachable()
-        self.calls.append(Call("put_dir", path=remote_dir, sudo=self._use_sudo(sudo)))
+        self._record(Call("put_dir", path=remote_dir, sudo=self._use_sudo(sudo)))
         manifest = build_manifest(local_dir)
         if self._dirs.get(remote_dir) == manifest.digest:
             return False
@@ -178,11 +299,30 @@ class FakeExecutor:
         if self.unreachable is not None:
             raise ConnectError(self._name, self.unreachable)
 
-    def _match(self, command: tuple[str, ...] | Script) -> Reply:
-        for key, reply in self._replies:
-            if isinstance(command, Script):
-                if key == command.name:
-                    return reply
-            elif isinstance(key, tuple) and command[: len(key)] == key:
+    def _record(self, call: Call) -> None:
+        self.calls.append(call)
+        if self.journal is not None:
+            self.journal.append((self._name, call))
+
+    def _match(self, command: tuple[str, ...] | Script) -> Reply | None:
+        for matches, reply in self._replies:
+            if matches(command):
+                return reply
+        return None
+
+    def _answer_batch(self, step: str, decoded: DecodedBatch) -> tuple[Reply, list[asyncio.Event]]:
+        """Each part's scripted answer, framed; the host's own stop past the time limit."""
+        replies = [self._match_part(step, text) for text in decoded.parts]
+        delays = [r.delay for r in replies]
+        delay = max(delays) if decoded.parallel else sum(delays)
+        if delay > decoded.limit:
+            return Reply(STOPPED_ON_HOST, "", "", decoded.limit), []
+        answers = [PartAnswer(r.exit_status, r.stdout, r.stderr) for r in replies]
+        gates = [r.gate for r in replies if r.gate is not None]
+        return Reply(0, encode_answers(decoded.boundary, answers), "", delay), gates
+
+    def _match_part(self, step: str, text: str) -> Reply:
+        for wanted, pattern, reply in self._part_replies:
+            if (wanted is None or wanted == step) and pattern in text:
                 return reply
         return Reply()

@@ -1,0 +1,112 @@
+"""Cancelling a rollout: no new batch, wave or deployment begins, what is in flight finishes,
+what did not run is skipped with "cancelled: <reason>"."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from shipyard.deploy.manager import Deployer, RolloutReport
+from shipyard.events import Event, EventBus, Phase
+from shipyard.store import Store
+
+from .builders import Fleet, by_instance, service_dir, until
+from .conftest import MakeProject, make_deployer
+
+REASON = "operator said stop"
+
+
+def cancel_while_held(
+    project: MakeProject,
+    store: Store,
+    services: dict[str, dict[str, Any]],
+    host: str,
+    service: str,
+    step: str = "health",
+) -> tuple[RolloutReport, Fleet, list[Event], int]:
+    """Deploy `services`; while `step` of `service` is held on `host`, cancel; then let it go.
+    Returns the report, the fleet, the events, and the journal's length at the cancel."""
+    flat = project(services)
+    fleet = Fleet.of(flat)
+    gate = asyncio.Event()
+    fleet[host].reply_part(service_dir(service), step=step, gate=gate)
+    bus = EventBus(store.append_events)
+    seen: list[Event] = []
+    bus.subscribe(seen.append)
+    deployer = make_deployer(flat, store, fleet, events=bus)
+
+    async def scenario() -> tuple[RolloutReport, int]:
+        rollout = asyncio.create_task(deployer.deploy(list(flat.instances.values()), request="r"))
+        await until(lambda: any(c.step == step for h, c in fleet.journal if h == host))
+        deployer.cancel(REASON)
+        at = len(fleet.journal)
+        gate.set()
+        return await rollout, at
+
+    report, at = asyncio.run(scenario())
+    return report, fleet, seen, at
+
+
+def test_cancel_lets_the_batch_in_flight_finish_and_skips_the_later_batches(
+    project: MakeProject, store: Store
+) -> None:
+    strategy = {"kind": "rolling", "batch": 1}
+    report, fleet, seen, _ = cancel_while_held(
+        project, store, {"api": {"hosts": ["h1", "h2", "h3"], "strategy": strategy}}, "h1", "api"
+    )
+    found = by_instance(report.outcomes)
+    assert found["api@h1"].result == "success"  # in flight: it ran to its end
+    assert "record" in [c.step for c in fleet["h1"].calls]
+    for name in ("api@h2", "api@h3"):
+        assert (found[name].result, found[name].reason) == ("skipped", f"cancelled: {REASON}")
+        assert found[name].deployment_id is None
+        assert fleet[name.partition("@")[2]].calls == []
+    assert report.cancelled == REASON
+    phases = [e.phase for e in seen if e.phase.of_rollout]
+    assert phases == [Phase.ROLLOUT_STARTED, Phase.ROLLOUT_CANCELLING, Phase.ROLLOUT_FINISHED]
+    assert seen[-1].result == "cancelled"
+    for name in ("api@h2", "api@h3"):
+        last = [e for e in seen if e.instance == name][-1]
+        assert (last.phase, last.result, last.detail) == (
+            Phase.FINISHED, "skipped", f"cancelled: {REASON}",
+        )  # fmt: skip
+    assert {d.instance for d in store.deployments(rollout_id=report.rollout_id)} == {"api@h1"}
+    rollout = store.rollout(report.rollout_id)
+    assert rollout is not None
+    assert rollout.finished_at is not None
+    assert rollout.summary.get("cancelled") == REASON
+
+
+def test_cancel_begins_no_later_wave(project: MakeProject, store: Store) -> None:
+    services = {
+        "db": {"hosts": ["h1", "h2"]},
+        "api": {"hosts": ["h3"], "depends_on": ["db"]},
+    }
+    report, fleet, _, at = cancel_while_held(project, store, services, "h1", "db")
+    found = by_instance(report.outcomes)
+    assert (found["db@h1"].result, found["db@h2"].result) == ("success", "success")
+    assert (found["api@h3"].result, found["api@h3"].reason) == ("skipped", f"cancelled: {REASON}")
+    assert fleet["h3"].calls == []
+    # After the cancel, only the steps of deployments already begun ran.
+    assert all(host in ("h1", "h2") for host, _ in fleet.journal[at:])
+
+
+def test_a_cancelled_deployer_runs_its_next_rollout_afresh(
+    project: MakeProject, store: Store
+) -> None:
+    flat = project({"api": {"hosts": ["h1"]}})
+    fleet = Fleet.of(flat)
+    deployer: Deployer = make_deployer(flat, store, fleet)
+
+    async def twice() -> tuple[RolloutReport, RolloutReport]:
+        deployer.cancel("before it began")
+        first = await deployer.deploy(list(flat.instances.values()), request="r")
+        second = await deployer.deploy(list(flat.instances.values()), request="r")
+        return first, second
+
+    first, second = asyncio.run(twice())
+    assert [(o.result, o.reason) for o in first.outcomes] == [
+        ("skipped", "cancelled: before it began")
+    ]
+    assert [o.result for o in second.outcomes] == ["success"]
+    assert second.cancelled is None
