@@ -94,19 +94,28 @@ def test_cancel_begins_no_later_wave(project: MakeProject, store: Store) -> None
 def test_a_cancelled_deployer_runs_its_next_rollout_afresh(
     project: MakeProject, store: Store
 ) -> None:
-    flat = project({"api": {"hosts": ["h1"]}})
+    flat = project({"api": {"hosts": ["h1"]}, "web": {"hosts": ["h1"], "depends_on": ["api"]}})
     fleet = Fleet.of(flat)
-    deployer: Deployer = make_deployer(flat, store, fleet)
+    bus = EventBus(store.append_events)
+    deployer: Deployer = make_deployer(flat, store, fleet, events=bus)
 
-    async def twice() -> tuple[RolloutReport, RolloutReport]:
-        deployer.cancel("before it began")
+    def cancel_at_start(event: Event) -> None:
+        if event.phase is Phase.ROLLOUT_STARTED:
+            deployer.cancel("stop the first one")
+
+    async def twice() -> tuple[RolloutReport, RolloutReport, RolloutReport]:
+        deployer.cancel("no rollout runs: this changes nothing")
+        stop = bus.subscribe(cancel_at_start)
         first = await deployer.deploy(list(flat.instances.values()), request="r")
+        stop()
         second = await deployer.deploy(list(flat.instances.values()), request="r")
-        return first, second
+        third = await deployer.deploy(list(flat.instances.values()), request="r")
+        return first, second, third
 
-    first, second = asyncio.run(twice())
-    assert [(o.result, o.reason) for o in first.outcomes] == [
-        ("skipped", "cancelled: before it began")
-    ]
-    assert [o.result for o in second.outcomes] == ["success"]
+    first, second, third = asyncio.run(twice())
+    assert first.cancelled == "stop the first one"
+    assert {o.result for o in first.outcomes} == {"skipped"}
+    assert {o.reason for o in first.outcomes} == {"cancelled: stop the first one"}
+    assert [o.result for o in second.outcomes] == ["success", "success"]
     assert second.cancelled is None
+    assert [o.result for o in third.outcomes] == ["unchanged", "unchanged"]

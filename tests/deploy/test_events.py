@@ -127,12 +127,6 @@ def test_another_reader_following_by_id_sees_the_same_events(
     assert [e for e in followed if e.rollout_id == rollout_id] == seen
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a race: the bus delivers ROLLOUT_STARTED once its store write (a thread) is done, and "
-    "the deployer goes on meanwhile; under load the first host step comes first (seen once); "
-    "Deployer._rollout could await bus.flush() after publishing it",
-)
 def test_rollout_started_comes_once_its_row_is_written_and_before_any_host_step(
     project: MakeProject, store: Store
 ) -> None:

@@ -202,6 +202,8 @@ class Deployer:
                 self._tell(Phase.ROLLOUT_CANCELLING, report.rollout_id, detail=why)
             for instance in queued:
                 self.runs.say(instance, Phase.QUEUED, report.rollout_id)
+            # Whoever waits for the rollout's id hears of it before any host step begins.
+            await self.bus.flush()
             ended = "failed"
             try:
                 ended = await self._run_and_finish(report, work)
