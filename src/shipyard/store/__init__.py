@@ -28,6 +28,7 @@ from shipyard.store.records import (
     Snapshot,
 )
 from shipyard.store.repository import Recovered, Store
+from shipyard.store.status import StatusRow
 
 __all__ = [
     "AuditEntry",
@@ -49,6 +50,7 @@ __all__ = [
     "Rollout",
     "RolloutStatus",
     "Snapshot",
+    "StatusRow",
     "Store",
     "certainly_gone",
     "database_url",
