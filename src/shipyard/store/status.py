@@ -61,7 +61,7 @@ def status_rows(conn: Connection, *, site: str | None = None) -> list[StatusRow]
             r[0], r[1], r[2], r[3], instance_status[r[4]], r[5], r[6],
             r[7], deployment_status.get(r[8]), r[9], r[10], r[11], r[12], r[13],
         )
-        for r in conn.execute(query)
+        for r in conn.execute(query).all()
     ]  # fmt: skip
 
 
