@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.loaders import split_template_path
 from jinja2.runtime import Context
@@ -138,12 +139,63 @@ class Secrets:
         return found
 
 
+# A config string that is only text and `{{ name.member... }}`: text, or the path it prints.
+Parts = tuple[str | tuple[str, ...], ...]
+# The values such a path may print without Jinja: they print as str() prints them.
+PLAIN = (str, int, float)
+
+
 @dataclass(frozen=True)
 class Compiled:
-    """A compiled template and what it reads (None: it cannot be known, e.g. a computed include)."""
+    """A compiled template and what it reads (None: it cannot be known, e.g. a computed include).
+
+    `parts` is set for the commonest config string, text and plain `{{ a.b }}` lookups: it
+    renders without a Jinja context (several times cheaper: most strings of a config are such).
+    """
 
     template: jinja2.Template
     reads: frozenset[VarPath] | None
+    parts: Parts | None = None
+
+
+def simple_parts(tree: nodes.Template) -> Parts | None:
+    """The parts of a template that is text and name lookups only, else None (Jinja renders)."""
+    parts: list[str | tuple[str, ...]] = []
+    for statement in tree.body:
+        if not isinstance(statement, nodes.Output):
+            return None
+        for printed in statement.nodes:
+            if isinstance(printed, nodes.TemplateData):
+                parts.append(printed.data)
+                continue
+            path: list[str] = []
+            node = printed
+            while isinstance(node, nodes.Getattr):
+                path.append(node.attr)
+                node = node.node
+            if not isinstance(node, nodes.Name) or node.ctx != "load":
+                return None
+            parts.append((node.name, *reversed(path)))
+    return tuple(parts)
+
+
+def _render_parts(parts: Parts, context: dict[str, object]) -> str | None:
+    """`parts` rendered from `context`, or None when a lookup is not plainly a dict's item
+    (missing, an attribute of dict, a value that is not text or a number): Jinja decides."""
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        value: object = context
+        for key in part:
+            if not isinstance(value, dict) or key not in value or hasattr(dict, key):
+                return None
+            value = value[key]
+        if type(value) not in PLAIN:
+            return None
+        out.append(str(value))
+    return "".join(out)
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -217,7 +269,8 @@ class Renderer:
         if compiled is None:
             tree = self.env.parse(text)
             reads = self._closure(Reads.of(tree))  # before compiling, which rewrites the tree
-            compiled = Compiled(self._ready(self.env.from_string(tree)), reads)
+            parts = simple_parts(tree)
+            compiled = Compiled(self._ready(self.env.from_string(tree)), reads, parts)
             self._strings[text] = compiled
         return compiled
 
@@ -279,6 +332,10 @@ class RenderFailed(Exception):
 
 def render(compiled: Compiled, context: dict[str, object]) -> str:
     """Render with `context`, which must hold `Renderer.globals`; the template never changes it."""
+    if compiled.parts is not None:
+        fast = _render_parts(compiled.parts, context)
+        if fast is not None:
+            return fast
     template = compiled.template
     try:
         try:

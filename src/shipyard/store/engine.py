@@ -16,10 +16,9 @@ from sqlalchemy.pool import StaticPool
 
 from shipyard.errors import StoreError
 from shipyard.masking import NO_SECRETS, Masker
+from shipyard.store.places import STATE_DIRECTORY, STATE_FILE
 
 DATABASE_URL_VARIABLE = "SHIPYARD_DATABASE_URL"
-STATE_DIRECTORY = ".shipyard"
-STATE_FILE = "state.db"
 # Concurrent Shipyard processes wait this long for SQLite's write lock rather than fail.
 BUSY_TIMEOUT_MS = 30_000
 # Execution option marking a connection that only reads (SQLite then begins a deferred transaction).

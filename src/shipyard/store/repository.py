@@ -1,20 +1,15 @@
-"""The Store: deployments and instances, with the concurrency rule the database enforces."""
+"""The Store: deployments and instances, with the concurrency rule the database enforces.
+
+`Store` is the one public class. Its methods come in layers, a module each: the Journal's
+transactions, rollouts, audit and events (journal.py), reads (reads.py), outcomes (finish.py),
+leases and recovery (recovery.py), and here beginning deployments and moving them along.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
 
-from sqlalchemy import (
-    LABEL_STYLE_TABLENAME_PLUS_COL,
-    Connection,
-    Select,
-    Update,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shipyard.errors import (
@@ -23,39 +18,31 @@ from shipyard.errors import (
     NotActive,
     StoreConflict,
 )
-from shipyard.events import Event, Phase
-from shipyard.store import bulk, leases, rows
-from shipyard.store.bulk import DeploymentRequest, Finish
-from shipyard.store.journal import Journal, must_exist, write_events
-from shipyard.store.owner import Controller, Owner, certainly_gone
+from shipyard.store import bulk
+from shipyard.store.bulk import ACTIVE, DeploymentRequest
+from shipyard.store.finish import update_deployment, update_instance
+from shipyard.store.journal import must_exist
 from shipyard.store.records import (
-    ACTIVE_STATUSES,
-    FINAL_STATUSES,
     BeganDeployment,
     Deployment,
     DeploymentKind,
     DeploymentStatus,
-    InstanceState,
     InstanceStatus,
     JsonMapping,
-    JsonObject,
-    RolloutStatus,
-    Snapshot,
 )
-from shipyard.store.tables import deployments, instances, rollouts
+from shipyard.store.recovery import Recovered, Recovery
+from shipyard.store.tables import deployments, instances
 
-ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
-SYSTEM_ACTOR = "shipyard"
+__all__ = ["Recovered", "Store"]
+
 # A begin that collides with a holder which finishes before we can read it is simply retried.
 BEGIN_ATTEMPTS = 3
-# Deployments and rollouts from before controller leases: gone after this long without a beat.
-LEGACY_LEASE_SECONDS = 60.0
 
 
-class Store(Journal):
+class Store(Recovery):
     """The state store. Each public method is one transaction; the database enforces the rules."""
 
-    # Deployments: begin, mark in progress, heartbeat, finish, recover.
+    # Deployments: begin, mark in progress, heartbeat (finishing: finish.py; recovery: recovery.py).
 
     def begin_deployment(
         self,
@@ -125,7 +112,7 @@ class Store(Journal):
             if instance in done:
                 raise done[instance]
             pending = {"status": InstanceStatus.PENDING.value, "last_deployment_id": deployment_id}
-            conn.execute(_update_instance(instance).values(**pending, **place))
+            conn.execute(update_instance(instance).values(**pending, **place))
             change = {"deployment": deployment_id, "revision": row["revision"], "kind": kind}
             self._audit(conn, str(row["actor"]), f"{kind}.begin", instance, "pending", change)
             return must_exist(self._deployment(conn, deployment_id), "deployment", deployment_id)
@@ -134,7 +121,7 @@ class Store(Journal):
         """Move a pending deployment to in_progress (again: a no-op)."""
         with self._write() as conn:
             moved = conn.execute(
-                _update_deployment(deployment_id, DeploymentStatus.PENDING.value).values(
+                update_deployment(deployment_id, DeploymentStatus.PENDING.value).values(
                     status=DeploymentStatus.IN_PROGRESS.value, heartbeat_at=self._clock()
                 )
             ).rowcount
@@ -142,7 +129,7 @@ class Store(Journal):
             if not moved and found.status is not DeploymentStatus.IN_PROGRESS:
                 raise NotActive("deployment", deployment_id, found.status.value)
             if moved:
-                conn.execute(_update_instance(found.instance).values(status=found.status.value))
+                conn.execute(update_instance(found.instance).values(status=found.status.value))
             return found
 
     def heartbeat(self, deployment_ids: Sequence[str]) -> int:
@@ -154,26 +141,6 @@ class Store(Journal):
         )
         with self._write() as conn:
             return conn.execute(statement.values(heartbeat_at=self._clock())).rowcount
-
-    def finish_deployment(
-        self,
-        deployment_id: str,
-        *,
-        status: DeploymentStatus,
-        error: str | None = None,
-        snapshot: JsonMapping | None = None,
-        secrets: dict[str, str] | None = None,
-    ) -> Deployment:
-        """Record the outcome; on success the instance's deployed snapshot changes with it."""
-        status = DeploymentStatus(status)
-        if status not in FINAL_STATUSES:
-            raise ValueError(f"a deployment finishes as success, failed or skipped, not {status}")
-        if status is DeploymentStatus.SUCCESS and snapshot is None:
-            raise ValueError("a successful deployment needs the snapshot it deployed")
-        with self._write() as conn:
-            return self._finish(
-                conn, deployment_id, status, error=error, snapshot=snapshot, secrets=secrets
-            )
 
     # The same for many deployments at once: one transaction, a statement per kind of row.
 
@@ -257,284 +224,6 @@ class Store(Journal):
             pending = [d for d in found.values() if d.status is DeploymentStatus.PENDING]
             bulk.move_to_in_progress(conn, pending, now=self._clock())
 
-    def finish_deployments(self, finishes: Sequence[Finish]) -> None:
-        """`finish_deployment` for each (success or failed); one that is no longer active
-        (recovery marked it interrupted meanwhile) raises NotActive and nothing is written."""
-        for f in finishes:
-            if f.status not in (DeploymentStatus.SUCCESS, DeploymentStatus.FAILED):
-                raise ValueError(f"a batch finishes as success or failed, not {f.status}")
-            if f.status is DeploymentStatus.SUCCESS and f.snapshot is None:
-                raise ValueError("a successful deployment needs the snapshot it deployed")
-        if not finishes:
-            return
-        with self._write() as conn:
-            found = bulk.deployments_by_id(conn, [f.deployment_id for f in finishes])
-            for f in finishes:
-                known = must_exist(found.get(f.deployment_id), "deployment", f.deployment_id)
-                if not known.status.active:
-                    raise NotActive("deployment", f.deployment_id, known.status.value)
-            finished = bulk.write_outcomes(conn, found, finishes, now=self._clock())
-            if finished != len(finishes):  # a row changed under us (PostgreSQL): write nothing
-                raise StoreConflict(f"{len(finishes) - finished} deployment(s) changed meanwhile")
-
-    # Controllers' leases, and recovery from controllers that are gone.
-
-    def register_controller(self, controller: Controller, *, lease_seconds: float) -> None:
-        """Record a controller holding a lease of `lease_seconds` from now (database clock)."""
-        with self._write() as conn:
-            leases.register(conn, controller, lease_seconds=lease_seconds)
-
-    def renew_lease(
-        self, controller_id: str, *, lease_seconds: float, deployment_ids: Sequence[str] = ()
-    ) -> bool:
-        """Extend the controller's lease and mark its running deployments' heartbeat.
-
-        False when the lease had already run out (or was released): the controller has lost
-        its deployments, which recovery may have failed meanwhile, and must stop.
-        """
-        with self._write() as conn:
-            held = leases.renew(conn, controller_id, lease_seconds=lease_seconds)
-            if held and deployment_ids:
-                conn.execute(
-                    update(deployments)
-                    .where(deployments.c.id.in_(list(deployment_ids)))
-                    .where(deployments.c.status.in_(ACTIVE))
-                    .where(deployments.c.controller_id == controller_id)
-                    .values(heartbeat_at=self._clock())
-                )
-            return held
-
-    def release_controller(self, controller_id: str) -> None:
-        """End the controller's lease now: it is done (what it left active is recoverable)."""
-        with self._write() as conn:
-            leases.end(conn, controller_id)
-
-    def recover_interrupted(
-        self, *, here: Controller, legacy_lease_seconds: float = LEGACY_LEASE_SECONDS
-    ) -> Recovered:
-        """Fail the deployments, then finish the rollouts, whose controller is gone.
-
-        A controller is gone when its lease has run out by the database's clock, or sooner when
-        its process has certainly ended (`certainly_gone`, judged from `here`). Rows written
-        before leases (no controller) are gone once their last heartbeat is older than
-        `legacy_lease_seconds`. It reads first: with nothing to recover, nothing is written.
-        """
-        with self._read() as conn:
-            now = leases.read_now(conn)
-            active = conn.execute(
-                select(
-                    deployments.c.id, deployments.c.controller_id, deployments.c.heartbeat_at,
-                    deployments.c.owner_host, deployments.c.owner_pid,
-                )
-                .where(deployments.c.status.in_(ACTIVE))
-                .order_by(deployments.c.started_at, deployments.c.id)
-            ).all()  # fmt: skip
-            running = conn.execute(
-                select(rollouts.c.id, rollouts.c.controller_id, rollouts.c.started_at)
-                .where(rollouts.c.status == RolloutStatus.IN_PROGRESS.value)
-                .order_by(rollouts.c.started_at, rollouts.c.id)
-            ).all()
-            ids = [r.controller_id for r in [*active, *running] if r.controller_id is not None]
-            owners = leases.owners(conn, ids)
-        if not active and not running:
-            return Recovered([], [])
-        legacy_expired = self._clock() - timedelta(seconds=legacy_lease_seconds)
-        verdicts: dict[str, str | None] = {}
-
-        def gone(controller_id: str | None, last_seen: datetime) -> str | None:
-            if controller_id is None:
-                return "its last heartbeat is too old" if last_seen < legacy_expired else None
-            if controller_id not in verdicts:
-                verdicts[controller_id] = _verdict(owners.get(controller_id), now, here)
-            return verdicts[controller_id]
-
-        recovered = Recovered([], [])
-        for found in active:
-            why = gone(found.controller_id, found.heartbeat_at)
-            if why is None:
-                continue
-            error = f"interrupted (controller process {found.owner_pid} on {found.owner_host}"
-            try:
-                with self._write() as conn:
-                    if found.controller_id is not None:
-                        leases.end(conn, found.controller_id)  # in case it only seemed alive
-                    self._finish(
-                        conn, found.id, DeploymentStatus.FAILED, error=f"{error} is gone: {why})",
-                        actor=SYSTEM_ACTOR, action="interrupted", heartbeat_at=found.heartbeat_at,
-                    )  # fmt: skip
-            except NotActive:
-                continue  # it finished while we looked
-            recovered.deployments.append(found.id)
-        for rollout in running:
-            why = gone(rollout.controller_id, rollout.started_at)
-            if why is not None and self._interrupt_rollout(
-                rollout.id, f"its controller is gone: {why}"
-            ):
-                recovered.rollouts.append(rollout.id)
-        return recovered
-
-    def _interrupt_rollout(self, rollout_id: str, why: str) -> bool:
-        """Finish a rollout left in progress as failed, with a summary of its deployments; False
-        when one of them is still active or the rollout finished meanwhile."""
-        with self._write() as conn:
-            statuses = conn.execute(
-                select(deployments.c.instance, deployments.c.status).where(
-                    deployments.c.rollout_id == rollout_id
-                )
-            ).all()
-            if any(status in ACTIVE for _, status in statuses):
-                return False
-            counts: dict[str, int] = {}
-            for _, status in statuses:
-                counts[status] = counts.get(status, 0) + 1
-            failed = sorted(i for i, status in statuses if status == DeploymentStatus.FAILED.value)
-            summary: JsonObject = {"interrupted": why, "counts": counts, "failed": failed}
-            finished = conn.execute(
-                update(rollouts)
-                .where(rollouts.c.id == rollout_id)
-                .where(rollouts.c.status == RolloutStatus.IN_PROGRESS.value)
-                .values(
-                    status=RolloutStatus.FAILED.value, finished_at=self._clock(), summary=summary
-                )
-            ).rowcount
-            if not finished:
-                return False
-            target = f"rollout:{rollout_id}"
-            self._audit(conn, SYSTEM_ACTOR, "rollout.interrupted", target, "failed", summary)
-            done = Event(Phase.ROLLOUT_FINISHED, self._clock(), rollout_id, result="failed")
-            write_events(conn, [replace(done, detail=f"interrupted: {why}")])
-            return True
-
-    def _recovered(self, conn: Connection, found: Deployment, why: str) -> None:
-        """The event of a deployment that recovery failed: its controller is gone."""
-        place = conn.execute(
-            select(instances.c.site, instances.c.host).where(instances.c.name == found.instance)
-        ).first()
-        event = Event(
-            Phase.FINISHED, self._clock(), found.rollout_id, found.id, found.instance,
-            place.site if place else None, place.host if place else None, "lost", why,
-        )  # fmt: skip
-        write_events(conn, [event])
-
-    def _finish(
-        self,
-        conn: Connection,
-        deployment_id: str,
-        status: DeploymentStatus,
-        *,
-        error: str | None,
-        snapshot: JsonMapping | None = None,
-        secrets: dict[str, str] | None = None,
-        actor: str | None = None,
-        action: str = "finish",
-        heartbeat_at: datetime | None = None,
-    ) -> Deployment:
-        now = self._clock()
-        success = status is DeploymentStatus.SUCCESS
-        # On success the deployment keeps its snapshot, so a rollback can restore it later.
-        kept = {"config": snapshot, "secrets": secrets or {}} if success else {}
-        statement = _update_deployment(deployment_id, *ACTIVE).values(
-            status=status.value, finished_at=now, error=error, **kept
-        )
-        if heartbeat_at is not None:
-            statement = statement.where(deployments.c.heartbeat_at == heartbeat_at)
-        finished = conn.execute(statement).rowcount
-        found = must_exist(self._deployment(conn, deployment_id), "deployment", deployment_id)
-        if not finished:
-            raise NotActive("deployment", deployment_id, found.status.value)
-        if success:
-            changes: dict[str, object] = {
-                "status": InstanceStatus.SUCCESS.value, "deployed_revision": found.revision,
-                "deployed_config": snapshot, "deployed_secrets": secrets or {},
-                "deployed_at": now, "deployed_deployment_id": found.id,
-            }  # fmt: skip
-        elif status is DeploymentStatus.FAILED:
-            changes = {"status": InstanceStatus.FAILED.value}
-        else:  # skipped before it ran: the instance is as its previous deployment left it
-            previous = conn.execute(
-                select(deployments.c.status)
-                .where(deployments.c.instance == found.instance)
-                .where(deployments.c.status.in_(["success", "failed"]))
-                .order_by(deployments.c.started_at.desc())
-                .limit(1)
-            ).scalar()
-            changes = {"status": previous or InstanceStatus.NONE.value}
-        conn.execute(_update_instance(found.instance).values(changes))
-        detail: JsonObject = {"deployment": found.id, "revision": found.revision}
-        if error:
-            detail["error"] = error
-        what = f"{found.kind.value}.{action}"
-        self._audit(conn, actor or found.actor, what, found.instance, status.value, detail)
-        if action == "interrupted":  # no deployer says so: the store's own event
-            self._recovered(conn, found, error or "interrupted")
-        return found
-
-    # Reading deployments and instances.
-
-    def deployment(self, deployment_id: str) -> Deployment | None:
-        with self._read() as conn:
-            return self._deployment(conn, deployment_id)
-
-    def deployments(
-        self, *, instance: str | None = None, rollout_id: str | None = None, limit: int = 100
-    ) -> list[Deployment]:
-        """The newest deployments first, optionally of one instance or of one rollout."""
-        query = select(deployments)
-        if instance is not None:
-            query = query.where(deployments.c.instance == instance)
-        if rollout_id is not None:
-            query = query.where(deployments.c.rollout_id == rollout_id)
-        query = query.order_by(deployments.c.started_at.desc(), deployments.c.id.desc())
-        return self._all(query.limit(limit), rows.deployment)
-
-    def active_deployments(self) -> list[Deployment]:
-        """Pending and in-progress deployments, the oldest first."""
-        query = select(deployments).where(deployments.c.status.in_(ACTIVE))
-        return self._all(query.order_by(deployments.c.started_at), rows.deployment)
-
-    def _active_deployment(self, instance: str) -> Deployment | None:
-        query = select(deployments).where(
-            deployments.c.instance == instance, deployments.c.status.in_(ACTIVE)
-        )
-        return next(iter(self._all(query, rows.deployment)), None)
-
-    def instance_states(self, *, site: str | None = None) -> list[InstanceState]:
-        """Every instance the store knows (optionally of one site), by name."""
-        query = _instance_query()
-        if site is not None:
-            query = query.where(instances.c.site == site)
-        return self._all(query.order_by(instances.c.name), rows.instance_state)
-
-    def instance_state(self, name: str) -> InstanceState | None:
-        query = _instance_query().where(instances.c.name == name)
-        return next(iter(self._all(query, rows.instance_state)), None)
-
-    def snapshot_of(self, instance: str, revision: str) -> Snapshot | None:
-        """What the latest successful deployment of `revision` to `instance` deployed."""
-        query = (
-            select(deployments)
-            .where(deployments.c.instance == instance, deployments.c.revision == revision)
-            .where(deployments.c.status == DeploymentStatus.SUCCESS.value)
-            .order_by(deployments.c.finished_at.desc())
-        )
-        return next(iter(self._all(query.limit(1), rows.deployment_snapshot)), None)
-
-    def _deployment(self, conn: Connection, deployment_id: str) -> Deployment | None:
-        query = select(deployments).where(deployments.c.id == deployment_id)
-        found = conn.execute(query).mappings().first()
-        return rows.deployment(found) if found else None
-
-
-def _update_deployment(deployment_id: str, *statuses: str) -> Update:
-    """UPDATE of one deployment, only while it is in one of `statuses`."""
-    return update(deployments).where(
-        deployments.c.id == deployment_id, deployments.c.status.in_(statuses)
-    )
-
-
-def _update_instance(name: str) -> Update:
-    return update(instances).where(instances.c.name == name)
-
 
 def _same_request(known: Deployment, instance: str, revision: str) -> Deployment:
     if (known.instance, known.revision) != (instance, revision):
@@ -543,30 +232,3 @@ def _same_request(known: Deployment, instance: str, revision: str) -> Deployment
             f" at revision {known.revision}"
         )
     return known
-
-
-def _instance_query() -> Select[tuple[object, ...]]:
-    # Each instance with its last deployment; columns come out as instances_name, last_status, ...
-    last = deployments.alias("last")
-    joined = instances.outerjoin(last, last.c.id == instances.c.last_deployment_id)
-    query = select(instances, last).select_from(joined)
-    return query.set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
-
-
-@dataclass(frozen=True)
-class Recovered:
-    """What recovery finished: deployments failed as interrupted, rollouts finished as failed."""
-
-    deployments: list[str]
-    rollouts: list[str]
-
-
-def _verdict(owner: Owner | None, now: float, here: Controller) -> str | None:
-    """Why a controller is gone, or None while it holds its lease and may be alive."""
-    if owner is None:
-        return "the store holds no lease of it"
-    if owner.lease_expires <= now:
-        return "its lease ran out"
-    if certainly_gone(owner.controller, here=here):
-        return "its process has exited"
-    return None

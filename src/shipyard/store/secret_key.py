@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from shipyard.errors import StoreError
-from shipyard.store.engine import STATE_DIRECTORY
+from shipyard.store.places import STATE_DIRECTORY
 
 SECRET_KEY_VARIABLE = "SHIPYARD_SECRET_KEY"
 SECRET_KEY_FILE = "secret.key"

@@ -1,27 +1,38 @@
-"""Runs the store's Alembic migrations in-process, on a connection we own: no alembic.ini."""
+"""Runs the store's Alembic migrations in-process, on a connection we own: no alembic.ini.
+
+Alembic (with Mako and Pygments, about 150 ms of imports) is loaded only to migrate: a store
+already at head is recognised by reading `alembic_version` and the migration files' own
+`revision` lines, which is what every command but the first one after an upgrade does.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from shipyard.errors import StoreError
 from shipyard.store.engine import read_only
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 HERE = Path(__file__).parent
+VERSIONS = HERE / "versions"
+VERSION_TABLE = "alembic_version"
+# How a migration file names itself and its parent: `revision: str = "0003"`.
+_REVISION_LINE = re.compile(r'^(down_revision|revision)\b[^=\n]*=\s*(?:"([^"]*)"|None)\s*$', re.M)
 # Any fixed number: it names the PostgreSQL advisory lock that serialises concurrent upgrades.
 MIGRATION_LOCK = 0x5A1D_0001
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic configuration pointing at these migrations, handing over `connection`."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(HERE).replace("%", "%%"))
     config.set_main_option("path_separator", "os")
@@ -30,7 +41,25 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
-    """The newest migration this Shipyard knows."""
+    """The newest migration this Shipyard knows: the one no other migration follows.
+
+    Read from the files' `revision` and `down_revision` lines; when those do not name exactly
+    one head (a file written some other way, a branch), Alembic decides.
+    """
+    revisions, parents = set(), set()
+    for path in VERSIONS.glob("*.py"):
+        found = {m[1]: m[2] for m in _REVISION_LINE.finditer(path.read_text())}
+        if not found.get("revision"):
+            return _alembic_head()
+        revisions.add(found["revision"])
+        parents.add(found.get("down_revision"))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else _alembic_head()
+
+
+def _alembic_head() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise StoreError("the store has no migrations")
@@ -39,13 +68,19 @@ def head_revision() -> str:
 
 def current_revision(connection: Connection) -> str | None:
     """The migration the database is at; None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
 def stored_revision(engine: Engine) -> str | None:
-    """The migration the database is at, read without a write transaction."""
+    """The migration the database is at, read without a write transaction (and without
+    Alembic); None for an empty database, or one at several revisions (Alembic sorts it out)."""
     with read_only(engine).begin() as connection:
-        return current_revision(connection)
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return None
+        found = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+        return str(found[0][0]) if len(found) == 1 else None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -68,6 +103,9 @@ def _upgrade(engine: Engine, revision: str) -> None:
         if connection.dialect.name == "postgresql":
             # SQLite serialises writers on its own (BEGIN IMMEDIATE); PostgreSQL needs a lock.
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        from alembic import command
+        from alembic.util import CommandError
+
         try:
             command.upgrade(alembic_config(connection), revision)
         except CommandError as exc:
