@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sys
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.live import Live
@@ -14,31 +12,15 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.cli.app import app
-from shipyard.cli.context import find_instance, select_instances, state
-from shipyard.cli.render import console, host_text, print_json, short
-from shipyard.cli.state_access import actor, lease_policy, open_project_store
-from shipyard.config.flatten import Instance
-from shipyard.config.topology import HostRef, all_hosts
-from shipyard.deploy.bootstrap import HostReport, bootstrap_host
-from shipyard.deploy.manager import Deployer, RolloutReport
-from shipyard.deploy.runs import Outcome
-from shipyard.errors import DeployError, ShipyardError, UsageError
-from shipyard.executors.factory import ExecutorPool
+from shipyard.cli.context import run_async, session
+from shipyard.cli.render import STYLE, JsonFlag, console, host_text, print_json, short
 from shipyard.masking import Masker
-from shipyard.store import DeploymentKind
+
+if TYPE_CHECKING:
+    from shipyard.config.flatten import Instance
+    from shipyard.deploy.manager import Deployer, RolloutReport
 
 LIVE_ROWS = 30
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-STYLE = {
-    "success": "green",
-    "failed": "red",
-    "rejected": "red",
-    "lost": "red",
-    "skipped": "yellow",
-    "unchanged": "dim",
-    "planned": "cyan",
-    "deploying": "cyan",
-}
 
 
 @app.command()
@@ -48,35 +30,14 @@ def bootstrap(
     json_output: JsonFlag = False,
 ) -> None:
     """Prepare hosts once: deploy root, a reachable supervisord, the user's rights."""
-    flat = state(ctx).flatten(empty_ok=True)  # hosts are prepared before services are placed
-    masker = state(ctx).masker()
-    loaded = flat.loaded
-    if site is not None:
-        select_instances(flat, site=site)  # refuses an unknown site, suggesting known ones
-    refs = [r for r in all_hosts(loaded.project).values() if site is None or r.site == site]
-    blue_green = {i.host for i in flat.instances.values() if i.strategy.uses_slots}
+    from shipyard.app.hosts import bootstrap as bootstrap_hosts
 
-    async def one(pool: ExecutorPool, ref: HostRef) -> HostReport:
-        try:
-            return await bootstrap_host(
-                pool.executor(ref.name, ref.host),
-                ref,
-                loaded.root,
-                needs_nginx=ref.name in blue_green,
-            )
-        except (ShipyardError, OSError) as trouble:
-            # bootstrap_host reports a host's own trouble; anything else still belongs to
-            # this host, and the other hosts go on.
-            return HostReport(ref.name, error=str(trouble))
-
-    async def run() -> list[HostReport]:
-        async with ExecutorPool(loaded.project.ssh, loaded.root) as pool:
-            return await asyncio.gather(*(one(pool, r) for r in refs))
-
-    reports = asyncio.run(run())
+    cli = session(ctx)
+    reports = run_async(bootstrap_hosts(cli, site=site))
+    masker = cli.masker()
     failed = [r for r in reports if r.error]
     if json_output:
-        print_json([vars(r) for r in reports], masker=masker)
+        print_json([r.to_json() for r in reports], masker=masker)
     else:
         table = Table("host", "found", "did", "error")
         for r in reports:
@@ -93,24 +54,17 @@ def bootstrap(
         for r in failed:
             out.print(
                 Text.assemble(
-                    "  ",
-                    host_text(masker, r.host, "bold"),
-                    ": ",
-                    host_text(masker, _without_host(r)),
+                    "  ", host_text(masker, r.host, "bold"), ": ", host_text(masker, r.reason)
                 )
             )
     if failed:
         raise typer.Exit(1)
 
 
-def _without_host(report: HostReport) -> str:
-    """The report's error, once prefixed by its host's name (some errors already carry it)."""
-    prefix = f"{report.host}: "
-    return report.error[len(prefix) :] if report.error.startswith(prefix) else report.error
-
-
 def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_output: bool) -> None:
-    cli = state(ctx)
+    from shipyard.deploy.manager import Deployer
+
+    cli = session(ctx)
     flat = cli.flatten()
     loaded = flat.loaded
     masker = cli.masker()
@@ -145,26 +99,27 @@ def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_outp
                 lines.say(instance, what)
             statuses[instance] = what
 
-        with open_project_store(cli) as store:
-            async with ExecutorPool(loaded.project.ssh, loaded.root) as pool:
-                deployer = Deployer(
-                    flat,
-                    store,
-                    lambda ref: pool.executor(ref.name, ref.host),
-                    actor(),
-                    max_in_flight=loaded.project.ssh.max_in_flight,
-                    progress=progress,
-                    masker=masker,
-                    policy=lease_policy(os.environ),
-                )
-                result: RolloutReport = await work(deployer)
-                return result
+        store = cli.store
+        async with cli.executor_pool() as pool:
+            deployer = Deployer(
+                flat,
+                store,
+                lambda ref: pool.executor(ref.name, ref.host),
+                cli.actor,
+                max_in_flight=loaded.project.ssh.max_in_flight,
+                progress=progress,
+                masker=masker,
+                controller=cli.controller,
+                policy=cli.policy,
+            )
+            result: RolloutReport = await work(deployer)
+            return result
 
     if lines is not None:
-        report = asyncio.run(run())
+        report = run_async(run())
     else:
         with Live(console=table_out, transient=True, get_renderable=view):
-            report = asyncio.run(run())
+            report = run_async(run())
     _print_report(report, json_output, masker)
     if report.failed or any(o.result == "skipped" for o in report.outcomes):
         raise typer.Exit(1)
@@ -228,7 +183,9 @@ def deploy(
 ) -> None:
     """Deploy what is stale (everything chosen, with --force), in dependency waves; instances
     of a wave in parallel."""
-    flat = state(ctx).flatten()
+    from shipyard.app.selectors import select_instances
+
+    flat = session(ctx).flatten()
     chosen = select_instances(flat, names, site=site)
     request = " ".join(
         ["deploy", *(names or []), *([f"--site {site}"] if site else []), *(["--force"] * force)]
@@ -250,22 +207,28 @@ def rollback(
     json_output: JsonFlag = False,
 ) -> None:
     """Switch INSTANCE back to a kept release (the previous one by default); nothing is uploaded."""
-    cli = state(ctx)
+    from shipyard.app.selectors import find_instance
+    from shipyard.deploy.manager import RolloutReport
+    from shipyard.deploy.runs import Outcome
+    from shipyard.errors import DeployError, UsageError
+    from shipyard.store import DeploymentKind
+
+    cli = session(ctx)
     current = find_instance(cli.flatten(), instance)
-    with open_project_store(cli) as store:
-        live = store.instance_state(current.name)
-        candidates = [
-            d
-            for d in store.deployments(instance=current.name)
-            if d.status.value == "success"
-            and (live is None or live.deployed is None or d.revision != live.deployed.revision)
-        ]
-        if to is not None:
-            candidates = [d for d in candidates if d.revision.startswith(to)]
-        if not candidates:
-            wanted = f"revision {to}" if to else "an earlier successful release"
-            raise UsageError(f"{current.name}: no {wanted} to roll back to")
-        snapshot = store.snapshot_of(current.name, candidates[0].revision)
+    store = cli.store
+    live = store.instance_state(current.name)
+    candidates = [
+        d
+        for d in store.deployments(instance=current.name)
+        if d.status.value == "success"
+        and (live is None or live.deployed is None or d.revision != live.deployed.revision)
+    ]
+    if to is not None:
+        candidates = [d for d in candidates if d.revision.startswith(to)]
+    if not candidates:
+        wanted = f"revision {to}" if to else "an earlier successful release"
+        raise UsageError(f"{current.name}: no {wanted} to roll back to")
+    snapshot = store.snapshot_of(current.name, candidates[0].revision)
     if snapshot is None:
         raise DeployError(f"{current.name}: no snapshot of {candidates[0].revision[:12]}")
     old = current.as_deployed(snapshot.revision, snapshot.config, snapshot.secrets)

@@ -8,16 +8,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import typer
 from rich.console import Console
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
 from shipyard.masking import Masker
-from shipyard.plan.diff import DiffEntry
-from shipyard.plan.rollout import Plan
+
+if TYPE_CHECKING:
+    from shipyard.plan.diff import DiffEntry
+    from shipyard.plan.rollout import Plan
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+STYLE = {
+    "success": "green",
+    "failed": "red",
+    "rejected": "red",
+    "lost": "red",
+    "skipped": "yellow",
+    "unchanged": "dim",
+    "planned": "cyan",
+    "deploying": "cyan",
+    "cancelled": "yellow",
+}
 
 ACTION_STYLE = {"create": "green", "update": "yellow", "none": "dim"}
 
@@ -62,31 +77,11 @@ def plan_table(plan: Plan) -> Table:
     return table
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
-    return {
-        "waves": [
-            [
-                {
-                    "instance": s.name,
-                    "service": s.service,
-                    "site": s.site,
-                    "host": s.host,
-                    "revision": s.revision,
-                    "deployed_revision": s.deployed_revision,
-                    "action": s.action,
-                }
-                for s in wave
-            ]
-            for wave in plan.waves
-        ],
-        "orphans": list(plan.orphans),
-        "changes": len(plan.changes),
-    }
-
-
 def print_diff(
     out: Console, instance: str, entries: Sequence[DiffEntry], *, masker: Masker
 ) -> None:
+    from rich.syntax import Syntax
+
     shown = masker.shown
     name = Text(shown(instance), style="bold")
     if not entries:
