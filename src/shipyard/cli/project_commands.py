@@ -10,8 +10,9 @@ import typer
 from rich.console import Console
 
 from shipyard.cli.app import app
+from shipyard.cli.columns import BIG, print_columns
 from shipyard.cli.context import port_number, session
-from shipyard.cli.render import JsonFlag, console, plan_table, print_json
+from shipyard.cli.render import PLAN_HEADERS, JsonFlag, console, plan_cells, plan_table, print_json
 
 
 @app.command()
@@ -118,7 +119,10 @@ def plan(
         return
     result = view.plan
     out = console()
-    out.print(plan_table(result))
+    if len(result.steps) > BIG:
+        print_columns(out, PLAN_HEADERS, plan_cells(result))
+    else:
+        out.print(plan_table(result))
     out.print(
         f"{len(result.changes)} of {len(result.steps)} instance(s) to deploy "
         f"in {len(result.waves)} wave(s)"

@@ -59,9 +59,29 @@ def short(revision: str | None) -> str:
     return revision[:12] if revision else "-"
 
 
+PLAN_HEADERS = ("wave", "instance", "site", "host", "revision", "deployed", "action")
+
+
+def plan_cells(plan: Plan) -> list[list[tuple[str, str]]]:
+    """The plan's rows as cells for `columns.print_columns` (names are the config's own)."""
+    return [
+        [
+            (str(number), ""),
+            (step.name, ""),
+            (step.site, ""),
+            (step.host, ""),
+            (short(step.revision), ""),
+            (short(step.deployed_revision), ""),
+            (step.action, ACTION_STYLE[step.action]),
+        ]
+        for number, wave in enumerate(plan.waves, 1)
+        for step in wave
+    ]
+
+
 def plan_table(plan: Plan) -> Table:
     table = Table(title="plan", title_justify="left")
-    for column in ("wave", "instance", "site", "host", "revision", "deployed", "action"):
+    for column in PLAN_HEADERS:
         table.add_column(column)
     for number, wave in enumerate(plan.waves, 1):
         for step in wave:

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.cli.app import app
+from shipyard.cli.columns import BIG, Cell, print_columns
 from shipyard.cli.context import run_async, session, whole_number
 from shipyard.cli.render import STYLE, JsonFlag, console, host_text, print_json, short
 from shipyard.masking import Masker
@@ -40,7 +41,11 @@ def status(
     out = console()
     out.print(_counts_table(report))
     rows = list(report.rows) if every else report.attention
-    if rows:
+    if len(rows) > BIG:
+        if not every:
+            out.print(Text("needing attention", "italic"))
+        print_columns(out, ROW_HEADERS, [_row_cells(row, masker) for row in rows])
+    elif rows:
         out.print(_rows_table(rows, masker, title=None if every else "needing attention"))
     elif report.rows:
         out.print(Text(f"all {len(report.rows)} instance(s) current", "green"))
@@ -67,20 +72,40 @@ def _counts_table(report: StatusReport) -> Table:
     return table
 
 
+ROW_HEADERS = (
+    "instance", "site", "host", "status", "deployed", "stale", "slots", "last deployment",
+)  # fmt: skip
+
+
+def _row_cells(row: StatusRow, masker: Masker) -> list[Cell]:
+    shown = masker.shown
+    slots = _slots_text(row.slots, masker)
+    return [
+        (shown(row.instance), ""),
+        (shown(row.site), ""),
+        (shown(row.host), ""),
+        (shown(row.status), STYLE.get(row.status, "")),
+        (short(row.deployed_revision), ""),
+        ("stale", "yellow") if row.stale else ("current", "green"),
+        (slots.plain, str(slots.style)),
+        (shown(_last_summary(row)), ""),
+    ]
+
+
+def _last_summary(row: StatusRow) -> str:
+    last = row.last
+    if last is None:
+        return ""
+    summary = f"{last.status} by {last.actor} at {last.started_at.isoformat(timespec='seconds')}"
+    if last.error:
+        summary += f": {last.error.splitlines()[0]}"
+    return summary
+
+
 def _rows_table(rows: list[StatusRow], masker: Masker, *, title: str | None) -> Table:
-    table = Table(
-        "instance", "site", "host", "status", "deployed", "stale", "slots", "last deployment",
-        title=title, title_justify="left",
-    )  # fmt: skip
+    table = Table(*ROW_HEADERS, title=title, title_justify="left")
     for row in rows:
-        last = row.last
-        summary = (
-            ""
-            if last is None
-            else f"{last.status} by {last.actor} at {last.started_at.isoformat(timespec='seconds')}"
-        )
-        if last is not None and last.error:
-            summary += f": {last.error.splitlines()[0]}"
+        summary = _last_summary(row)
         table.add_row(
             host_text(masker, row.instance),
             host_text(masker, row.site),
