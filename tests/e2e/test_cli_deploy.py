@@ -124,7 +124,7 @@ def test_a_deploy_without_a_terminal_prints_each_state_change_while_it_runs(
             running.kill()
             running.communicate()
     later = [m.group(1) for m in map(PROGRESS_LINE.match, rest.splitlines()) if m]
-    assert seen[:2] == ["deploying", "preparing"]
+    assert seen[:2] == ["queued", "uploading"]
     assert later[-1] == "success"
     assert len(seen + later) == len(set(seen + later)), "one line per change, not repeats"
     assert running.returncode == 0
@@ -137,5 +137,5 @@ def test_a_json_deploy_keeps_stdout_pure_json_and_sends_progress_to_stderr(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["ok"] is True
     progress = [m.group(1) for m in map(PROGRESS_LINE.match, result.stderr.splitlines()) if m]
-    assert progress[0] == "deploying"
+    assert progress[0] == "queued"
     assert progress[-1] == "success"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, inspect, text
 
+from shipyard.events import Event, Phase
 from shipyard.masking import Masker
 from shipyard.store import (
     DeploymentRequest,
@@ -21,6 +22,7 @@ from shipyard.store import (
     RolloutStatus,
     Store,
     open_store,
+    utc_now,
 )
 
 from .builders import begin, config
@@ -53,7 +55,7 @@ def write_everything(store: Store) -> None:
     store.finish_deployment("d4", status=DeploymentStatus.FAILED, error=SENTINEL)
     store.append_audit(actor="alice", action="artifact.upload", target="api", result="ok",
                        detail={SENTINEL: f"key too {SENTINEL}"})  # fmt: skip
-    store.append_event(kind="log", instance="api@web-1", payload={"line": f">>{SENTINEL}<<"})
+    store.append_events([Event(Phase.FINISHED, utc_now(), "r1", detail=f">>{SENTINEL}<<")])
     store.finish_rollout("r1", status=RolloutStatus.FAILED, summary={"why": SAID})
 
 

@@ -43,17 +43,17 @@ class StoredInstance:
 def stored_instances(store: Store, *, site: str | None = None) -> dict[str, StoredInstance]:
     """By instance name. FALLBACK: with Store.status_rows (helper "speed"), the body becomes
 
-        return {
-            r.name: StoredInstance(
-                r.name, r.site, r.host, r.status.value, r.deployed_revision,
-                None if r.last_deployment_id is None or r.last_status is None else
-                LastDeployment(
-                    r.last_deployment_id, r.last_kind or "deploy", r.last_actor or "",
-                    r.last_status.value, r.last_started_at, r.last_finished_at, r.last_error,
-                ),
-            )
-            for r in store.status_rows(site=site)
-        }
+    return {
+        r.name: StoredInstance(
+            r.name, r.site, r.host, r.status.value, r.deployed_revision,
+            None if r.last_deployment_id is None or r.last_status is None else
+            LastDeployment(
+                r.last_deployment_id, r.last_kind or "deploy", r.last_actor or "",
+                r.last_status.value, r.last_started_at, r.last_finished_at, r.last_error,
+            ),
+        )
+        for r in store.status_rows(site=site)
+    }
     """
     out: dict[str, StoredInstance] = {}
     for found in store.instance_states(site=site):

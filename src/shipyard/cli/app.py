@@ -60,6 +60,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(("bootstrap", "deploy", "rollback"), "deploy_commands"),
     **dict.fromkeys(("status", "diff", "audit"), "report_commands"),
     **dict.fromkeys(("run", "hosts"), "remote_commands"),
+    **dict.fromkeys(("logs", "events"), "event_commands"),
 }
 OPTIONS_WITH_VALUE = ("--project", "-p")
 

@@ -1,13 +1,13 @@
-"""Commands that change or report deployments: bootstrap, deploy, rollback, status, diff, audit."""
+"""Commands that change deployments: bootstrap, deploy, rollback; the live view of a rollout."""
 
 from __future__ import annotations
 
 import sys
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.live import Live
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -17,10 +17,14 @@ from shipyard.cli.render import STYLE, JsonFlag, console, host_text, print_json,
 from shipyard.masking import Masker
 
 if TYPE_CHECKING:
-    from shipyard.config.flatten import Instance
-    from shipyard.deploy.manager import Deployer, RolloutReport
+    from collections.abc import Awaitable, Callable
+
+    from shipyard.app.rollouts import RolloutHandle, RolloutResult
+    from shipyard.app.session import Session
+    from shipyard.events import Event
 
 LIVE_ROWS = 30
+INTERRUPTED = "interrupted (Ctrl-C)"
 
 
 @app.command()
@@ -61,110 +65,6 @@ def bootstrap(
         raise typer.Exit(1)
 
 
-def _run_rollout(ctx: typer.Context, work: Any, names: list[Instance], json_output: bool) -> None:
-    from shipyard.deploy.manager import Deployer
-
-    cli = session(ctx)
-    flat = cli.flatten()
-    loaded = flat.loaded
-    masker = cli.masker()
-    statuses: dict[str, str] = {i.name: "waiting" for i in names}
-    table_out = console()
-
-    def view() -> Table:
-        # Drawn by Live a few times a second, never once per event: a rollout of a thousand
-        # instances sends thousands. Past a screenful, a count per status and the busy ones.
-        table = Table("instance", "status", box=None)
-        shown = list(statuses.items())  # a copy: the deployment updates it meanwhile
-        if len(shown) > LIVE_ROWS:
-            counts: dict[str, int] = {}
-            for _, status in shown:
-                counts[status] = counts.get(status, 0) + 1
-            summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-            table.add_row(f"{len(statuses)} instances", summary)
-            settled = {"waiting", "success", "unchanged"}
-            shown = [(n, s) for n, s in shown if s not in settled][:LIVE_ROWS]
-        for name, status in shown:
-            table.add_row(name, Text(status, STYLE.get(status, "")))
-        return table
-
-    # Without a terminal (CI logs) a line per change, as it happens; with --json, on stderr.
-    lines = (
-        None if table_out.is_terminal and not json_output else _ProgressLines(json_output, masker)
-    )
-
-    async def run() -> RolloutReport:
-        def progress(instance: str, what: str) -> None:
-            if lines is not None and statuses.get(instance) != what:
-                lines.say(instance, what)
-            statuses[instance] = what
-
-        store = cli.store
-        async with cli.executor_pool() as pool:
-            deployer = Deployer(
-                flat,
-                store,
-                lambda ref: pool.executor(ref.name, ref.host),
-                cli.actor,
-                max_in_flight=loaded.project.ssh.max_in_flight,
-                progress=progress,
-                masker=masker,
-                controller=cli.controller,
-                policy=cli.policy,
-            )
-            result: RolloutReport = await work(deployer)
-            return result
-
-    if lines is not None:
-        report = run_async(run())
-    else:
-        with Live(console=table_out, transient=True, get_renderable=view):
-            report = run_async(run())
-    _print_report(report, json_output, masker)
-    if report.failed or any(o.result == "skipped" for o in report.outcomes):
-        raise typer.Exit(1)
-
-
-class _ProgressLines:
-    """`20:31:02 greeter@east-1 uploading`: one flushed line per instance state change."""
-
-    def __init__(self, to_stderr: bool, masker: Masker) -> None:
-        self.stream = sys.stderr if to_stderr else sys.stdout
-        self.masker = masker
-
-    def say(self, instance: str, what: str) -> None:
-        at = datetime.now().strftime("%H:%M:%S")
-        print(self.masker.shown(f"{at} {instance} {what}"), file=self.stream, flush=True)
-
-
-def _print_report(report: RolloutReport, json_output: bool, masker: Masker) -> None:
-    if json_output:
-        print_json(
-            {
-                "rollout": report.rollout_id,
-                "ok": report.ok,
-                "outcomes": [vars(o) for o in report.outcomes],
-            },
-            masker=masker,
-        )
-        return
-    out = console()
-    table = Table("instance", "result", "revision", "seconds", "reason", title="rollout")
-    for o in report.outcomes:
-        table.add_row(
-            o.instance,
-            Text(o.result, STYLE.get(o.result, "")),
-            short(o.revision),
-            f"{o.seconds:.1f}" if o.seconds else "",
-            host_text(masker, o.reason),
-        )
-    out.print(table)
-    counts: dict[str, int] = {}
-    for o in report.outcomes:
-        counts[o.result] = counts.get(o.result, 0) + 1
-    out.print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
-
-
 @app.command()
 def deploy(
     ctx: typer.Context,
@@ -182,19 +82,20 @@ def deploy(
     json_output: JsonFlag = False,
 ) -> None:
     """Deploy what is stale (everything chosen, with --force), in dependency waves; instances
-    of a wave in parallel."""
+    of a wave in parallel. Ctrl-C cancels: steps in flight finish, the rest is skipped."""
+    from shipyard.app.rollouts import deploy_request, start_deploy
     from shipyard.app.selectors import select_instances
 
-    flat = session(ctx).flatten()
-    chosen = select_instances(flat, names, site=site)
-    request = " ".join(
-        ["deploy", *(names or []), *([f"--site {site}"] if site else []), *(["--force"] * force)]
-    )
+    cli = session(ctx)
+    chosen = select_instances(cli.flatten(), names, site=site)
+    request = deploy_request(names, site, force)
 
-    async def work(deployer: Deployer) -> RolloutReport:
-        return await deployer.deploy(chosen, request=request, dry_run=dry_run, force=force)
+    def start(heard: Callable[[Event], None]) -> Awaitable[RolloutHandle]:
+        return start_deploy(
+            cli, chosen, request=request, dry_run=dry_run, force=force, on_event=heard
+        )
 
-    _run_rollout(ctx, work, chosen, json_output)
+    _run_rollout(cli, start, [i.name for i in chosen], json_output)
 
 
 @app.command()
@@ -207,36 +108,110 @@ def rollback(
     json_output: JsonFlag = False,
 ) -> None:
     """Switch INSTANCE back to a kept release (the previous one by default); nothing is uploaded."""
-    from shipyard.app.selectors import find_instance
-    from shipyard.deploy.manager import RolloutReport
-    from shipyard.deploy.runs import Outcome
-    from shipyard.errors import DeployError, UsageError
-    from shipyard.store import DeploymentKind
+    from shipyard.app.rollouts import rollback_target, start_rollback
 
     cli = session(ctx)
-    current = find_instance(cli.flatten(), instance)
-    store = cli.store
-    live = store.instance_state(current.name)
-    candidates = [
-        d
-        for d in store.deployments(instance=current.name)
-        if d.status.value == "success"
-        and (live is None or live.deployed is None or d.revision != live.deployed.revision)
-    ]
-    if to is not None:
-        candidates = [d for d in candidates if d.revision.startswith(to)]
-    if not candidates:
-        wanted = f"revision {to}" if to else "an earlier successful release"
-        raise UsageError(f"{current.name}: no {wanted} to roll back to")
-    snapshot = store.snapshot_of(current.name, candidates[0].revision)
-    if snapshot is None:
-        raise DeployError(f"{current.name}: no snapshot of {candidates[0].revision[:12]}")
-    old = current.as_deployed(snapshot.revision, snapshot.config, snapshot.secrets)
+    old = rollback_target(cli, instance, to=to)
+    request = " ".join(["rollback", old.name, *([f"--to {to}"] if to else [])])
 
-    async def work(deployer: Deployer) -> RolloutReport:
-        report = RolloutReport(rollout_id="rollback")
-        outcome: Outcome = await deployer.deploy_one(old, kind=DeploymentKind.ROLLBACK)
-        report.outcomes.append(outcome)
-        return report
+    def start(heard: Callable[[Event], None]) -> Awaitable[RolloutHandle]:
+        return start_rollback(cli, old, request=request, on_event=heard)
 
-    _run_rollout(ctx, work, [old], json_output)
+    _run_rollout(cli, start, [old.name], json_output)
+
+
+def _run_rollout(
+    cli: Session,
+    start: Callable[[Callable[[Event], None]], Awaitable[RolloutHandle]],
+    names: list[str],
+    json_output: bool,
+) -> None:
+    """Start the rollout, show its events as they come, cancel it on Ctrl-C, print the result."""
+    import asyncio
+
+    masker = cli.masker()
+    statuses: dict[str, str] = dict.fromkeys(names, "waiting")
+    out = console()
+    # Without a terminal (CI logs) a line per change, as it happens; with --json, on stderr.
+    lines = None if out.is_terminal and not json_output else _ProgressLines(json_output, masker)
+
+    def heard(event: Event) -> None:
+        if event.instance is None:
+            return
+        what = event.result if event.result is not None else event.phase.value
+        if lines is not None and statuses.get(event.instance) != what:
+            lines.say(event.instance, what)
+        statuses[event.instance] = what
+
+    async def run() -> RolloutResult:
+        handle = await start(heard)
+        try:
+            return await handle.wait()
+        except asyncio.CancelledError:  # Ctrl-C: the rollout is cancelled, not abandoned
+            handle.cancel(INTERRUPTED)
+            Console(stderr=True, highlight=False).print(
+                Text(f"cancelling rollout {handle.id}: steps in flight finish", "yellow")
+            )
+            return await handle.wait()
+
+    if lines is not None:
+        result = run_async(run())
+    else:
+        from rich.live import Live
+
+        with Live(console=out, transient=True, get_renderable=lambda: _view(statuses)):
+            result = run_async(run())
+    _print_result(result, json_output, masker)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _view(statuses: dict[str, str]) -> Table:
+    # Drawn by Live a few times a second, never once per event: a rollout of a thousand
+    # instances sends thousands. Past a screenful, a count per status and the busy ones.
+    table = Table("instance", "status", box=None)
+    shown = list(statuses.items())  # a copy: the deployment updates it meanwhile
+    if len(shown) > LIVE_ROWS:
+        counts: dict[str, int] = {}
+        for _, status in shown:
+            counts[status] = counts.get(status, 0) + 1
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        table.add_row(f"{len(statuses)} instances", summary)
+        settled = {"waiting", "queued", "success", "unchanged"}
+        shown = [(n, s) for n, s in shown if s not in settled][:LIVE_ROWS]
+    for name, status in shown:
+        table.add_row(name, Text(status, STYLE.get(status, "")))
+    return table
+
+
+class _ProgressLines:
+    """`20:31:02 greeter@east-1 uploading`: one flushed line per instance state change."""
+
+    def __init__(self, to_stderr: bool, masker: Masker) -> None:
+        self.stream = sys.stderr if to_stderr else sys.stdout
+        self.masker = masker
+
+    def say(self, instance: str, what: str) -> None:
+        at = datetime.now().strftime("%H:%M:%S")
+        print(self.masker.shown(f"{at} {instance} {what}"), file=self.stream, flush=True)
+
+
+def _print_result(result: RolloutResult, json_output: bool, masker: Masker) -> None:
+    if json_output:
+        print_json(result.to_json(), masker=masker)
+        return
+    out = console()
+    table = Table("instance", "result", "revision", "seconds", "reason", title="rollout")
+    for o in result.outcomes:
+        table.add_row(
+            o.instance,
+            Text(o.result, STYLE.get(o.result, "")),
+            short(o.revision),
+            f"{o.seconds:.1f}" if o.seconds else "",
+            host_text(masker, o.reason),
+        )
+    out.print(table)
+    counts = ", ".join(f"{n} {k}" for k, n in result.counts().items())
+    if result.cancelled is not None:
+        counts += f"; cancelled: {masker.shown(result.cancelled)}"
+    out.print(counts, markup=False, highlight=False)

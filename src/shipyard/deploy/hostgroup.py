@@ -35,6 +35,7 @@ from shipyard.deploy.hostops import STEP_LIMIT, run_parts
 from shipyard.deploy.instance import Release
 from shipyard.deploy.staging import stage_for_host
 from shipyard.errors import DeployError, ExecutionError
+from shipyard.events import Phase
 from shipyard.executors.base import (
     CommandFailed,
     CommandResult,
@@ -46,7 +47,7 @@ from shipyard.executors.base import (
 # the host (commands.batch); other steps get hostops.STEP_LIMIT.
 INSTALL_LIMIT = 3600.0
 
-Progress = Callable[[str, str], None]
+Say = Callable[[str, Phase], None]  # (instance, the phase it enters)
 T = TypeVar("T")
 
 
@@ -77,12 +78,12 @@ class HostGroup:
         self,
         executor: Executor,
         members: Sequence[Member],
-        progress: Progress,
+        say: Say,
         fence: Callable[[], None] = lambda: None,
     ) -> None:
         self.executor = executor
         self.members = list(members)
-        self.progress = progress
+        self.say = say
         self.fence = fence  # raises (LeaseLost) when this controller must not start a step
 
     @property
@@ -121,7 +122,7 @@ class HostGroup:
             if not part.ok:
                 self._fail([m], f"release {m.revision[:12]} is not kept on {self.executor.name}")
         members = [m for m in self.alive if m.upload]
-        self._say(members, "preparing")
+        self._say(members, Phase.UPLOADING)
         scripts = [
             _first_step(m.target, release.prepare_script(m.target.layout, m.revision))
             for m in members
@@ -130,7 +131,6 @@ class HostGroup:
         missing = [m for m, out in prepared if not release.parse_prepare(out.stdout)]
         if not missing:
             return
-        self._say(missing, "uploading")
         installs = {m.name for m in missing if _install_argv(m.target)}
         staging = Path(tempfile.mkdtemp(prefix="shipyard-releases-"))
         try:
@@ -145,7 +145,7 @@ class HostGroup:
             shutil.rmtree(staging, ignore_errors=True)
         installing = [m for m in missing if m.failure is None and m.name in installs]
         if installing:
-            self._say(installing, "installing")
+            self._say(installing, Phase.INSTALLING)
             installs_run = [_install_script(m.target) for m in installing]
             await self._each(installing, installs_run, "install", limit=INSTALL_LIMIT)
             marking = [m for m in installing if m.failure is None]
@@ -154,13 +154,14 @@ class HostGroup:
 
     async def _switch(self) -> None:
         members = self.alive
+        self._say(members, Phase.SWITCHING)
         scripts = [release.switch_current_script(m.target.layout, m.revision) for m in members]
         for m, out in await self._each(members, scripts, "switch"):
             m.switched, m.previous = True, release.parse_switch(out.stdout)
 
     async def _restart(self) -> None:
         members = self.alive
-        self._say(members, "restarting")
+        self._say(members, Phase.RESTARTING)
         for name, why in (await self._apply_programs(members)).items():
             self._fail([m for m in members if m.name == name], f"restart failed: {why}")
 
@@ -189,12 +190,11 @@ class HostGroup:
     async def _check_health(self) -> None:
         """Every member's program RUNNING and its health check passing, or its reason."""
         members = self.alive
-        self._say(members, "checking health")
+        self._say(members, Phase.HEALTH_CHECKING)
         failures = await await_healthy(self.executor, {m.name: m.target for m in members})
         for m in members:
             if m.name in failures:
                 m.failure = failures[m.name]
-                self.progress(m.name, "failed")
 
     async def _switch_back(self, failed: list[Member]) -> None:
         """Failed members that were switched: `current` back to the release before it, restarted
@@ -204,6 +204,7 @@ class HostGroup:
         restore = [m for m in failed if m.switched and m.previous is not None]
         stop = [m for m in failed if m.switched and m.previous is None]
         notes: dict[str, str] = {}
+        self._say([*restore, *stop], Phase.ROLLING_BACK)
         try:
             if restore:
                 scripts = [
@@ -313,11 +314,10 @@ class HostGroup:
         for m in members:
             if m.failure is None:
                 m.failure = reason
-                self.progress(m.name, "failed")
 
-    def _say(self, members: list[Member], what: str) -> None:
+    def _say(self, members: list[Member], phase: Phase) -> None:
         for m in members:
-            self.progress(m.name, what)
+            self.say(m.name, phase)
 
 
 def _by_root(members: list[Member]) -> dict[str, list[Member]]:

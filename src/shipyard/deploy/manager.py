@@ -2,6 +2,11 @@
 
 The store enforces one deployment in flight per instance; when an instance fails, instances of
 the services that depend on its service are skipped with the reason, and the rest go on.
+
+Every step is published on the deployer's EventBus (shipyard.events): ROLLOUT_STARTED once the
+rollouts row is written, QUEUED for each instance of the plan, its phases, its FINISHED (a
+canary rolled back has two: its deployment's and its rollback's), ROLLOUT_FINISHED last.
+`cancel` stops what has not begun; what did not run is skipped with "cancelled: <reason>".
 """
 
 from __future__ import annotations
@@ -9,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TypeVar
 
 from shipyard.config.flatten import Flattened, Instance
@@ -20,8 +25,9 @@ from shipyard.deploy.batches import plan_batches
 from shipyard.deploy.bluegreen import soak_probe
 from shipyard.deploy.instance import Release
 from shipyard.deploy.lease import LeasePolicy, patiently
-from shipyard.deploy.runs import Connect, Outcome, Progress, Result, Runs
+from shipyard.deploy.runs import Connect, Outcome, Result, Runs
 from shipyard.errors import StoreError, StoreUnavailable
+from shipyard.events import Event, EventBus, Phase
 from shipyard.executors.base import Executor
 from shipyard.masking import Masker, masker_for
 from shipyard.plan.rollout import Step, Target, make_plan
@@ -31,6 +37,7 @@ from shipyard.store import (
     InstanceState,
     RolloutStatus,
     Store,
+    utc_now,
 )
 
 # What a rollout reports as not done: "lost" ran on hosts but is not (or not surely) recorded.
@@ -42,6 +49,7 @@ T = TypeVar("T")
 class RolloutReport:
     rollout_id: str
     outcomes: list[Outcome] = field(default_factory=list)
+    cancelled: str | None = None  # the reason, when the rollout was cancelled
 
     @property
     def failed(self) -> list[Outcome]:
@@ -54,24 +62,29 @@ class RolloutReport:
 
 @dataclass
 class Deployer:
-    """Runs rollouts of a flattened project against its hosts, recording everything in `store`."""
+    """Runs rollouts of a flattened project against its hosts, recording everything in `store`
+    and publishing every step on `events` (None: a bus of its own that writes to `store`)."""
 
     flat: Flattened
     store: Store
     connect: Connect
     actor: str
+    _: KW_ONLY
     max_in_flight: int = 200
-    progress: Progress = lambda instance, what: None
+    events: EventBus | None = None
     # Masks every reason and output before it is recorded or returned; None: the project's own.
     masker: Masker | None = None
-    controller: Controller = field(default_factory=Controller.of_process)
+    controller: Controller
     policy: LeasePolicy = field(default_factory=LeasePolicy)
+    bus: EventBus = field(init=False)
     runs: Runs = field(init=False)
+    _rollout_id: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         masker = self.masker if self.masker is not None else masker_for(self.flat)
+        self.bus = self.events if self.events is not None else EventBus(self.store.append_events)
         self.runs = Runs(
-            self.flat, self.store, self.connect, self.actor, self.progress, masker,
+            self.flat, self.store, self.connect, self.actor, self.bus, masker,
             controller=self.controller, policy=self.policy,
         )  # fmt: skip
 
@@ -91,68 +104,156 @@ class Deployer:
         request: str,
         dry_run: bool = False,
         force: bool = False,
+        rollout_id: str | None = None,
     ) -> RolloutReport:
-        """Deploy what is stale among `instances` (all with `force`), in dependency waves."""
-        deployed = {s.name: s.deployed.revision for s in self.store.instance_states() if s.deployed}
+        """Deploy what is stale among `instances` (all with `force`), in dependency waves.
+        A dry run writes and publishes nothing."""
+        states = await asyncio.to_thread(self.store.instance_states)
+        deployed = {s.name: s.deployed.revision for s in states if s.deployed}
         targets = [Target(i.name, i.service, i.host, i.site, i.revision) for i in instances]
         plan = make_plan(targets, self.flat.service_edges(), deployed, self.flat.instances)
-        report = RolloutReport(rollout_id=str(uuid.uuid4()))
+        report = RolloutReport(rollout_id=rollout_id or str(uuid.uuid4()))
         if dry_run:
             for step in plan.steps:
                 result: Result = "planned" if step.stale or force else "unchanged"
                 report.outcomes.append(Outcome(step.name, result, step.revision, step.action))
             return report
+        queued = [self.flat.instances[step.name] for step in plan.steps]
+
+        async def waves() -> None:
+            await self._run_waves(plan.waves, report, force=force)
+
+        return await self._rollout(report, request, "restart", queued, waves)
+
+    async def rollback(
+        self, instance: Instance, *, request: str, rollout_id: str | None = None
+    ) -> RolloutReport:
+        """Switch `instance` (as it was deployed: Instance.as_deployed) back to its kept release,
+        as a rollout of its own (strategy "rollback")."""
+        report = RolloutReport(rollout_id=rollout_id or str(uuid.uuid4()))
+
+        async def back() -> None:
+            if self.runs.cancelled is not None:
+                why = f"cancelled: {self.runs.cancelled}"
+                report.outcomes.append(self._skip(instance, why, report.rollout_id))
+                return
+            outcome = await self.deploy_one(
+                instance, rollout_id=report.rollout_id, kind=DeploymentKind.ROLLBACK
+            )
+            report.outcomes.append(outcome)
+
+        return await self._rollout(report, request, "rollback", [instance], back)
+
+    def cancel(self, reason: str) -> None:
+        """Stop the rollout running now (call it from any task on its loop): no new wave, batch
+        or deployment begins, the steps in flight finish; what did not run is skipped."""
+        if self.runs.cancelled is not None:
+            return
+        self.runs.cancelled = self.runs.masker(reason)
+        if self._rollout_id is not None:
+            self._tell(Phase.ROLLOUT_CANCELLING, self._rollout_id, detail=self.runs.cancelled)
+
+    async def _rollout(
+        self,
+        report: RolloutReport,
+        request: str,
+        strategy: str,
+        queued: Sequence[Instance],
+        work: Callable[[], Awaitable[None]],
+    ) -> RolloutReport:
+        """The rollouts row, then `work` between ROLLOUT_STARTED and ROLLOUT_FINISHED."""
         async with self.runs.lease.held():
             await patiently(
                 lambda: self.store.begin_rollout(
                     rollout_id=report.rollout_id, actor=self.actor, request=request,
-                    strategy="restart", controller_id=self.controller.id,
+                    strategy=strategy, controller_id=self.controller.id,
                 ),
                 patience=self.policy.patience,
             )  # fmt: skip
+            self._rollout_id = report.rollout_id
+            self._tell(Phase.ROLLOUT_STARTED, report.rollout_id, detail=request)
+            if self.runs.cancelled is not None:  # cancelled before the row was written
+                why = self.runs.cancelled
+                self._tell(Phase.ROLLOUT_CANCELLING, report.rollout_id, detail=why)
+            for instance in queued:
+                self.runs.say(instance, Phase.QUEUED, report.rollout_id)
+            ended = "failed"
             try:
-                await self._run_waves(plan.waves, report, force=force)
+                ended = await self._run_and_finish(report, work)
             finally:
-                await self.close()
-            try:
-                await patiently(
-                    lambda: self.store.finish_rollout(
-                        report.rollout_id,
-                        status=RolloutStatus.SUCCESS if report.ok else RolloutStatus.FAILED,
-                        summary=_summary(report),
-                    ),
-                    patience=self.policy.patience,
+                self._rollout_id = None
+                self.runs.cancelled = None  # the next rollout of this deployer starts afresh
+                self._tell(
+                    Phase.ROLLOUT_FINISHED, report.rollout_id, result=ended, detail=_counts(report)
                 )
-            except StoreError as failure:
-                if report.failed:  # their outcomes say what went wrong; recovery finishes it
-                    return report
+                await self.bus.flush()
+        return report
+
+    async def _run_and_finish(
+        self, report: RolloutReport, work: Callable[[], Awaitable[None]]
+    ) -> str:
+        """`work`, then the rollout's finish recorded; how it ended: success, failed, cancelled."""
+        try:
+            await work()
+        finally:
+            await self.close()
+        report.cancelled = self.runs.cancelled
+        summary = _summary(report)
+        if report.cancelled is not None:
+            summary["cancelled"] = report.cancelled
+        try:
+            await patiently(
+                lambda: self.store.finish_rollout(
+                    report.rollout_id,
+                    status=RolloutStatus.SUCCESS if report.ok else RolloutStatus.FAILED,
+                    summary=summary,
+                ),
+                patience=self.policy.patience,
+            )
+        except StoreError as failure:
+            if not report.failed:
                 counts = _counts(report)
                 raise StoreUnavailable(
                     f"rollout {report.rollout_id} ran ({counts}) but its finish is not recorded:"
                     f" {failure}; the next command's recovery finishes it"
                 ) from failure
-        return report
+            # their outcomes say what went wrong; recovery finishes the rollout
+        if report.cancelled is not None:
+            return "cancelled"
+        return "success" if report.ok else "failed"
+
+    def _tell(
+        self, phase: Phase, rollout_id: str, *, result: str | None = None, detail: str = ""
+    ) -> None:
+        """Publish an event of the rollout (its `detail` masked)."""
+        masked = self.runs.masker(detail) if detail else ""
+        self.bus.publish(Event(phase, utc_now(), rollout_id, result=result, detail=masked))
+
+    def _skip(self, instance: Instance, why: str, rollout_id: str) -> Outcome:
+        outcome = Outcome(instance.name, "skipped", instance.revision, why)
+        return self.runs.finished(instance, outcome, rollout_id)
 
     async def _run_waves(
         self, waves: Sequence[Sequence[Step]], report: RolloutReport, *, force: bool
     ) -> None:
         failed_services: set[str] = set()
         limit = asyncio.Semaphore(self.max_in_flight)
+        rollout = report.rollout_id
         for wave in waves:
             blocked = dependents(self.flat.service_edges(), failed_services)
             stale: dict[str, list[Instance]] = {}
             for step in wave:
-                if step.service in blocked:
+                instance = self.flat.instances[step.name]
+                if self.runs.cancelled is not None:
+                    why = f"cancelled: {self.runs.cancelled}"
+                    report.outcomes.append(self._skip(instance, why, rollout))
+                elif step.service in blocked:
                     why = _blocked_reason(step.service, failed_services, self.flat)
-                    report.outcomes.append(Outcome(step.name, "skipped", step.revision, why))
-                    self.progress(step.name, "skipped")
+                    report.outcomes.append(self._skip(instance, why, rollout))
                 elif not step.stale and not force:
-                    report.outcomes.append(
-                        Outcome(step.name, "unchanged", step.revision, "up to date")
-                    )
-                    self.progress(step.name, "unchanged")
+                    outcome = Outcome(step.name, "unchanged", step.revision, "up to date")
+                    report.outcomes.append(self.runs.finished(instance, outcome, rollout))
                 else:
-                    instance = self.flat.instances[step.name]
                     stale.setdefault(step.service, []).append(instance)
             # Services deployed in one batch go together, so each host gets one round trip
             # per step for all of them; rolling and canary services keep their own pace.
@@ -207,15 +308,17 @@ class Deployer:
         strategy = instances[0].strategy
         by_name = {i.name: i for i in instances}
         batches = plan_batches(list(by_name), strategy)
-        before = {i.name: self.store.instance_state(i.name) for i in instances}
+        names = list(by_name)
+        states = await asyncio.to_thread(lambda: [self.store.instance_state(n) for n in names])
+        before = dict(zip(names, states, strict=True))
         outcomes: list[Outcome] = []
         failures = 0
         stop = ""
         for index, batch in enumerate(batches.batches):
+            if not stop and self.runs.cancelled is not None:
+                stop = f"cancelled: {self.runs.cancelled}"
             if stop:
-                for name in batch:
-                    outcomes.append(Outcome(name, "skipped", by_name[name].revision, stop))
-                    self.progress(name, "skipped")
+                outcomes.extend(self._skip(by_name[name], stop, rollout) for name in batch)
                 continue
             if index and strategy.pause:
                 await asyncio.sleep(strategy.pause)
@@ -228,21 +331,22 @@ class Deployer:
             elif batches.canary and index == 0:
                 healthy = [by_name[o.instance] for o in done if o.result == "success"]
                 trouble = "" if len(healthy) == len(done) else "a canary deployment failed"
-                trouble = trouble or await self._soak(healthy, strategy)
+                trouble = trouble or await self._soak(healthy, strategy, rollout)
                 if trouble:
                     stop = self.runs.masker(f"canary failed: {trouble}")
-                    undone = await self._roll_back(healthy, before, stop)
+                    undone = await self._roll_back(healthy, before, stop, rollout)
                     replaced = {o.instance for o in undone}
                     outcomes = [o for o in outcomes if o.instance not in replaced] + undone
-        return outcomes, bool(stop)
+        return outcomes, bool(stop) and self.runs.cancelled is None
 
-    async def _soak(self, canaries: list[Instance], strategy: Strategy) -> str:
+    async def _soak(self, canaries: list[Instance], strategy: Strategy, rollout: str) -> str:
         """Keep checking the canaries' health for `soak` seconds, one attempt each time (at the
         live slot's port for blue/green slots); the reason if one fails."""
         deadline = time.monotonic() + strategy.soak
+        for instance in canaries:
+            self.runs.say(instance, Phase.SOAKING, rollout)
         while True:
             for instance in canaries:
-                self.progress(instance.name, "soaking")
                 trouble = await soak_probe(self.executor(instance.host), self.release(instance))
                 if trouble:
                     return f"{instance.name}: {trouble}"
@@ -252,7 +356,11 @@ class Deployer:
             await asyncio.sleep(min(max(interval.interval if interval else 1.0, 0.2), 5.0))
 
     async def _roll_back(
-        self, instances: list[Instance], before: dict[str, InstanceState | None], why: str
+        self,
+        instances: list[Instance],
+        before: dict[str, InstanceState | None],
+        why: str,
+        rollout: str,
     ) -> list[Outcome]:
         """Put the releases deployed before the canary back; instances new to it are stopped."""
         out = []
@@ -262,7 +370,8 @@ class Deployer:
             if snapshot is None:
                 continue  # nothing ran there before: its failed release stays stopped
             old = instance.as_deployed(snapshot.revision, snapshot.config, snapshot.secrets)
-            outcome = await self.deploy_one(old, kind=DeploymentKind.ROLLBACK)
+            self.runs.say(instance, Phase.ROLLING_BACK, rollout, detail=why)
+            outcome = await self.deploy_one(old, rollout_id=rollout, kind=DeploymentKind.ROLLBACK)
             out.append(
                 Outcome(
                     instance.name,

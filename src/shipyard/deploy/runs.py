@@ -31,6 +31,7 @@ from shipyard.errors import (
     StoreConflict,
     StoreError,
 )
+from shipyard.events import Event, EventBus, Phase
 from shipyard.executors.base import Executor
 from shipyard.masking import Masker
 from shipyard.store import (
@@ -46,7 +47,6 @@ from shipyard.store import (
 # "lost": the host work's outcome is not in the store (the lease was lost, or the store refused
 # or could not take the result); never counted as a success.
 Result = Literal["success", "failed", "skipped", "unchanged", "rejected", "planned", "lost"]
-Progress = Callable[[str, str], None]  # (instance, what is happening)
 Connect = Callable[[HostRef], Executor]
 T = TypeVar("T")
 
@@ -71,10 +71,12 @@ class Runs:
     store: Store
     connect: Connect
     actor: str
-    progress: Progress
-    masker: Masker  # every reason passes it before it is recorded or returned
-    controller: Controller = field(default_factory=Controller.of_process)
+    events: EventBus  # every phase of every deployment is published here
+    masker: Masker  # every reason passes it before it is recorded, published or returned
+    controller: Controller
     policy: LeasePolicy = field(default_factory=LeasePolicy)
+    # Set by Deployer.cancel: the reason; no deployment begins once it is set.
+    cancelled: str | None = None
     lease: Lease = field(init=False)
     _executors: dict[str, Executor] = field(default_factory=dict)
     _active: set[str] = field(default_factory=set)
@@ -100,6 +102,32 @@ class Runs:
         ref = all_hosts(self.flat.loaded.project)[instance.host]
         return Release(instance, self.flat.realise(instance), ref, self.flat.loaded.root)
 
+    def say(
+        self,
+        instance: Instance,
+        phase: Phase,
+        rollout_id: str | None,
+        deployment_id: str | None = None,
+        *,
+        result: str | None = None,
+        detail: str = "",
+    ) -> None:
+        """Publish one event about `instance` (its `detail` masked)."""
+        self.events.publish(
+            Event(
+                phase, utc_now(), rollout_id, deployment_id, instance.name, instance.site,
+                instance.host, result, self.masker(detail) if detail else "",
+            )
+        )  # fmt: skip
+
+    def finished(self, instance: Instance, outcome: Outcome, rollout_id: str | None) -> Outcome:
+        """Publish the FINISHED event of `outcome`; returns it."""
+        self.say(
+            instance, Phase.FINISHED, rollout_id, outcome.deployment_id,
+            result=outcome.result, detail=outcome.reason,
+        )  # fmt: skip
+        return outcome
+
     async def deploy_many(
         self,
         instances: Sequence[Instance],
@@ -115,6 +143,12 @@ class Runs:
         With `force`, an instance already at its revision is deployed again."""
         if not instances:
             return []
+        if self.cancelled is not None and kind is DeploymentKind.DEPLOY:  # rollbacks still run
+            why = f"cancelled: {self.cancelled}"
+            return [
+                self.finished(i, Outcome(i.name, "skipped", i.revision, why), rollout_id)
+                for i in instances
+            ]
         chosen = {i.name: (ids or {}).get(i.name) or str(uuid.uuid4()) for i in instances}
         ours = {chosen[i.name] for i in instances if not (ids or {}).get(i.name)}
         async with self.lease.held():
@@ -162,23 +196,20 @@ class Runs:
                 )
             )
         except StoreError as failure:  # nothing ran on a host
-            for i in instances:
-                self.progress(i.name, "failed")
+            why = self.masker(f"not begun: {failure}")
             return {
-                i.name: Outcome(i.name, "failed", i.revision, f"not begun: {failure}")
+                i.name: self.finished(i, Outcome(i.name, "failed", i.revision, why), rollout_id)
                 for i in instances
             }
         outcomes: dict[str, Outcome] = {}
         ready: list[Instance] = []
         for instance, answer in zip(instances, answers, strict=True):
             if isinstance(answer, ConcurrentDeployment):
-                self.progress(instance.name, "rejected")
-                outcomes[instance.name] = Outcome(
+                outcome = Outcome(
                     instance.name, "rejected", instance.revision, self.masker(str(answer))
                 )
             elif isinstance(answer, AlreadyDeployed):  # a rival deployed it since we looked
-                self.progress(instance.name, "unchanged")
-                outcomes[instance.name] = Outcome(
+                outcome = Outcome(
                     instance.name, "unchanged", instance.revision, str(answer),
                     answer.deployment_id,
                 )  # fmt: skip
@@ -186,7 +217,7 @@ class Runs:
                 answer.deployment.id in ours and answer.deployment.status.active
             ):
                 did = answer.deployment
-                outcomes[instance.name] = Outcome(
+                outcome = Outcome(
                     instance.name,
                     "unchanged",
                     instance.revision,
@@ -195,6 +226,8 @@ class Runs:
                 )
             else:
                 ready.append(instance)
+                continue
+            outcomes[instance.name] = self.finished(instance, outcome, rollout_id)
         running = [chosen[i.name] for i in ready]
         self._active.update(running)
         try:
@@ -202,13 +235,11 @@ class Runs:
                 try:
                     await self._patiently(lambda: self.store.mark_in_progress_many(running))
                 except StoreError as failure:
-                    why = f"not started: {failure}"
+                    why = self.masker(f"not started: {failure}")
                     await self._record([Finish(d, DeploymentStatus.FAILED, why) for d in running])
                     for i in ready:
-                        self.progress(i.name, "failed")
-                        outcomes[i.name] = Outcome(
-                            i.name, "failed", i.revision, why, chosen[i.name]
-                        )
+                        outcome = Outcome(i.name, "failed", i.revision, why, chosen[i.name])
+                        outcomes[i.name] = self.finished(i, outcome, rollout_id)
                     return outcomes
             together: dict[str, list[Instance]] = {}
             alone: list[Instance] = []
@@ -221,10 +252,10 @@ class Runs:
             # Every host's steps run to their end, whatever happens to the others.
             ran = await asyncio.gather(
                 *(
-                    self._on_host(host, group, chosen, limit, upload=upload)
+                    self._on_host(host, group, chosen, limit, rollout_id, upload=upload)
                     for host, group in together.items()
                 ),
-                *(self._one(i, chosen[i.name], kind, limit) for i in alone),
+                *(self._one(i, chosen[i.name], kind, limit, rollout_id) for i in alone),
                 return_exceptions=True,
             )
         finally:
@@ -241,6 +272,7 @@ class Runs:
         instances: list[Instance],
         ids: dict[str, str],
         limit: asyncio.Semaphore,
+        rollout_id: str | None,
         *,
         upload: bool,
     ) -> list[Outcome]:
@@ -249,9 +281,12 @@ class Runs:
         async with limit:
             started = time.monotonic()
             members = [Member(self.release(i), ids[i.name], upload=upload) for i in instances]
-            for i in instances:
-                self.progress(i.name, "deploying")
-            group = HostGroup(self.executor(host), members, self.progress, fence=self.lease.check)
+            by_name = {i.name: i for i in instances}
+
+            def say(name: str, phase: Phase) -> None:
+                self.say(by_name[name], phase, rollout_id, ids[name])
+
+            group = HostGroup(self.executor(host), members, say, fence=self.lease.check)
             try:
                 await group.deploy(at=utc_now())
             except LeaseLost as lost:
@@ -259,6 +294,7 @@ class Runs:
                     [(i, m.deployment_id) for i, m in zip(instances, members, strict=True)],
                     lost,
                     started,
+                    rollout_id,
                 )
             except BaseException as crash:  # cancelled or a bug: never leave rows in flight
                 why = self.masker(f"interrupted: {type(crash).__name__}: {crash}")
@@ -294,8 +330,8 @@ class Runs:
                     m.deployment_id,
                     seconds,
                 )
-                outcomes.append(_unrecorded(outcome, refused.get(m.deployment_id)))
-                self.progress(i.name, outcomes[-1].result)
+                outcome = _unrecorded(outcome, refused.get(m.deployment_id))
+                outcomes.append(self.finished(i, outcome, rollout_id))
             return outcomes
 
     async def _patiently(self, call: Callable[[], T]) -> T:
@@ -339,16 +375,21 @@ class Runs:
         return refused
 
     async def _lost(
-        self, lost: list[tuple[Instance, str]], why: LeaseLost, started: float
+        self,
+        lost: list[tuple[Instance, str]],
+        why: LeaseLost,
+        started: float,
+        rollout_id: str | None,
     ) -> list[Outcome]:
         """Deployments stopped by the fence: recorded as failed if the store still takes it,
         reported as lost in any case (the host may be between two steps)."""
         reason = f"lost: {why}"
         await self._record([Finish(d, DeploymentStatus.FAILED, reason) for _, d in lost])
         seconds = time.monotonic() - started
-        for i, _ in lost:
-            self.progress(i.name, "lost")
-        return [Outcome(i.name, "lost", i.revision, reason, d, seconds) for i, d in lost]
+        return [
+            self.finished(i, Outcome(i.name, "lost", i.revision, reason, d, seconds), rollout_id)
+            for i, d in lost
+        ]
 
     async def _one(
         self,
@@ -356,16 +397,18 @@ class Runs:
         deployment_id: str,
         kind: DeploymentKind,
         limit: asyncio.Semaphore,
+        rollout_id: str | None,
     ) -> list[Outcome]:
         """A blue/green switch (or switch back) of one instance, recorded."""
         async with limit:
             started = time.monotonic()
             drain: Drain | None = None
             try:
-                self.progress(instance.name, "deploying")
                 executor = self.executor(instance.host)
                 target = self.release(instance)
                 rolling_back = kind is DeploymentKind.ROLLBACK
+                phase = Phase.SWITCHING if rolling_back else Phase.UPLOADING
+                self.say(instance, phase, rollout_id, deployment_id)
                 self.lease.check()
                 switch = await BlueGreen(executor, target).deploy(upload=not rolling_back)
                 drain = switch.drain
@@ -374,7 +417,7 @@ class Runs:
                     executor, target, deployment_id=deployment_id, at=utc_now(), slot=switch.live
                 )
             except LeaseLost as lost:
-                return await self._lost([(instance, deployment_id)], lost, started)
+                return await self._lost([(instance, deployment_id)], lost, started, rollout_id)
             except (DeployError, ExecutionError) as failure:
                 reason = self.masker(_reason(failure))
                 failed = Finish(deployment_id, DeploymentStatus.FAILED, reason)
@@ -384,8 +427,7 @@ class Runs:
                     instance.name, "failed", instance.revision, reason, deployment_id, seconds
                 )
                 outcome = _unrecorded(outcome, refused.get(deployment_id))
-                self.progress(instance.name, outcome.result)
-                return [outcome]
+                return [self.finished(instance, outcome, rollout_id)]
             except BaseException as crash:  # cancelled or a bug: never leave the row in flight
                 why = self.masker(f"interrupted: {type(crash).__name__}: {crash}")
                 await self._record_once([Finish(deployment_id, DeploymentStatus.FAILED, why)])
@@ -398,15 +440,14 @@ class Runs:
             )
             refused = await self._record([done])
             if drain is not None:  # after the deployment is recorded: a next switch may queue
-                self.progress(instance.name, "draining")
+                self.say(instance, Phase.DRAINING, rollout_id, deployment_id)
                 await drain()
             seconds = time.monotonic() - started
             outcome = Outcome(
                 instance.name, "success", instance.revision, "", deployment_id, seconds
             )
             outcome = _unrecorded(outcome, refused.get(deployment_id))
-            self.progress(instance.name, outcome.result)
-            return [outcome]
+            return [self.finished(instance, outcome, rollout_id)]
 
 
 def _unrecorded(outcome: Outcome, why: str | None) -> Outcome:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from shipyard.events import Event
 from shipyard.masking import NO_SECRETS, Masker
 from shipyard.store.bulk import DeploymentRequest, Finish
 from shipyard.store.chain import ChainBreak, ChainReport
@@ -18,7 +19,6 @@ from shipyard.store.records import (
     Deployment,
     DeploymentKind,
     DeploymentStatus,
-    Event,
     InstanceState,
     InstanceStatus,
     JsonMapping,

@@ -2,8 +2,8 @@
 
 A rollout of a thousand instances would otherwise cost four transactions and sixteen statements
 per instance. These run one statement per kind of row for the whole batch (executemany), with
-the same rows, audit entries and events the one-at-a-time methods write; the partial unique index
-still has the last word on the concurrency rule.
+the same rows and audit entries the one-at-a-time methods write (events are the deployer's to
+publish); the partial unique index still has the last word on the concurrency rule.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from shipyard.store.records import (
     JsonMapping,
     JsonObject,
 )
-from shipyard.store.tables import deployments, events, instances
+from shipyard.store.tables import deployments, instances
 
 ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
 
@@ -179,7 +179,6 @@ def insert_pending(
         [(actor, f"{r.kind.value}.begin", r.instance, "pending", c) for r, c in changes],
         now=now,
     )
-    write_events(conn, [(r.instance, {**c, "status": "pending"}) for r, c in changes], now=now)
 
 
 def move_to_in_progress(conn: Connection, pending: Sequence[Deployment], *, now: datetime) -> int:
@@ -196,10 +195,6 @@ def move_to_in_progress(conn: Connection, pending: Sequence[Deployment], *, now:
         update(instances)
         .where(instances.c.name.in_([d.instance for d in pending]))
         .values(status=InstanceStatus.IN_PROGRESS.value)
-    )
-    status = DeploymentStatus.IN_PROGRESS.value
-    write_events(
-        conn, [(d.instance, {"deployment": d.id, "status": status}) for d in pending], now=now
     )
     return int(moved)
 
@@ -280,7 +275,6 @@ def write_outcomes(
         [(d.actor, f"{d.kind.value}.finish", d.instance, s, detail) for d, s, detail in entries],
         now=now,
     )
-    write_events(conn, [(d.instance, {**detail, "status": s}) for d, s, detail in entries], now=now)
     return int(finished)
 
 
@@ -292,14 +286,3 @@ def write_audit(
 ) -> None:
     """Append audit rows, chained: (actor, action, target, result, detail) each."""
     chain.append(conn, entries, now=now)
-
-
-def write_events(
-    conn: Connection, entries: Sequence[tuple[str, JsonMapping]], *, now: datetime
-) -> None:
-    """Append deployment events: (instance, payload) each."""
-    if entries:
-        conn.execute(
-            insert(events),
-            [{"at": now, "kind": "deployment", "instance": i, "payload": p} for i, p in entries],
-        )

@@ -1,4 +1,4 @@
-"""The record of what happened: rollouts, the append-only audit log and the event feed.
+"""The record of what happened: rollouts, the append-only audit log and the event stream.
 
 `Journal` also owns the store's transactions; `Store` (repository.py) builds on it, so that a
 deployment's status change and its audit line commit together.
@@ -6,7 +6,7 @@ deployment's status change and its audit line commit together.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
@@ -22,11 +22,12 @@ from sqlalchemy.exc import (
 )
 
 from shipyard.errors import NotActive, RecordNotFound, StoreConflict, StoreError, StoreUnavailable
+from shipyard.events import Event
 from shipyard.masking import NO_SECRETS, Masker
 from shipyard.store import chain, rows
 from shipyard.store.chain import ChainReport
 from shipyard.store.engine import read_only, use_masker
-from shipyard.store.records import AuditEntry, Event, JsonMapping, Rollout, RolloutStatus
+from shipyard.store.records import AuditEntry, JsonMapping, Rollout, RolloutStatus
 from shipyard.store.tables import audit, events, rollouts
 
 T = TypeVar("T")
@@ -158,15 +159,26 @@ class Journal:
         with self._read() as conn:
             return chain.verify(conn)
 
-    def append_event(self, *, kind: str, instance: str | None, payload: JsonMapping) -> int:
-        """Add an event for live views; returns its id."""
-        with self._write() as conn:
-            return self._event(conn, instance, payload, kind=kind)
+    def append_events(self, batch: Sequence[Event]) -> list[int]:
+        """Store `batch` in one transaction; returns the ids given to them, in their order.
 
-    def events(self, *, after_id: int = 0, limit: int = 500) -> list[Event]:
-        """Events written after `after_id`, oldest first: what a live view has not seen yet."""
-        query = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
-        return self._all(query, rows.event)
+        Ids only grow, so a reader in another process paging with `events(after_id=...)` sees
+        the same events in the same order. `detail` is masked on its way in (MaskedText).
+        """
+        if not batch:
+            return []
+        with self._write() as conn:
+            return write_events(conn, batch)
+
+    def events(
+        self, *, after_id: int = 0, limit: int = 500, rollout_id: str | None = None
+    ) -> list[Event]:
+        """Events stored after `after_id`, oldest first (of one rollout, with `rollout_id`):
+        what a live view has not seen yet."""
+        query = select(events).where(events.c.id > after_id)
+        if rollout_id is not None:
+            query = query.where(events.c.rollout_id == rollout_id)
+        return self._all(query.order_by(events.c.id).limit(limit), rows.event)
 
     def last_event_id(self) -> int:
         """Where a live view that wants only new events starts (0 when there are none)."""
@@ -214,16 +226,12 @@ class Journal:
     ) -> int:
         return chain.append(conn, [(actor, action, target, result, detail)], now=self._clock())[0]
 
-    def _event(
-        self,
-        conn: Connection,
-        instance: str | None,
-        payload: JsonMapping,
-        *,
-        kind: str = "deployment",
-    ) -> int:
-        values = {"at": self._clock(), "kind": kind, "instance": instance, "payload": payload}
-        return int(conn.execute(insert(events).values(values).returning(events.c.id)).scalar_one())
+
+def write_events(conn: Connection, batch: Sequence[Event]) -> list[int]:
+    """Insert `batch` on `conn` (one statement), returning the ids in the batch's order."""
+    statement = insert(events).returning(events.c.id, sort_by_parameter_order=True)
+    found = conn.execute(statement, [rows.event_values(e) for e in batch]).scalars().all()
+    return [int(i) for i in found]
 
 
 def store_failure(exc: SQLAlchemyError) -> StoreError:

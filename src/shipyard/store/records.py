@@ -140,14 +140,3 @@ class AuditEntry:
     target: str
     result: str
     detail: JsonObject
-
-
-@dataclass(frozen=True)
-class Event:
-    """One change worth pushing to live views (the dashboard reads these in id order)."""
-
-    id: int
-    at: datetime
-    kind: str
-    instance: str | None
-    payload: JsonObject

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
@@ -23,9 +23,10 @@ from shipyard.errors import (
     NotActive,
     StoreConflict,
 )
+from shipyard.events import Event, Phase
 from shipyard.store import bulk, leases, rows
 from shipyard.store.bulk import DeploymentRequest, Finish
-from shipyard.store.journal import Journal, must_exist
+from shipyard.store.journal import Journal, must_exist, write_events
 from shipyard.store.owner import Controller, Owner, certainly_gone
 from shipyard.store.records import (
     ACTIVE_STATUSES,
@@ -127,7 +128,6 @@ class Store(Journal):
             conn.execute(_update_instance(instance).values(**pending, **place))
             change = {"deployment": deployment_id, "revision": row["revision"], "kind": kind}
             self._audit(conn, str(row["actor"]), f"{kind}.begin", instance, "pending", change)
-            self._event(conn, instance, {**change, "status": "pending"})
             return must_exist(self._deployment(conn, deployment_id), "deployment", deployment_id)
 
     def mark_in_progress(self, deployment_id: str) -> Deployment:
@@ -143,7 +143,6 @@ class Store(Journal):
                 raise NotActive("deployment", deployment_id, found.status.value)
             if moved:
                 conn.execute(_update_instance(found.instance).values(status=found.status.value))
-                self._event(conn, found.instance, {"deployment": found.id, "status": found.status})
             return found
 
     def heartbeat(self, deployment_ids: Sequence[str]) -> int:
@@ -402,7 +401,20 @@ class Store(Journal):
                 return False
             target = f"rollout:{rollout_id}"
             self._audit(conn, SYSTEM_ACTOR, "rollout.interrupted", target, "failed", summary)
+            done = Event(Phase.ROLLOUT_FINISHED, self._clock(), rollout_id, result="failed")
+            write_events(conn, [replace(done, detail=f"interrupted: {why}")])
             return True
+
+    def _recovered(self, conn: Connection, found: Deployment, why: str) -> None:
+        """The event of a deployment that recovery failed: its controller is gone."""
+        place = conn.execute(
+            select(instances.c.site, instances.c.host).where(instances.c.name == found.instance)
+        ).first()
+        event = Event(
+            Phase.FINISHED, self._clock(), found.rollout_id, found.id, found.instance,
+            place.site if place else None, place.host if place else None, "lost", why,
+        )  # fmt: skip
+        write_events(conn, [event])
 
     def _finish(
         self,
@@ -453,7 +465,8 @@ class Store(Journal):
             detail["error"] = error
         what = f"{found.kind.value}.{action}"
         self._audit(conn, actor or found.actor, what, found.instance, status.value, detail)
-        self._event(conn, found.instance, {**detail, "status": status.value})
+        if action == "interrupted":  # no deployer says so: the store's own event
+            self._recovered(conn, found, error or "interrupted")
         return found
 
     # Reading deployments and instances.

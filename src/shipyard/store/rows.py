@@ -6,12 +6,13 @@ from datetime import datetime
 
 from sqlalchemy import RowMapping
 
+from shipyard.events import Event, Phase
 from shipyard.store.records import (
+    FINAL_STATUSES,
     AuditEntry,
     Deployment,
     DeploymentKind,
     DeploymentStatus,
-    Event,
     InstanceState,
     InstanceStatus,
     JsonObject,
@@ -105,13 +106,53 @@ def audit_entry(row: RowMapping) -> AuditEntry:
 
 
 def event(row: RowMapping) -> Event:
+    """A typed event; a row from before migration 0004 (no phase) is read from its payload:
+    a deployment's status change, as QUEUED while it is active and FINISHED once it ended."""
+    phase = _opt_str(row["phase"])
+    if phase is not None:
+        return Event(
+            phase=Phase(phase),
+            at=_when(row["at"]),
+            rollout_id=_opt_str(row["rollout_id"]),
+            deployment_id=_opt_str(row["deployment_id"]),
+            instance=_opt_str(row["instance"]),
+            site=_opt_str(row["site"]),
+            host=_opt_str(row["host"]),
+            result=_opt_str(row["result"]),
+            detail=_opt_str(row["detail"]) or "",
+            id=_int(row["id"]),
+        )
+    payload = _json(row["payload"])
+    status = str(payload.get("status", ""))
+    final = status in {s.value for s in FINAL_STATUSES}
+    deployment_id = payload.get("deployment")
+    what = ", ".join(f"{k}={v}" for k, v in sorted(payload.items()) if k != "status")
     return Event(
-        id=_int(row["id"]),
+        phase=Phase.FINISHED if final else Phase.QUEUED,
         at=_when(row["at"]),
-        kind=_str(row["kind"]),
+        deployment_id=deployment_id if isinstance(deployment_id, str) else None,
         instance=_opt_str(row["instance"]),
-        payload=_json(row["payload"]),
+        result=status if final else None,
+        detail=f"{_str(row['kind'])} {status}: {what}".strip(": "),
+        id=_int(row["id"]),
     )
+
+
+def event_values(event: Event) -> dict[str, object]:
+    """The columns of a new events row (`payload` is empty: the fields are columns now)."""
+    return {
+        "at": event.at,
+        "kind": event.kind,
+        "payload": {},
+        "phase": event.phase.value,
+        "rollout_id": event.rollout_id,
+        "deployment_id": event.deployment_id,
+        "instance": event.instance,
+        "site": event.site,
+        "host": event.host,
+        "result": event.result,
+        "detail": event.detail,
+    }
 
 
 # The column types already produce these Python types; the checks keep mypy and us honest.

@@ -234,7 +234,8 @@ audit = Table(
 Index("ix_audit_target_id", audit.c.target, audit.c.id)
 Index("ix_audit_at", audit.c.at)
 
-# What live views (the dashboard) follow, in id order.
+# What live views follow, in id order: the typed event stream (shipyard.events.Event). Rows
+# written before migration 0004 have only `kind`, `instance` and `payload` (phase NULL).
 events = Table(
     "events",
     metadata,
@@ -243,4 +244,27 @@ events = Table(
     Column("kind", String(64), nullable=False),
     Column("instance", String(NAME)),
     Column("payload", MaskedJson(), nullable=False),
+    Column("phase", String(32)),
+    Column("rollout_id", String(ID)),
+    Column("deployment_id", String(ID)),
+    Column("site", String(NAME)),
+    Column("host", String(NAME)),
+    Column("result", String(32)),
+    Column("detail", MaskedText()),
 )
+Index("ix_events_rollout_id_id", events.c.rollout_id, events.c.id)
+
+# The host output of each step of a deployment, bounded and masked, in the order it ran.
+step_logs = Table(
+    "step_logs",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("deployment_id", String(ID), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("step", String(64), nullable=False),
+    Column("host", String(NAME), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("exit_status", Integer),
+    Column("output", MaskedText(), nullable=False),
+)
+Index("ix_step_logs_deployment_id_seq", step_logs.c.deployment_id, step_logs.c.seq)
