@@ -162,7 +162,7 @@ def _run_rollout(
         with Live(console=out, transient=True, get_renderable=lambda: _view(statuses)):
             result = run_async(run())
     _print_result(result, json_output, masker)
-    if not result.ok:
+    if not result.ok or result.cancelled is not None:
         raise typer.Exit(1)
 
 
