@@ -91,7 +91,10 @@ def _print_end(out: Console, status: str, error: str | None, masker: Masker) -> 
 def events(
     ctx: typer.Context,
     rollout: Annotated[str | None, typer.Option("--rollout", help="Only this rollout.")] = None,
-    after: Annotated[int, typer.Option("--after", help="Only events after this id.", min=0)] = 0,
+    after: Annotated[
+        int | None,
+        typer.Option(help="Only events after the one with this id.", callback=whole_number),
+    ] = None,
     limit: Annotated[
         int | None,
         typer.Option(help="At most this many (without --follow).", callback=whole_number),
@@ -106,7 +109,7 @@ def events(
     cli = session(ctx)
     masker = cli.masker()
     found = events_of(
-        cli, after_id=after, rollout_id=rollout, follow=follow, limit=None if follow else limit
+        cli, after_id=after or 0, rollout_id=rollout, follow=follow, limit=None if follow else limit
     )
     if not follow:
         chosen = list(found)
