@@ -91,8 +91,9 @@ class BlueGreen:
         result = await run_script(self.executor, built, "slots")
         return slots.parse_state(result.stdout).resolve(self.ports)
 
-    async def deploy(self, *, upload: bool) -> Switch:
-        """Bring the instance's revision live in the idle slot; returns how to drain the old."""
+    async def deploy(self, *, upload: bool, fence: Callable[[], None] = lambda: None) -> Switch:
+        """Bring the instance's revision live in the idle slot; returns how to drain the old.
+        `fence` is called before each step that changes nothing live yet (it may raise)."""
         revision = self.target.instance.revision
         state = await self.state()
         live, draining = state.live, state.draining
@@ -103,6 +104,7 @@ class BlueGreen:
             await self._await_drain(idle, state.drain_until)  # the seed's "pending" switch
         else:
             await self._quiesce(idle)  # a switch cut short may have left it serving requests
+        fence()
         if upload:
             await upload_release(self.executor, self.target)
         else:
@@ -113,6 +115,7 @@ class BlueGreen:
             )
             if not intact.ok:
                 raise DeployError(f"release {revision[:12]} is not kept on {self.target.ref.name}")
+        fence()
         await run_script(
             self.executor, release.switch_slot_script(self.layout, idle, revision), "slot link"
         )

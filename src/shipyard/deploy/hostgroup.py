@@ -34,6 +34,7 @@ from shipyard.deploy.health_rounds import await_healthy, restored_probes
 from shipyard.deploy.hostops import STEP_LIMIT, run_parts
 from shipyard.deploy.instance import Release
 from shipyard.deploy.staging import stage_for_host
+from shipyard.deploy.steplogs import StepLogs, output_of
 from shipyard.errors import DeployError, ExecutionError
 from shipyard.events import Phase
 from shipyard.executors.base import (
@@ -61,6 +62,7 @@ class Member:
     upload: bool = True  # False for a rollback: the release must be on the host already
     switched: bool = False
     previous: str | None = None  # the revision `current` named before the switch
+    skipped: str | None = None  # why it stopped before anything live changed (cancelled)
 
     @property
     def name(self) -> str:
@@ -80,21 +82,31 @@ class HostGroup:
         members: Sequence[Member],
         say: Say,
         fence: Callable[[], None] = lambda: None,
+        *,
+        stop: Callable[[], str | None] = lambda: None,
+        logs: StepLogs | None = None,
     ) -> None:
         self.executor = executor
         self.members = list(members)
         self.say = say
         self.fence = fence  # raises (LeaseLost) when this controller must not start a step
+        # The reason to stop (cancelled), asked before every step that changes nothing live
+        # yet; once `current` is switched, the deployment runs to its end.
+        self.stop = stop
+        self.logs = logs  # where each member's output of each step is kept
 
     @property
     def alive(self) -> list[Member]:
-        return [m for m in self.members if m.failure is None]
+        return [m for m in self.members if m.failure is None and m.skipped is None]
 
     async def deploy(self, *, at: datetime) -> None:
-        """Steps 3 to 8 for every member; each ends with `failure` None or its reason."""
+        """Steps 3 to 8 for every member; each ends with `failure` None or its reason (or,
+        stopped before its switch, with `skipped`)."""
         try:
             for step in (self.upload, self._switch, self._restart, self._check_health):
                 self.fence()
+                if step in (self.upload, self._switch) and self._stopped():
+                    break
                 await step()
         except (DeployError, ExecutionError, UnsafeValue) as failure:
             self._fail(self.alive, str(failure))
@@ -119,6 +131,7 @@ class HostGroup:
             for m in kept
         ]
         for m, part in zip(kept, await self._run_parts(intact, "check release"), strict=True):
+            self._log([m], "check release", part)
             if not part.ok:
                 self._fail([m], f"release {m.revision[:12]} is not kept on {self.executor.name}")
         members = [m for m in self.alive if m.upload]
@@ -138,12 +151,16 @@ class HostGroup:
                 targets = [m.target for m in group]
                 archive = await asyncio.to_thread(stage_for_host, targets, installs, staging, root)
                 try:
-                    await self.executor.run(release.extract_argv_at(root), stdin=archive)
+                    sent = await self.executor.run(release.extract_argv_at(root), stdin=archive)
+                    self._log(group, "upload", sent)
                 except ExecutionError as failure:
                     self._fail(group, f"upload failed: {failure}")
+                    self._log(group, "upload", str(failure))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         installing = [m for m in missing if m.failure is None and m.name in installs]
+        if installing and self._stopped():
+            return
         if installing:
             self._say(installing, Phase.INSTALLING)
             installs_run = [_install_script(m.target) for m in installing]
@@ -181,6 +198,7 @@ class HostGroup:
         ]
         parts = await self._run_parts(scripts, "restart")
         for group, part in zip(controls.values(), parts, strict=True):
+            self._log(group, "restart", part)
             if not part.ok:
                 failed.update(
                     {m.name: _part_failure(self.executor.name, "restart", part) for m in group}
@@ -193,6 +211,7 @@ class HostGroup:
         self._say(members, Phase.HEALTH_CHECKING)
         failures = await await_healthy(self.executor, {m.name: m.target for m in members})
         for m in members:
+            self._log([m], "health check", failures.get(m.name, "healthy"))
             if m.name in failures:
                 m.failure = failures[m.name]
 
@@ -214,6 +233,7 @@ class HostGroup:
                 parts = await self._run_parts(scripts, "switch back")
                 back = []
                 for m, part in zip(restore, parts, strict=True):
+                    self._log([m], "switch back", part)
                     if part.ok:
                         back.append(m)
                     else:
@@ -260,6 +280,7 @@ class HostGroup:
         pruning: list[tuple[Member, ShellScript]] = []
         for index, m in enumerate(members):
             wrote, listing, links = parts[3 * index : 3 * index + 3]
+            self._log([m], "record", wrote)
             bad = next((p for p in (wrote, listing, links) if not p.ok), None)
             if bad is not None:
                 m.failure = _part_failure(self.executor.name, "record", bad)
@@ -292,6 +313,7 @@ class HostGroup:
         parts = await self._run_parts(scripts, step, limit=limit, guards=guards)
         done = []
         for m, part in zip(members, parts, strict=True):
+            self._log([m], step, part)
             if part.ok:
                 done.append((m, part))
             else:
@@ -314,6 +336,31 @@ class HostGroup:
         for m in members:
             if m.failure is None:
                 m.failure = reason
+
+    def _stopped(self) -> bool:
+        """True (and every live member skipped with the reason) once `stop` gives one."""
+        why = self.stop()
+        if why is None:
+            return False
+        for m in self.alive:
+            m.skipped = why
+        return True
+
+    def _log(
+        self, members: list[Member], step: str, what: PartResult | CommandResult | str
+    ) -> None:
+        if self.logs is None:
+            return
+        for m in members:
+            if isinstance(what, CommandResult):
+                self.logs.add_result(m.deployment_id, step, what)
+                continue
+            if isinstance(what, str):
+                status, output = None, what
+            else:
+                cut = what.stdout_truncated or what.stderr_truncated
+                status, output = what.exit_status, output_of(what.stdout, what.stderr, cut=cut)
+            self.logs.add(m.deployment_id, step, self.executor.name, status, output)
 
     def _say(self, members: list[Member], phase: Phase) -> None:
         for m in members:

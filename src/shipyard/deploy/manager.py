@@ -186,6 +186,7 @@ class Deployer:
                 self._tell(
                     Phase.ROLLOUT_FINISHED, report.rollout_id, result=ended, detail=_counts(report)
                 )
+                await self.runs.logs.flush()
                 await self.bus.flush()
         return report
 

@@ -21,6 +21,7 @@ from shipyard.deploy.bluegreen import BlueGreen, Drain
 from shipyard.deploy.hostgroup import HostGroup, Member
 from shipyard.deploy.instance import Release, finish_on_host
 from shipyard.deploy.lease import Lease, LeasePolicy, patiently
+from shipyard.deploy.steplogs import Logged, StepLogs
 from shipyard.errors import (
     AlreadyDeployed,
     ConcurrentDeployment,
@@ -51,6 +52,10 @@ Connect = Callable[[HostRef], Executor]
 T = TypeVar("T")
 
 
+class Cancelled(Exception):
+    """Raised before a host step once the rollout is cancelled (nothing live changed yet)."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What happened to one instance in a rollout."""
@@ -78,11 +83,13 @@ class Runs:
     # Set by Deployer.cancel: the reason; no deployment begins once it is set.
     cancelled: str | None = None
     lease: Lease = field(init=False)
+    logs: StepLogs = field(init=False)  # the host output of every step, kept in the store
     _executors: dict[str, Executor] = field(default_factory=dict)
     _active: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.lease = Lease(self.store, self.controller, self.policy, lambda: self._active)
+        self.logs = StepLogs(self.store.append_step_logs, self.masker)
 
     @property
     def active(self) -> frozenset[str]:
@@ -286,7 +293,10 @@ class Runs:
             def say(name: str, phase: Phase) -> None:
                 self.say(by_name[name], phase, rollout_id, ids[name])
 
-            group = HostGroup(self.executor(host), members, say, fence=self.lease.check)
+            group = HostGroup(
+                self.executor(host), members, say, fence=self.lease.check,
+                stop=(lambda: self.cancelled) if upload else lambda: None, logs=self.logs,
+            )  # fmt: skip
             try:
                 await group.deploy(at=utc_now())
             except LeaseLost as lost:
@@ -305,8 +315,12 @@ class Runs:
             for m in members:
                 if m.failure is not None:
                     m.failure = self.masker(m.failure)
+            skipped = [(i, m) for i, m in zip(instances, members, strict=True) if m.skipped]
+            outcomes = await self._skipped([(i, m.deployment_id) for i, m in skipped], rollout_id)
             finishes = []
             for i, m in zip(instances, members, strict=True):
+                if m.skipped:
+                    continue
                 if m.failure is None:
                     finishes.append(
                         Finish(
@@ -320,8 +334,9 @@ class Runs:
                     finishes.append(Finish(m.deployment_id, DeploymentStatus.FAILED, m.failure))
             refused = await self._record(finishes)
             seconds = time.monotonic() - started
-            outcomes = []
             for i, m in zip(instances, members, strict=True):
+                if m.skipped:
+                    continue
                 outcome = Outcome(
                     i.name,
                     "success" if m.failure is None else "failed",
@@ -333,6 +348,29 @@ class Runs:
                 outcome = _unrecorded(outcome, refused.get(m.deployment_id))
                 outcomes.append(self.finished(i, outcome, rollout_id))
             return outcomes
+
+    async def _skipped(
+        self, stopped: list[tuple[Instance, str]], rollout_id: str | None
+    ) -> list[Outcome]:
+        """Deployments stopped by `cancel` before anything live changed: recorded as skipped
+        (the instance stays as it was), reported as skipped."""
+        if not stopped:
+            return []
+        why = f"cancelled: {self.cancelled}"
+
+        def record() -> None:
+            for _, deployment_id in stopped:
+                with contextlib.suppress(NotActive):
+                    self.store.finish_deployment(
+                        deployment_id, status=DeploymentStatus.SKIPPED, error=why
+                    )
+
+        with contextlib.suppress(StoreError):  # left to recovery: nothing ran
+            await self._patiently(record)
+        return [
+            self.finished(i, Outcome(i.name, "skipped", i.revision, why, d), rollout_id)
+            for i, d in stopped
+        ]
 
     async def _patiently(self, call: Callable[[], T]) -> T:
         return await patiently(call, patience=self.policy.patience)
@@ -404,13 +442,21 @@ class Runs:
             started = time.monotonic()
             drain: Drain | None = None
             try:
-                executor = self.executor(instance.host)
+                executor = Logged(self.executor(instance.host), self.logs, deployment_id)
                 target = self.release(instance)
                 rolling_back = kind is DeploymentKind.ROLLBACK
+
+                def fence() -> None:  # before each host step that changes nothing live yet
+                    self.lease.check()
+                    if self.cancelled is not None and not rolling_back:
+                        raise Cancelled(self.cancelled)
+
+                fence()
                 phase = Phase.SWITCHING if rolling_back else Phase.UPLOADING
                 self.say(instance, phase, rollout_id, deployment_id)
-                self.lease.check()
-                switch = await BlueGreen(executor, target).deploy(upload=not rolling_back)
+                switch = await BlueGreen(executor, target).deploy(
+                    upload=not rolling_back, fence=fence
+                )
                 drain = switch.drain
                 self.lease.check()
                 await finish_on_host(
@@ -418,6 +464,8 @@ class Runs:
                 )
             except LeaseLost as lost:
                 return await self._lost([(instance, deployment_id)], lost, started, rollout_id)
+            except Cancelled:
+                return await self._skipped([(instance, deployment_id)], rollout_id)
             except (DeployError, ExecutionError) as failure:
                 reason = self.masker(_reason(failure))
                 failed = Finish(deployment_id, DeploymentStatus.FAILED, reason)

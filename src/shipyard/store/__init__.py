@@ -26,6 +26,7 @@ from shipyard.store.records import (
     Rollout,
     RolloutStatus,
     Snapshot,
+    StepLog,
 )
 from shipyard.store.repository import Recovered, Store
 
@@ -49,6 +50,7 @@ __all__ = [
     "Rollout",
     "RolloutStatus",
     "Snapshot",
+    "StepLog",
     "Store",
     "certainly_gone",
     "database_url",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self, TypeVar
@@ -27,8 +28,8 @@ from shipyard.masking import NO_SECRETS, Masker
 from shipyard.store import chain, rows
 from shipyard.store.chain import ChainReport
 from shipyard.store.engine import read_only, use_masker
-from shipyard.store.records import AuditEntry, JsonMapping, Rollout, RolloutStatus
-from shipyard.store.tables import audit, events, rollouts
+from shipyard.store.records import AuditEntry, JsonMapping, Rollout, RolloutStatus, StepLog
+from shipyard.store.tables import audit, events, rollouts, step_logs
 
 T = TypeVar("T")
 
@@ -179,6 +180,22 @@ class Journal:
         if rollout_id is not None:
             query = query.where(events.c.rollout_id == rollout_id)
         return self._all(query.order_by(events.c.id).limit(limit), rows.event)
+
+    def append_step_logs(self, logs: Sequence[StepLog]) -> None:
+        """Store the host output of deployment steps, in one transaction (`output` masked)."""
+        if not logs:
+            return
+        with self._write() as conn:
+            conn.execute(insert(step_logs), [asdict(log) for log in logs])
+
+    def step_logs(self, deployment_id: str) -> list[StepLog]:
+        """The host output of each step of a deployment, in the order the steps ran."""
+        query = (
+            select(step_logs)
+            .where(step_logs.c.deployment_id == deployment_id)
+            .order_by(step_logs.c.seq, step_logs.c.id)
+        )
+        return self._all(query, rows.step_log)
 
     def last_event_id(self) -> int:
         """Where a live view that wants only new events starts (0 when there are none)."""

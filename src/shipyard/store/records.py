@@ -140,3 +140,16 @@ class AuditEntry:
     target: str
     result: str
     detail: JsonObject
+
+
+@dataclass(frozen=True)
+class StepLog:
+    """What one host step of a deployment printed (bounded and masked), in the order it ran."""
+
+    deployment_id: str
+    seq: int  # 1, 2, ... within the deployment
+    step: str
+    host: str
+    at: datetime
+    exit_status: int | None
+    output: str

@@ -19,6 +19,7 @@ from shipyard.store.records import (
     Rollout,
     RolloutStatus,
     Snapshot,
+    StepLog,
 )
 
 
@@ -153,6 +154,19 @@ def event_values(event: Event) -> dict[str, object]:
         "result": event.result,
         "detail": event.detail,
     }
+
+
+def step_log(row: RowMapping) -> StepLog:
+    status = row["exit_status"]
+    return StepLog(
+        deployment_id=_str(row["deployment_id"]),
+        seq=_int(row["seq"]),
+        step=_str(row["step"]),
+        host=_str(row["host"]),
+        at=_when(row["at"]),
+        exit_status=None if status is None else _int(status),
+        output=_str(row["output"]),
+    )
 
 
 # The column types already produce these Python types; the checks keep mypy and us honest.
