@@ -19,7 +19,7 @@ import yaml
 from tests.app.conftest import make_session
 from tests.store.local_project import free_port
 
-from shipyard.app.logs import deployment_log, events
+from shipyard.app.logs import deployment_log, events, follow_log
 from shipyard.app.rollouts import (
     RolloutHandle,
     RolloutResult,
@@ -31,12 +31,9 @@ from shipyard.app.rollouts import (
 from shipyard.app.selectors import select_instances
 from shipyard.app.session import Session
 from shipyard.events import Event, Phase
-from shipyard.store import Store
 
 pytestmark = pytest.mark.integration  # a real supervisord on this machine
 
-# Step logs land with helper "deploy" (Store.step_logs); until then a log has no steps.
-STEP_LOGS = hasattr(Store, "step_logs")
 GATE_LOOP = 'i=0; while [ -e "$1" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done'
 
 
@@ -145,14 +142,17 @@ def test_a_rollout_has_its_id_before_any_host_step_and_its_events_and_logs_follo
         assert event.deployment_id is not None
         log = deployment_log(booted, event.deployment_id)
         assert (log.instance, log.status) == (event.instance, "success")
-        if STEP_LOGS:
-            assert log.steps, f"{event.instance} has a log of its steps"
-            assert [s.seq for s in log.steps] == sorted(s.seq for s in log.steps)
+        assert log.steps, f"{event.instance} has a log of its steps"
+        assert [s.seq for s in log.steps] == sorted(s.seq for s in log.steps)
+        assert all(s.host == "local" for s in log.steps)
+        followed_log = list(follow_log(booted, event.deployment_id))
+        assert followed_log[:-1] == list(log.steps), "a finished log follows to its end at once"
+        assert followed_log[-1] == log
     stored = list(events(booted, rollout_id=rollout_id))
     assert stored == followed
 
 
-def test_cancel_lets_the_step_in_flight_finish_and_skips_what_did_not_start(
+def test_cancel_lets_the_step_in_flight_finish_and_skips_what_was_not_switched(
     gate: Path, booted: Session
 ) -> None:
     gate.touch()
@@ -168,7 +168,9 @@ def test_cancel_lets_the_step_in_flight_finish_and_skips_what_did_not_start(
 
     handle, result = asyncio.run(scenario())
     outcomes = {o.instance: o for o in result.outcomes}
-    assert outcomes["web@local"].result == "success", "the step in flight finished"
+    # web's install was in flight and finished; nothing was switched, so web is skipped too.
+    assert outcomes["web@local"].result == "skipped"
+    assert outcomes["web@local"].reason.startswith("cancelled: testing")
     assert outcomes["api@local"].result == "skipped"
     assert outcomes["api@local"].reason == "cancelled: testing"
     assert result.cancelled == "testing"

@@ -4,17 +4,14 @@ stream, both of which another process can follow while a rollout runs."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from shipyard.app.session import Session
 from shipyard.errors import UsageError
 from shipyard.events import Event
-
-if TYPE_CHECKING:
-    from shipyard.store import Store
 
 POLL_SECONDS = 0.5
 PAGE = 500
@@ -79,7 +76,7 @@ def deployment_log(session: Session, deployment_id: str) -> DeploymentLog:
     masker = session.masker()
     steps = tuple(
         StepOutput(s.seq, s.step, s.host, s.at, s.exit_status, masker.text(s.output))
-        for s in _step_logs(store, deployment_id)
+        for s in store.step_logs(deployment_id)
     )
     return DeploymentLog(
         found.id,
@@ -89,22 +86,6 @@ def deployment_log(session: Session, deployment_id: str) -> DeploymentLog:
         masker.text(found.error) if found.error else None,
         steps,
     )
-
-
-class _StepLog(Protocol):
-    seq: int
-    step: str
-    host: str
-    at: datetime
-    exit_status: int | None
-    output: str
-
-
-def _step_logs(store: Store, deployment_id: str) -> Sequence[_StepLog]:
-    """FALLBACK until Store.step_logs lands (helper "deploy", records.StepLog, the same fields):
-    then this is `store.step_logs(deployment_id)`; until then a deployment has no step output."""
-    read: Callable[[str], Sequence[_StepLog]] | None = getattr(store, "step_logs", None)
-    return [] if read is None else read(deployment_id)
 
 
 def follow_log(
