@@ -81,8 +81,10 @@ def deploy(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would happen.")] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """Deploy what is stale (everything chosen, with --force), in dependency waves; instances
-    of a wave in parallel. Ctrl-C cancels: steps in flight finish, the rest is skipped."""
+    """Deploy what is stale (all chosen, with --force) in dependency waves, a wave in parallel.
+
+    Ctrl-C cancels the rollout: steps in flight finish, what did not run is skipped.
+    """
     from shipyard.app.rollouts import deploy_request, start_deploy
     from shipyard.app.selectors import select_instances
 

@@ -102,8 +102,10 @@ def events(
     follow: Follow = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """Print the event stream, oldest first; with --follow keep reading (to the end of the
-    rollout with --rollout). With --json and --follow, one JSON object a line."""
+    """Print the event stream, oldest first; --follow keeps reading (to its end, with --rollout).
+
+    With --json and --follow, one JSON object a line.
+    """
     from shipyard.app.logs import events as events_of
 
     cli = session(ctx)
