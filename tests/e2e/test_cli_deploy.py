@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -139,3 +141,48 @@ def test_a_json_deploy_keeps_stdout_pure_json_and_sends_progress_to_stderr(
     progress = [m.group(1) for m in map(PROGRESS_LINE.match, result.stderr.splitlines()) if m]
     assert progress[0] == "queued"
     assert progress[-1] == "success"
+
+
+def test_ctrl_c_cancels_the_rollout_and_events_and_logs_tell_what_happened(
+    local_project: Path, tmp_path: Path
+) -> None:
+    gate = tmp_path / "hold-install"
+    gate.touch()
+    hold_install(local_project, gate)
+    running = shipyard_background("deploy", "--json", cwd=local_project)
+    try:
+        assert running.stderr is not None
+        for line in running.stderr:  # progress goes to stderr under --json
+            found = PROGRESS_LINE.match(line.rstrip("\n"))
+            if found and found.group(1) == "installing":
+                break
+        running.send_signal(signal.SIGINT)
+        time.sleep(0.5)  # the cancel is in before the install may end
+        gate.unlink()
+        out, err = running.communicate(timeout=120)
+    finally:
+        gate.unlink(missing_ok=True)
+        if running.poll() is None:
+            running.kill()
+            running.communicate()
+    assert running.returncode == 1, err
+    assert "cancelling rollout" in err
+    report = json.loads(out)
+    assert report["cancelled"] == "interrupted (Ctrl-C)"
+    [outcome] = report["outcomes"]
+    # The install in flight finished; nothing was switched, so the deployment is skipped.
+    assert outcome["result"] == "skipped"
+    assert outcome["reason"].startswith("cancelled: interrupted (Ctrl-C)")
+
+    listed = shipyard("events", "--rollout", report["rollout"], "--json", cwd=local_project)
+    assert listed.returncode == 0, listed.stderr
+    phases = [(e["phase"], e["result"]) for e in json.loads(listed.stdout)]
+    assert phases[0] == ("rollout-started", None)
+    assert ("rollout-cancelling", None) in phases
+    assert phases[-1] == ("rollout-finished", "cancelled")
+
+    log = shipyard("logs", outcome["deployment_id"], "--json", cwd=local_project)
+    assert log.returncode == 0, log.stderr
+    found = json.loads(log.stdout)
+    assert found["status"] == "skipped"
+    assert [s["step"] for s in found["steps"]], "the steps that ran have their output"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.cli.context import CliState
+from shipyard.app.session import Session
 from shipyard.config.render import fingerprint
 from shipyard.errors import StoreError
 from shipyard.store.secret_key import SECRET_KEY_VARIABLE, secret_key
@@ -97,7 +97,7 @@ def test_the_cli_fingerprints_with_the_projects_key(
     monkeypatch.setenv("FINGERPRINT_TEST_TOKEN", "hunter2")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "shipyard.yaml").write_text(PROJECT)
-    flat = CliState(tmp_path / "shipyard.yaml").flatten()
+    flat = Session.from_environment(tmp_path / "shipyard.yaml").flatten()
     key = (tmp_path / ".shipyard" / "secret.key").read_bytes().strip()
     stored = flat.instances["api@h1"].secrets["token"]
     assert stored == fingerprint("token", "hunter2", key)
@@ -118,6 +118,6 @@ def test_a_project_without_secrets_needs_no_key(
     monkeypatch.chdir(tmp_path)
     without = PROJECT.split("sites:", 1)[1].replace("{{ secrets.token }}", "plain")
     (tmp_path / "shipyard.yaml").write_text("sites:" + without)
-    flat = CliState(tmp_path / "shipyard.yaml").flatten()
+    flat = Session.from_environment(tmp_path / "shipyard.yaml").flatten()
     assert flat.instances["api@h1"].secrets == {}
     assert not (tmp_path / ".shipyard").exists()

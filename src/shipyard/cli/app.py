@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from shipyard.cli.context import CliState
+from shipyard.app.session import Session
 from shipyard.errors import ConfigError, Problem, ShipyardError, UsageError
 from shipyard.masking import Masker, log_handler
 
@@ -47,10 +47,10 @@ def _options(
         help="The project file.",
     ),
 ) -> None:
-    if isinstance(ctx.obj, CliState):  # given by `main`, which masks the errors it prints
+    if isinstance(ctx.obj, Session):  # given by `main`, which masks the errors it prints
         ctx.obj.project_file = project
     else:
-        ctx.obj = CliState(project_file=project)
+        ctx.obj = Session.from_environment(project)
 
 
 # Which module defines each command: a command imports only what it needs (the store and
@@ -60,6 +60,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(("bootstrap", "deploy", "rollback"), "deploy_commands"),
     **dict.fromkeys(("status", "diff", "audit"), "report_commands"),
     **dict.fromkeys(("run", "hosts"), "remote_commands"),
+    **dict.fromkeys(("logs", "events"), "event_commands"),
 }
 OPTIONS_WITH_VALUE = ("--project", "-p")
 
@@ -97,17 +98,18 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with 0, 1 or 2; with --json every error is JSON on stdout too."""
     words = sys.argv[1:] if argv is None else argv
     _register(words)
-    cli = CliState(project_file=Path("shipyard.yaml"))
+    cli = Session.from_environment(Path("shipyard.yaml"))
     # Whatever logs meanwhile (asyncio, asyncssh) reaches stderr masked and escaped.
     handler = log_handler(cli.masker_if_loaded)
     logging.getLogger().addHandler(handler)
     try:
-        _run(argv, cli, as_json=wants_json(words))
+        with cli:
+            _run(argv, cli, as_json=wants_json(words))
     finally:
         logging.getLogger().removeHandler(handler)
 
 
-def _run(argv: list[str] | None, cli: CliState, *, as_json: bool) -> None:
+def _run(argv: list[str] | None, cli: Session, *, as_json: bool) -> None:
     def fail(code: int, message: str, *, problems: Sequence[Problem] = ()) -> NoReturn:
         _fail(cli.masker_if_loaded(), as_json, code, message, problems=problems)
 

@@ -8,18 +8,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.syntax import Syntax
 
 from shipyard.cli.app import app
-from shipyard.cli.context import find_instance, port_number, select_instances, state
-from shipyard.cli.init_project import ADDRESS, DEFAULT_PORT, free_port, in_use, write_example
-from shipyard.cli.render import console, plan_json, plan_table, print_json
-from shipyard.cli.state_access import deployed_revisions
-from shipyard.config.models import Project
-from shipyard.config.reference import config_reference
-from shipyard.plan.rollout import Target, make_plan
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+from shipyard.cli.columns import BIG, print_columns
+from shipyard.cli.context import port_number, session
+from shipyard.cli.render import PLAN_HEADERS, JsonFlag, console, plan_cells, plan_table, print_json
 
 
 @app.command()
@@ -27,6 +20,9 @@ def schema(
     markdown: Annotated[bool, typer.Option(help="Print the reference as Markdown.")] = False,
 ) -> None:
     """Print the JSON Schema of shipyard.yaml, for editors to complete and check it."""
+    from shipyard.config.models import Project
+    from shipyard.config.reference import config_reference
+
     if markdown:
         typer.echo(config_reference(), nl=False)
         return
@@ -47,6 +43,8 @@ def init(
     ] = None,
 ) -> None:
     """Write a small working project (one service on a local host) to DIRECTORY."""
+    from shipyard.cli.init_project import ADDRESS, DEFAULT_PORT, free_port, in_use, write_example
+
     err = Console(stderr=True, highlight=False)
     if port is None:
         port = free_port()
@@ -67,23 +65,17 @@ def init(
 @app.command()
 def validate(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """Check the project: schema, references, cycles, locks and every template's rendering."""
-    flat = state(ctx).flatten()
-    project = flat.loaded.project
-    summary = {
-        "valid": True,
-        "sites": len(project.sites),
-        "hosts": sum(len(s.hosts) for s in project.sites.values()),
-        "templates": len(project.templates),
-        "services": len(project.services),
-        "instances": len(flat.instances),
-    }
+    from shipyard.app import project
+
+    cli = session(ctx)
+    summary = project.validate(cli)
     if json_output:
-        print_json(summary, masker=state(ctx).masker())
+        print_json(summary.to_json(), masker=cli.masker())
         return
     console().print(
-        f"[green]valid[/]: {summary['sites']} site(s), {summary['hosts']} host(s), "
-        f"{summary['templates']} template(s), {summary['services']} service(s), "
-        f"{summary['instances']} instance(s)"
+        f"[green]valid[/]: {summary.sites} site(s), {summary.hosts} host(s), "
+        f"{summary.templates} template(s), {summary.services} service(s), "
+        f"{summary.instances} instance(s)"
     )
 
 
@@ -94,16 +86,19 @@ def show(
     json_output: JsonFlag = False,
 ) -> None:
     """Print the flattened config of INSTANCE, with its revision (secrets read ***)."""
-    flat = state(ctx).flatten()
-    found = find_instance(flat, instance)
-    document = {"instance": found.name, "revision": found.revision, "config": found.config}
+    from shipyard.app import project
+
+    cli = session(ctx)
+    found = project.show(cli, instance)
     if json_output:
-        print_json(document, masker=state(ctx).masker())
+        print_json(found.to_json(), masker=cli.masker())
         return
+    from rich.syntax import Syntax
+
     out = console()
-    out.print(f"[bold]{found.name}[/]  revision [cyan]{found.revision}[/]")
+    out.print(f"[bold]{found.instance}[/]  revision [cyan]{found.revision}[/]")
     text = json.dumps(found.config, indent=2, sort_keys=True, ensure_ascii=False)
-    text = state(ctx).masker().shown(text)
+    text = cli.masker().shown(text)
     out.print(Syntax(text, "json", theme="ansi_dark", background_color="default"))
 
 
@@ -115,16 +110,19 @@ def plan(
     json_output: JsonFlag = False,
 ) -> None:
     """Show instances, their revisions, what is stale, and the dependency waves of a deploy."""
-    cli = state(ctx)
-    flat = cli.flatten()
-    chosen = select_instances(flat, names, site=site)
-    targets = [Target(i.name, i.service, i.host, i.site, i.revision) for i in chosen]
-    result = make_plan(targets, flat.service_edges(), deployed_revisions(cli), flat.instances)
+    from shipyard.app import project
+
+    cli = session(ctx)
+    view = project.plan(cli, names, site=site)
     if json_output:
-        print_json(plan_json(result), masker=cli.masker())
+        print_json(view.to_json(), masker=cli.masker())
         return
+    result = view.plan
     out = console()
-    out.print(plan_table(result))
+    if len(result.steps) > BIG:
+        print_columns(out, PLAN_HEADERS, plan_cells(result))
+    else:
+        out.print(plan_table(result))
     out.print(
         f"{len(result.changes)} of {len(result.steps)} instance(s) to deploy "
         f"in {len(result.waves)} wave(s)"

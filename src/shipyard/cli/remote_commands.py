@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import difflib
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from shipyard.cli.app import app
-from shipyard.cli.context import seconds, state, whole_number
-from shipyard.cli.render import console, host_text, print_json
-from shipyard.config.loader import LoadedProject
-from shipyard.config.topology import HostRef, all_hosts
-from shipyard.errors import UsageError
-from shipyard.executors import (
-    CommandResult,
-    Executor,
-    ExecutorPool,
-    FanoutResult,
-    fan_out,
-    is_local,
-)
+from shipyard.cli.context import run_async, seconds, session, whole_number
+from shipyard.cli.render import JsonFlag, console, host_text, print_json
 from shipyard.masking import Masker
 
-T = TypeVar("T")
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 AcceptNew = Annotated[
     bool,
     typer.Option(
@@ -68,41 +52,34 @@ def run_command(
     json_output: JsonFlag = False,
 ) -> None:
     """Run a command on the selected hosts (all by default): `shipyard run -- uname -r`."""
-    loaded = state(ctx).load()
-    masker = state(ctx).masker()
-    refs = select_hosts(loaded, sites=site, hosts=host, labels=label)
+    from shipyard.app.hosts import run_on_hosts
+    from shipyard.app.selectors import select_hosts
 
-    async def one(executor: Executor) -> CommandResult:
-        return await executor.run(command, check=False, timeout=timeout, sudo=sudo or None)
-
-    result = fan_out_with_progress(
-        loaded, refs, one, limit=in_flight, accept_new=accept_new, quiet=json_output
-    )
-    failed: dict[str, str] = {}
-    for outcome in result.outcomes:
-        if outcome.value is None:
-            failed[outcome.host] = outcome.reason
-        elif not outcome.value.ok:
-            stderr = outcome.value.stderr.strip().splitlines()
-            detail = f": {stderr[-1]}" if stderr else ""
-            failed[outcome.host] = f"exit status {outcome.value.exit_status}{detail}"
+    cli = session(ctx)
+    masker = cli.masker()
+    total = len(select_hosts(cli.load().project, sites=site, hosts=host, labels=label))
+    with _progress(total, quiet=json_output) as told:
+        results = run_async(
+            run_on_hosts(
+                cli, command, sites=site, hosts=host, labels=label, timeout=timeout, sudo=sudo,
+                in_flight=in_flight, accept_new=accept_new, progress=told,
+            )
+        )  # fmt: skip
+    failed = {r.host: r.failure for r in results if not r.ok}
     if json_output:
-        outputs = [_run_json(refs[o.host], o.value, o.reason) for o in result.outcomes]
-        print_json(outputs, masker=masker)
+        print_json([r.to_json() for r in results], masker=masker)
     else:
         out = console()
         table = Table("host", "site", "status", "exit", "seconds", "output", box=None)
-        for outcome in result.outcomes:
-            value, name = outcome.value, outcome.host
-            status = Text("failed", "red") if name in failed else Text("ok", "green")
-            exit_status = "-" if value is None else str(value.exit_status)
-            first = value.first_line() if value is not None else ""
-            seconds = f"{value.duration:.2f}" if value is not None else "-"
+        for r in results:
+            status = Text("failed", "red") if r.host in failed else Text("ok", "green")
+            exit_status = "-" if r.exit_status is None else str(r.exit_status)
+            took = "-" if r.seconds is None else f"{r.seconds:.2f}"
             table.add_row(
-                name, refs[name].site, status, exit_status, seconds, host_text(masker, first)
+                r.host, r.site, status, exit_status, took, host_text(masker, r.first_line)
             )
         out.print(table)
-        _print_failures(out, failed, len(refs), masker)
+        _print_failures(out, failed, len(results), masker)
     if failed:
         raise typer.Exit(1)
 
@@ -117,112 +94,66 @@ def hosts_command(
     json_output: JsonFlag = False,
 ) -> None:
     """List the hosts and check that each one is reachable."""
-    loaded = state(ctx).load()
-    masker = state(ctx).masker()
-    refs = select_hosts(loaded, sites=site, hosts=host, labels=label)
+    from shipyard.app.hosts import check_hosts
+    from shipyard.app.selectors import select_hosts
 
-    async def reach(executor: Executor) -> CommandResult:
-        return await executor.run(["true"])
-
-    result = fan_out_with_progress(loaded, refs, reach, accept_new=accept_new, quiet=json_output)
-    failed = {o.host: o.reason for o in result.outcomes if not o.ok}
-    if json_output:
-        print_json(
-            [
-                {**_host_json(refs[o.host]), "reachable": o.ok, "error": o.reason or None}
-                for o in result.outcomes
-            ],
-            masker=masker,
+    cli = session(ctx)
+    masker = cli.masker()
+    total = len(select_hosts(cli.load().project, sites=site, hosts=host, labels=label))
+    with _progress(total, quiet=json_output) as told:
+        checks = run_async(
+            check_hosts(
+                cli, sites=site, hosts=host, labels=label, accept_new=accept_new, progress=told
+            )
         )
+    failed = {c.host: c.error or "" for c in checks if not c.reachable}
+    if json_output:
+        print_json([c.to_json() for c in checks], masker=masker)
     else:
         out = console()
         table = Table("host", "site", "address", "labels", "reachable", "seconds", box=None)
-        for outcome in result.outcomes:
-            ref = refs[outcome.host]
-            reach_text = Text("yes", "green") if outcome.ok else Text("no", "red")
-            info = _host_json(ref)
+        for c in checks:
+            reach_text = Text("yes", "green") if c.reachable else Text("no", "red")
             table.add_row(
-                ref.name,
-                ref.site,
-                info["address"],
-                ",".join(ref.host.labels),
-                reach_text,
-                f"{outcome.duration:.2f}",
+                c.host, c.site, c.address, ",".join(c.labels), reach_text, f"{c.seconds:.2f}"
             )
         out.print(table)
-        _print_failures(out, failed, len(refs), masker)
+        _print_failures(out, failed, len(checks), masker)
     if failed:
         raise typer.Exit(1)
 
 
-def select_hosts(
-    loaded: LoadedProject,
-    *,
-    sites: list[str] | None = None,
-    hosts: list[str] | None = None,
-    labels: list[str] | None = None,
-) -> dict[str, HostRef]:
-    """The hosts matching every filter given (all hosts when none is); unknown names refused."""
-    known = all_hosts(loaded.project)
-    for name in sites or []:
-        if name not in loaded.project.sites:
-            raise UsageError(f'unknown site "{name}"{_suggest(name, list(loaded.project.sites))}')
-    for name in hosts or []:
-        if name not in known:
-            raise UsageError(f'unknown host "{name}"{_suggest(name, list(known))}')
-    chosen = {
-        name: ref
-        for name, ref in known.items()
-        if (not sites or ref.site in sites)
-        and (not hosts or name in hosts)
-        and (not labels or set(labels) & set(ref.host.labels))
-    }
-    if not chosen:
-        raise UsageError("no host matches the selection")
-    return chosen
+@contextmanager
+def _progress(total: int, *, quiet: bool) -> Iterator[Callable[[bool], None]]:
+    """A progress bar over the hosts on a terminal's stderr; yields what advances it."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
-
-def fan_out_with_progress(
-    loaded: LoadedProject,
-    refs: dict[str, HostRef],
-    task: Callable[[Executor], Awaitable[T]],
-    *,
-    limit: int | None = None,
-    accept_new: bool = False,
-    quiet: bool = False,
-) -> FanoutResult[T]:
-    """Run `task` on every host through one pool, with a progress bar on a terminal."""
-    ssh = loaded.project.ssh
-    err = Console(stderr=True)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[failed]}"),
         TimeElapsedColumn(),
-        console=err,
+        console=Console(stderr=True),
         transient=True,
         disable=quiet or not sys.stderr.isatty(),
     )
-    bar = progress.add_task("hosts", total=len(refs), failed="")
+    bar = progress.add_task("hosts", total=total, failed="")
     failures = 0
 
-    def advance(outcome: Any) -> None:
+    def advance(ok: bool) -> None:
         nonlocal failures
-        value = outcome.value
-        if not outcome.ok or (isinstance(value, CommandResult) and not value.ok):
-            failures += 1
+        failures += not ok
         progress.update(bar, advance=1, failed=f"[red]{failures} failed" if failures else "")
 
-    async def main() -> FanoutResult[T]:
-        async with ExecutorPool(ssh, loaded.root, accept_new=accept_new or None) as pool:
-            executors = [pool.executor(name, ref.host) for name, ref in refs.items()]
-            return await fan_out(
-                executors, task, limit=limit or ssh.max_in_flight, progress=advance
-            )
-
     with progress:
-        return asyncio.run(main())
+        yield advance
 
 
 def _print_failures(out: Console, failed: dict[str, str], total: int, masker: Masker) -> None:
@@ -232,34 +163,3 @@ def _print_failures(out: Console, failed: dict[str, str], total: int, masker: Ma
     out.print(f"[red]{len(failed)} of {total} host(s) failed:[/]")
     for name, reason in failed.items():
         out.print(Text.assemble("  ", (name, "bold"), ": ", host_text(masker, reason)))
-
-
-def _host_json(ref: HostRef) -> dict[str, Any]:
-    return {
-        "host": ref.name,
-        "site": ref.site,
-        "address": "local" if is_local(ref.name, ref.host) else (ref.host.address or ref.name),
-        "labels": list(ref.host.labels),
-    }
-
-
-def _run_json(ref: HostRef, value: CommandResult | None, reason: str) -> dict[str, Any]:
-    if value is None:
-        return {"host": ref.name, "site": ref.site, "ok": False, "error": reason}
-    return {
-        "host": ref.name,
-        "site": ref.site,
-        "ok": value.ok,
-        "exit_status": value.exit_status,
-        "stdout": value.stdout,
-        "stderr": value.stderr,
-        "stdout_truncated": value.stdout_truncated,
-        "stderr_truncated": value.stderr_truncated,
-        "seconds": round(value.duration, 3),
-        "error": None,
-    }
-
-
-def _suggest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=3)
-    return f" (did you mean {', '.join(close)}?)" if close else ""

@@ -8,16 +8,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import typer
 from rich.console import Console
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
 from shipyard.masking import Masker
-from shipyard.plan.diff import DiffEntry
-from shipyard.plan.rollout import Plan
+
+if TYPE_CHECKING:
+    from shipyard.plan.diff import DiffEntry
+    from shipyard.plan.rollout import Plan
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+STYLE = {
+    "success": "green",
+    "failed": "red",
+    "rejected": "red",
+    "lost": "red",
+    "skipped": "yellow",
+    "unchanged": "dim",
+    "planned": "cyan",
+    "deploying": "cyan",
+    "cancelled": "yellow",
+}
 
 ACTION_STYLE = {"create": "green", "update": "yellow", "none": "dim"}
 
@@ -44,9 +59,29 @@ def short(revision: str | None) -> str:
     return revision[:12] if revision else "-"
 
 
+PLAN_HEADERS = ("wave", "instance", "site", "host", "revision", "deployed", "action")
+
+
+def plan_cells(plan: Plan) -> list[list[tuple[str, str]]]:
+    """The plan's rows as cells for `columns.print_columns` (names are the config's own)."""
+    return [
+        [
+            (str(number), ""),
+            (step.name, ""),
+            (step.site, ""),
+            (step.host, ""),
+            (short(step.revision), ""),
+            (short(step.deployed_revision), ""),
+            (step.action, ACTION_STYLE[step.action]),
+        ]
+        for number, wave in enumerate(plan.waves, 1)
+        for step in wave
+    ]
+
+
 def plan_table(plan: Plan) -> Table:
     table = Table(title="plan", title_justify="left")
-    for column in ("wave", "instance", "site", "host", "revision", "deployed", "action"):
+    for column in PLAN_HEADERS:
         table.add_column(column)
     for number, wave in enumerate(plan.waves, 1):
         for step in wave:
@@ -62,31 +97,11 @@ def plan_table(plan: Plan) -> Table:
     return table
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
-    return {
-        "waves": [
-            [
-                {
-                    "instance": s.name,
-                    "service": s.service,
-                    "site": s.site,
-                    "host": s.host,
-                    "revision": s.revision,
-                    "deployed_revision": s.deployed_revision,
-                    "action": s.action,
-                }
-                for s in wave
-            ]
-            for wave in plan.waves
-        ],
-        "orphans": list(plan.orphans),
-        "changes": len(plan.changes),
-    }
-
-
 def print_diff(
     out: Console, instance: str, entries: Sequence[DiffEntry], *, masker: Masker
 ) -> None:
+    from rich.syntax import Syntax
+
     shown = masker.shown
     name = Text(shown(instance), style="bold")
     if not entries:

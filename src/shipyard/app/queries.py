@@ -1,0 +1,299 @@
+"""Use cases that report: status (with blue/green slots), diff, audit and its verification."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from shipyard.app.selectors import select_instances
+from shipyard.app.session import Session
+from shipyard.app.statusrows import LastDeployment, stored_instances
+from shipyard.masking import Masker
+
+if TYPE_CHECKING:
+    from shipyard.config.flatten import Instance
+    from shipyard.plan.diff import DiffEntry
+
+NEVER_DEPLOYED = "never deployed"
+BUSY = frozenset({"pending", "in_progress"})
+
+
+@dataclass(frozen=True)
+class Slots:
+    """Blue/green slots as the host reports them, or why they could not be read."""
+
+    live: str | None = None
+    draining: str | None = None
+    blue: str | None = None
+    green: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"error": self.error}
+        return {
+            "live": self.live,
+            "draining": self.draining,
+            "blue": self.blue,
+            "green": self.green,
+        }
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    """One instance: where it runs, its status, deployed against derived revision, last try."""
+
+    instance: str
+    site: str
+    host: str
+    status: str
+    deployed_revision: str | None
+    revision: str
+    last: LastDeployment | None
+    slots: Slots | None = None
+
+    @property
+    def stale(self) -> bool:
+        return self.deployed_revision != self.revision
+
+    @property
+    def attention(self) -> bool:
+        """Failed, stale or in progress: what a person reading a summary wants to see."""
+        return self.status == "failed" or self.status in BUSY or self.stale
+
+    def to_json(self) -> dict[str, Any]:
+        last = self.last
+        return {
+            "slots": None if self.slots is None else self.slots.to_json(),
+            "instance": self.instance,
+            "site": self.site,
+            "host": self.host,
+            "status": self.status,
+            "deployed_revision": self.deployed_revision,
+            "revision": self.revision,
+            "stale": self.stale,
+            "attention": self.attention,
+            "last": None
+            if last is None
+            else {
+                "id": last.id,
+                "kind": last.kind,
+                "actor": last.actor,
+                "started": _when(last.started_at),
+                "finished": _when(last.finished_at) if last.finished_at else None,
+                "status": last.status,
+                "error": last.error,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Every chosen instance's row, and the counts per site and status."""
+
+    rows: tuple[StatusRow, ...]
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # site -> status -> n
+    stale: dict[str, int] = field(default_factory=dict)  # site -> stale instances
+
+    @property
+    def attention(self) -> list[StatusRow]:
+        return [row for row in self.rows if row.attention]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [row.to_json() for row in self.rows]
+
+
+async def status(session: Session, *, site: str | None = None) -> StatusReport:
+    """Per instance: site, host, status, deployed revision, stale or not, last deployment; the
+    slots of blue/green instances as their hosts report them."""
+    flat = session.flatten()
+    chosen = select_instances(flat, site=site)
+    stored = stored_instances(session.store, site=site)
+    slotted = [i for i in chosen if i.strategy.uses_slots]
+    slots = await slot_states(session, slotted) if slotted else {}
+    masker = session.masker()
+    rows: list[StatusRow] = []
+    counts: dict[str, dict[str, int]] = {}
+    stale: dict[str, int] = {}
+    for instance in chosen:
+        found = stored.get(instance.name)
+        last = found.last if found else None
+        if last is not None and last.error:
+            last = LastDeployment(**{**asdict(last), "error": masker.text(last.error)})
+        row = StatusRow(
+            instance=instance.name,
+            site=instance.site,
+            host=instance.host,
+            status=found.status if found else NEVER_DEPLOYED,
+            deployed_revision=found.deployed_revision if found else None,
+            revision=instance.revision,
+            last=last,
+            slots=slots.get(instance.name),
+        )
+        rows.append(row)
+        per_site = counts.setdefault(row.site, {})
+        per_site[row.status] = per_site.get(row.status, 0) + 1
+        if row.stale:
+            stale[row.site] = stale.get(row.site, 0) + 1
+    return StatusReport(tuple(rows), counts, stale)
+
+
+async def slot_states(session: Session, instances: Sequence[Instance]) -> dict[str, Slots]:
+    """Blue/green slots as the hosts report them: live, draining, and each slot's revision."""
+    from shipyard.config.topology import all_hosts
+    from shipyard.deploy.bluegreen import BlueGreen
+    from shipyard.deploy.instance import Release
+    from shipyard.errors import ShipyardError
+
+    loaded = session.load()
+    masker = session.masker()
+    hosts = all_hosts(loaded.project)
+    out: dict[str, Slots] = {}
+    async with session.executor_pool() as pool:
+
+        async def one(instance: Instance) -> None:
+            ref = hosts[instance.host]
+            target = Release(instance, instance.config, ref, loaded.root)
+            try:
+                found = await BlueGreen(pool.executor(ref.name, ref.host), target).state()
+            except ShipyardError as trouble:
+                out[instance.name] = Slots(error=masker.text(str(trouble)))
+                return
+            out[instance.name] = Slots(found.live, found.draining, found.blue, found.green)
+
+        await asyncio.gather(*(one(i) for i in instances))
+    return out
+
+
+@dataclass(frozen=True)
+class InstanceDiff:
+    """The deployed snapshot of one instance against its template-derived config."""
+
+    instance: str
+    entries: tuple[DiffEntry, ...]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [e.as_json() for e in self.entries]
+
+
+def diff(session: Session, names: Sequence[str] | None = None) -> list[InstanceDiff]:
+    """Deployed snapshot against derived config per chosen instance (secrets masked)."""
+    from shipyard.plan.diff import diff_configs
+
+    flat = session.flatten()
+    chosen = select_instances(flat, names)
+    states = {s.name: s for s in session.store.instance_states()}
+    masker = session.masker()
+    out: list[InstanceDiff] = []
+    for instance in chosen:
+        found = states.get(instance.name)
+        deployed = found.deployed if found else None
+        entries = diff_configs(
+            deployed.config if deployed else None,
+            instance.config,
+            old_secrets=deployed.secrets if deployed else None,
+            new_secrets=instance.secrets,
+        )
+        out.append(InstanceDiff(instance.name, tuple(_masked_entry(e, masker) for e in entries)))
+    return out
+
+
+def _masked_entry(entry: DiffEntry, masker: Masker) -> DiffEntry:
+    from dataclasses import replace
+
+    return replace(
+        entry,
+        old=masker.json(entry.old),
+        new=masker.json(entry.new),
+        unified=None if entry.unified is None else masker.text(entry.unified),
+    )
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    result: str
+    detail: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """Audit entries newest first; `more` when older entries may follow (page with `before`)."""
+
+    entries: tuple[AuditLine, ...]
+    more: bool
+
+    @property
+    def oldest_id(self) -> int | None:
+        return self.entries[-1].id if self.entries else None
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [e.to_json() for e in self.entries]
+
+
+def audit(
+    session: Session,
+    *,
+    instance: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+    before: int | None = None,
+) -> AuditPage:
+    """The audit log, newest first; a naive `since` is UTC."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    masker = session.masker()
+    found = session.store.audit(instance=instance, since=since, limit=limit, before=before)
+    lines = []
+    for e in sorted(found, key=lambda e: e.id, reverse=True):
+        detail = masker.json(dict(e.detail))
+        assert isinstance(detail, dict)
+        actor, action, target, result = (
+            masker.text(t) for t in (e.actor, e.action, e.target, e.result)
+        )
+        lines.append(AuditLine(e.id, e.at, actor, action, target, result, detail))
+    return AuditPage(tuple(lines), more=len(lines) == limit)
+
+
+@dataclass(frozen=True)
+class AuditVerdict:
+    """What checking the audit log's hash chain found."""
+
+    whole: bool
+    count: int
+    head: str
+    broken_row: int | None = None
+    broken_reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        broken = (
+            None
+            if self.broken_row is None
+            else {"row": self.broken_row, "reason": self.broken_reason}
+        )
+        return {"whole": self.whole, "count": self.count, "head": self.head, "broken": broken}
+
+
+def audit_verify(session: Session) -> AuditVerdict:
+    """Check the chain. Only reads: no recovery here, so verifying never writes to what it
+    checks."""
+    with session.read_only_store() as store:
+        report = store.verify_audit()
+    broken = report.broken
+    if broken is None:
+        return AuditVerdict(True, report.count, report.head)
+    return AuditVerdict(False, report.count, report.head, broken.row_id, broken.reason)
+
+
+def _when(at: datetime) -> str:
+    return at.isoformat(timespec="seconds")

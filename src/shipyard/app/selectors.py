@@ -1,0 +1,88 @@
+"""Choosing what a command works on: instances by name, service, site or host; hosts by site,
+name or label. Unknown names are refused with the closest known ones suggested."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from shipyard.config.topology import HostRef, all_hosts
+from shipyard.errors import UsageError
+
+if TYPE_CHECKING:
+    from shipyard.config.flatten import Flattened, Instance
+    from shipyard.config.models import Project
+
+
+def select_instances(
+    flat: Flattened,
+    names: Sequence[str] | None = None,
+    *,
+    site: str | None = None,
+    host: str | None = None,
+) -> list[Instance]:
+    """Instances matching every filter; a name is an instance (`svc@host`) or a service."""
+    project = flat.loaded.project
+    check_site(project, site)
+    chosen = list(flat.instances.values())
+    if names:
+        wanted: list[Instance] = []
+        for name in names:
+            found = [i for i in chosen if name in (i.name, i.service)]
+            if not found:
+                known = list(flat.instances) + list(project.services)
+                raise UsageError(f'no instance or service "{name}"{suggest(name, known)}')
+            wanted.extend(i for i in found if i not in wanted)
+        chosen = wanted
+    if site is not None:
+        chosen = [i for i in chosen if i.site == site]
+    if host is not None:
+        chosen = [i for i in chosen if i.host == host]
+    return chosen
+
+
+def find_instance(flat: Flattened, name: str) -> Instance:
+    instance = flat.instances.get(name)
+    if instance is None:
+        raise UsageError(f'no instance "{name}"{suggest(name, list(flat.instances))}')
+    return instance
+
+
+def check_site(project: Project, site: str | None) -> None:
+    """Refuse an unknown site, suggesting known ones (None: no site asked for)."""
+    if site is not None and site not in project.sites:
+        raise UsageError(f'unknown site "{site}"{suggest(site, list(project.sites))}')
+
+
+def select_hosts(
+    project: Project,
+    *,
+    sites: Sequence[str] | None = None,
+    hosts: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None,
+    empty_ok: bool = False,
+) -> dict[str, HostRef]:
+    """The hosts matching every filter given (all hosts when none is); unknown names refused,
+    and an empty choice too unless `empty_ok`."""
+    known = all_hosts(project)
+    for name in sites or []:
+        check_site(project, name)
+    for name in hosts or []:
+        if name not in known:
+            raise UsageError(f'unknown host "{name}"{suggest(name, list(known))}')
+    chosen = {
+        name: ref
+        for name, ref in known.items()
+        if (not sites or ref.site in sites)
+        and (not hosts or name in hosts)
+        and (not labels or set(labels) & set(ref.host.labels))
+    }
+    if not chosen and not empty_ok:
+        raise UsageError("no host matches the selection")
+    return chosen
+
+
+def suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""

@@ -1,0 +1,153 @@
+"""Commands that read what happened: `shipyard logs` (a deployment's step output) and
+`shipyard events` (the event stream), each of which can follow another process's rollout."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.text import Text
+
+from shipyard.cli.app import app
+from shipyard.cli.context import session, whole_number
+from shipyard.cli.render import STYLE, JsonFlag, console, host_text, print_json
+from shipyard.masking import Masker
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from shipyard.app.logs import StepOutput
+    from shipyard.events import Event
+
+Follow = Annotated[
+    bool, typer.Option("--follow", "-f", help="Keep reading as more is stored (Ctrl-C stops).")
+]
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    deployment: Annotated[str, typer.Argument(help="A deployment id (see status or events).")],
+    follow: Follow = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Print the host output of each step of DEPLOYMENT; with --follow, until it is over."""
+    from shipyard.app.logs import DeploymentLog, deployment_log, follow_log
+
+    cli = session(ctx)
+    masker = cli.masker()
+    if not follow:
+        log = deployment_log(cli, deployment)
+        if json_output:
+            print_json(log.to_json(), masker=masker)
+            return
+        out = console()
+        _print_header(out, log.instance, log.revision, masker)
+        for step in log.steps:
+            _print_step(out, step, masker)
+        _print_end(out, log.status, log.error, masker)
+        return
+    out = console()
+    try:
+        for item in follow_log(cli, deployment):
+            if isinstance(item, DeploymentLog):
+                if json_output:
+                    _json_line({"status": item.status, "error": item.error}, masker)
+                else:
+                    _print_end(out, item.status, item.error, masker)
+            elif json_output:
+                _json_line(item.to_json(), masker)
+            else:
+                _print_step(out, item, masker)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _print_header(out: Console, instance: str, revision: str, masker: Masker) -> None:
+    out.print(Text.assemble(host_text(masker, instance, "bold"), f"  revision {revision[:12]}"))
+
+
+def _print_step(out: Console, step: StepOutput, masker: Masker) -> None:
+    status = "" if step.exit_status is None else f" (exit {step.exit_status})"
+    style = "green" if step.exit_status in (None, 0) else "red"
+    at = step.at.strftime("%H:%M:%S")
+    out.print(
+        Text.assemble(f"{at} ", host_text(masker, f"{step.step} on {step.host}", style), status)
+    )
+    for line in step.output.splitlines():
+        out.print(Text.assemble("  | ", host_text(masker, line)), soft_wrap=True)
+
+
+def _print_end(out: Console, status: str, error: str | None, masker: Masker) -> None:
+    line = Text.assemble("deployment ", host_text(masker, status, STYLE.get(status, "")))
+    if error:
+        line.append(": ")
+        line.append(host_text(masker, error.splitlines()[0]))
+    out.print(line)
+
+
+@app.command()
+def events(
+    ctx: typer.Context,
+    rollout: Annotated[str | None, typer.Option("--rollout", help="Only this rollout.")] = None,
+    after: Annotated[
+        int | None,
+        typer.Option(help="Only events after the one with this id.", callback=whole_number),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="At most this many (without --follow).", callback=whole_number),
+    ] = None,
+    follow: Follow = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Print the event stream, oldest first; --follow keeps reading (to its end, with --rollout).
+
+    With --json and --follow, one JSON object a line.
+    """
+    from shipyard.app.logs import events as events_of
+
+    cli = session(ctx)
+    masker = cli.masker()
+    found = events_of(
+        cli, after_id=after or 0, rollout_id=rollout, follow=follow, limit=None if follow else limit
+    )
+    if not follow:
+        chosen = list(found)
+        if json_output:
+            print_json([e.to_json() for e in chosen], masker=masker)
+            return
+        out = console()
+        for event in chosen:
+            _print_event(out, event, masker)
+        return
+    out = console()
+    try:
+        for event in found:
+            if json_output:
+                _json_line(event.to_json(), masker)
+            else:
+                _print_event(out, event, masker)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _print_event(out: Console, event: Event, masker: Masker) -> None:
+    at = event.at.strftime("%H:%M:%S")
+    what = event.phase.value if event.result is None else f"{event.phase.value} {event.result}"
+    subject = event.instance or f"rollout {event.rollout_id}"
+    line = Text.assemble(
+        f"{event.id:>6} {at} ",
+        host_text(masker, subject, "bold"),
+        " ",
+        host_text(masker, what, STYLE.get(event.result or "", "")),
+    )
+    if event.detail:
+        line.append(" ")
+        line.append(host_text(masker, event.detail, "dim"))
+    out.print(line, soft_wrap=True)
+
+
+def _json_line(value: object, masker: Masker) -> None:
+    print(json.dumps(masker.json(value), sort_keys=True, default=str), flush=True)
