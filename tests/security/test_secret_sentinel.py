@@ -3,13 +3,14 @@
 One project on a local host uses a secret (a unique sentinel value from the environment) in its
 env, in a rendered file and in its health-check commands, and its install, start and failing
 health check all echo it. Every command is run with and without `--json`, through a successful
-deploy, a rollback, `run` on the host and a failing deploy; the sentinel must appear in no
+deploy, a rollback, `run` on the host, a failing deploy, its events and its step logs; the sentinel must appear in no
 stdout or stderr and in no byte under `.shipyard` (the state store, its WAL and shared memory
 included, read raw after every command). The host's own release does hold it, as it must.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,19 @@ def test_a_secret_reaches_its_host_and_nothing_else(project: LocalProject) -> No
         assert f"unhealthy: {MASK}" in again.stdout, explain(again)
         assert f"start token={MASK} on stderr" in again.stdout, explain(again)
         assert "unhealthy" in failed.stdout, explain(failed)
+
+        # The event stream and the host output kept per step say what happened, masked.
+        both(project, "events")
+        events = project.shipyard("events", "--json")
+        assert f"unhealthy: {MASK}" in events.stdout, explain(events)
+        failures = [
+            e["deployment_id"]
+            for e in json.loads(events.stdout)
+            if e["phase"] == "finished" and e["result"] == "failed"
+        ]
+        both(project, "logs", failures[0])  # the first failing deploy installed v4
+        logs = project.shipyard("logs", failures[0])
+        assert f"install token={MASK}" in logs.stdout, explain(logs)
 
         both(project, "status")
         both(project, "audit")
