@@ -4,8 +4,10 @@ The store enforces one deployment in flight per instance; when an instance fails
 the services that depend on its service are skipped with the reason, and the rest go on.
 
 Every step is published on the deployer's EventBus (shipyard.events): ROLLOUT_STARTED once the
-rollouts row is written, QUEUED for each instance of the plan, its phases, its FINISHED (a
-canary rolled back has two: its deployment's and its rollback's), ROLLOUT_FINISHED last.
+rollouts row is written, QUEUED for each instance of the plan, its phases, its FINISHED,
+ROLLOUT_FINISHED last. Every event of a begun deployment carries its id. A canary that failed
+its soak finishes more than once: its deployment's FINISHED (success), its rollback's (if it
+had a release to go back to), and last the one its report outcome says (failed, with why).
 `cancel` stops what has not begun; what did not run is skipped with "cancelled: <reason>".
 """
 
@@ -23,11 +25,12 @@ from shipyard.config.flatten import Flattened, Instance
 from shipyard.config.graph import dependents
 from shipyard.config.models import Strategy
 from shipyard.deploy.batches import plan_batches
-from shipyard.deploy.bluegreen import soak_probe
+from shipyard.deploy.bluegreen import soak_probe, stop_program
 from shipyard.deploy.instance import Release
 from shipyard.deploy.lease import LeasePolicy, patiently
 from shipyard.deploy.runs import Connect, Outcome, Result, Runs
-from shipyard.errors import StoreError, StoreUnavailable
+from shipyard.deploy.steplogs import Logged
+from shipyard.errors import DeployError, ExecutionError, LeaseLost, StoreError, StoreUnavailable
 from shipyard.events import Event, EventBus, Phase
 from shipyard.executors.base import Executor
 from shipyard.masking import Masker, masker_for
@@ -356,7 +359,7 @@ class Deployer:
             if batches.exceeded(failures):
                 stop = self.runs.masker(batches.describe_stop(failures))
             elif batches.canary and index == 0:
-                healthy = [by_name[o.instance] for o in done if o.result == "success"]
+                healthy = [o for o in done if o.result == "success"]
                 trouble = "" if len(healthy) == len(done) else "a canary deployment failed"
                 trouble = trouble or await self._soak(healthy, strategy, rollout)
                 if trouble:
@@ -366,50 +369,72 @@ class Deployer:
                     outcomes = [o for o in outcomes if o.instance not in replaced] + undone
         return outcomes, bool(stop) and self.runs.cancelled is None
 
-    async def _soak(self, canaries: list[Instance], strategy: Strategy, rollout: str) -> str:
+    async def _soak(self, canaries: list[Outcome], strategy: Strategy, rollout: str) -> str:
         """Keep checking the canaries' health for `soak` seconds, one attempt each time (at the
-        live slot's port for blue/green slots); the reason if one fails."""
+        live slot's port for blue/green slots); the reason if one fails (or its host can't
+        be asked)."""
         deadline = time.monotonic() + strategy.soak
-        for instance in canaries:
-            self.runs.say(instance, Phase.SOAKING, rollout)
+        instances = [self.flat.instances[o.instance] for o in canaries]
+        for instance, done in zip(instances, canaries, strict=True):
+            self.runs.say(instance, Phase.SOAKING, rollout, done.deployment_id)
         while True:
-            for instance in canaries:
-                trouble = await soak_probe(self.executor(instance.host), self.release(instance))
+            for instance in instances:
+                try:
+                    self.runs.lease.check()
+                    executor = self.executor(instance.host)
+                    trouble = await soak_probe(executor, self.release(instance))
+                except (DeployError, ExecutionError, LeaseLost) as failure:
+                    trouble = str(failure)
                 if trouble:
                     return f"{instance.name}: {trouble}"
             if time.monotonic() >= deadline:
                 return ""
-            interval = self.release(canaries[0]).health
+            interval = self.release(instances[0]).health
             await asyncio.sleep(min(max(interval.interval if interval else 1.0, 0.2), 5.0))
 
     async def _roll_back(
         self,
-        instances: list[Instance],
+        canaries: list[Outcome],
         before: dict[str, InstanceState | None],
         why: str,
         rollout: str,
     ) -> list[Outcome]:
-        """Put the releases deployed before the canary back; instances new to it are stopped."""
+        """Put the releases deployed before the canaries back (a rollback deployment each);
+        canaries new to the service are stopped. Each canary's outcome is failed (lost, when
+        its rollback's result is not recorded), published as its last FINISHED event."""
         out = []
-        for instance in instances:
+        for done in canaries:
+            instance = self.flat.instances[done.instance]
             state = before.get(instance.name)
             snapshot = state.deployed if state is not None else None
+            self.runs.say(instance, Phase.ROLLING_BACK, rollout, done.deployment_id, detail=why)
             if snapshot is None:
-                continue  # nothing ran there before: its failed release stays stopped
-            old = instance.as_deployed(snapshot.revision, snapshot.config, snapshot.secrets)
-            self.runs.say(instance, Phase.ROLLING_BACK, rollout, detail=why)
-            outcome = await self.deploy_one(old, rollout_id=rollout, kind=DeploymentKind.ROLLBACK)
-            out.append(
-                Outcome(
-                    instance.name,
-                    "failed" if outcome.result == "success" else outcome.result,
-                    instance.revision,
-                    f"rolled back to {snapshot.revision[:12]}: {why}",
-                    outcome.deployment_id,
-                    outcome.seconds,
-                )
-            )
+                outcome = await self._stop_canary(instance, done, why)
+            else:
+                old = instance.as_deployed(snapshot.revision, snapshot.config, snapshot.secrets)
+                back = await self.deploy_one(old, rollout_id=rollout, kind=DeploymentKind.ROLLBACK)
+                outcome = _rolled_back(done, back, snapshot.revision, why)
+            out.append(self.runs.finished(instance, outcome, rollout))
         return out
+
+    async def _stop_canary(self, instance: Instance, done: Outcome, why: str) -> Outcome:
+        """A canary new to the service (nothing deployed there before) that failed its soak:
+        its program stopped through the host's supervisor, reported failed."""
+        reason = f"stopped (nothing was deployed there before): {why}"
+        executor = self.executor(instance.host)
+        if done.deployment_id is not None:
+            executor = Logged(executor, self.runs.logs, done.deployment_id)
+        try:
+            self.runs.lease.check()
+            trouble = await stop_program(executor, self.release(instance))
+        except (DeployError, ExecutionError, LeaseLost) as failure:
+            trouble = str(failure)
+        if trouble:
+            reason = f"{why}\nstopping it failed: {trouble}"
+        masked = self.runs.masker(reason)
+        return Outcome(
+            instance.name, "failed", instance.revision, masked, done.deployment_id, done.seconds
+        )
 
     async def deploy_one(
         self,
@@ -423,6 +448,25 @@ class Deployer:
         limit = asyncio.Semaphore(1)
         ids = {instance.name: deployment_id} if deployment_id else {}
         return (await self.runs.deploy_many([instance], limit, rollout_id, kind=kind, ids=ids))[0]
+
+
+def _rolled_back(canary: Outcome, back: Outcome, revision: str, why: str) -> Outcome:
+    """A canary's outcome once its rollback (`back`, to `revision`) ran: failed, with why; lost
+    when the rollback's result is not surely recorded. It names the rollback's deployment."""
+    if back.result == "success":
+        reason = f"rolled back to {revision[:12]}: {why}"
+    else:
+        reason = f"{why}\nrolling back to {revision[:12]}: {back.result}: {back.reason}"
+    result: Result = "lost" if back.result == "lost" else "failed"
+    deployment_id = back.deployment_id or canary.deployment_id
+    return Outcome(
+        canary.instance,
+        result,
+        canary.revision,
+        reason,
+        deployment_id,
+        canary.seconds + back.seconds,
+    )
 
 
 def _one_batch(instances: list[Instance]) -> bool:
