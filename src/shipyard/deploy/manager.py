@@ -8,7 +8,8 @@ rollouts row is written, QUEUED for each instance of the plan, its phases, its F
 ROLLOUT_FINISHED last. Every event of a begun deployment carries its id. A canary that failed
 its soak finishes more than once: its deployment's FINISHED (success), its rollback's (if it
 had a release to go back to), and last the one its report outcome says (failed, with why).
-`cancel` stops what has not begun; what did not run is skipped with "cancelled: <reason>".
+`cancel` stops what has not begun; what did not run is skipped with "cancelled: <reason>". Once
+the lease is lost, what did not begin is skipped too, "not begun: <why the lease is lost>".
 """
 
 from __future__ import annotations
@@ -149,9 +150,9 @@ class Deployer:
         report = RolloutReport(rollout_id=rollout_id or str(uuid.uuid4()))
 
         async def back() -> None:
-            if self.runs.cancelled is not None:
-                why = f"cancelled: {self.runs.cancelled}"
-                report.outcomes.append(self._skip(instance, why, report.rollout_id))
+            halt = self._halt()
+            if halt:
+                report.outcomes.append(self._skip(instance, halt, report.rollout_id))
                 return
             outcome = await self.deploy_one(
                 instance, rollout_id=report.rollout_id, kind=DeploymentKind.ROLLBACK
@@ -259,6 +260,17 @@ class Deployer:
         masked = self.runs.masker(detail) if detail else ""
         self.bus.publish(Event(phase, utc_now(), rollout_id, result=result, detail=masked))
 
+    def _halt(self) -> str:
+        """Why no deployment may begin now ("" when one may): the rollout was cancelled, or
+        this controller lost its lease (nothing is begun in the store or run on a host then)."""
+        if self.runs.cancelled is not None:
+            return f"cancelled: {self.runs.cancelled}"
+        try:
+            self.runs.lease.check()
+        except LeaseLost as lost:
+            return self.runs.masker(f"not begun: {lost}")
+        return ""
+
     def _skip(self, instance: Instance, why: str, rollout_id: str) -> Outcome:
         outcome = Outcome(instance.name, "skipped", instance.revision, why)
         return self.runs.finished(instance, outcome, rollout_id)
@@ -272,11 +284,11 @@ class Deployer:
         for wave in waves:
             blocked = dependents(self.flat.service_edges(), failed_services)
             stale: dict[str, list[Instance]] = {}
+            halt = self._halt()
             for step in wave:
                 instance = self.flat.instances[step.name]
-                if self.runs.cancelled is not None:
-                    why = f"cancelled: {self.runs.cancelled}"
-                    report.outcomes.append(self._skip(instance, why, rollout))
+                if halt:
+                    report.outcomes.append(self._skip(instance, halt, rollout))
                 elif step.service in blocked:
                     why = _blocked_reason(step.service, failed_services, self.flat)
                     report.outcomes.append(self._skip(instance, why, rollout))
@@ -345,8 +357,7 @@ class Deployer:
         failures = 0
         stop = ""
         for index, batch in enumerate(batches.batches):
-            if not stop and self.runs.cancelled is not None:
-                stop = f"cancelled: {self.runs.cancelled}"
+            stop = stop or self._halt()
             if stop:
                 outcomes.extend(self._skip(by_name[name], stop, rollout) for name in batch)
                 continue
