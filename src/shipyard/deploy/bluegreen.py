@@ -94,7 +94,8 @@ class BlueGreen:
 
     async def deploy(self, *, upload: bool, fence: Callable[[], None] = lambda: None) -> Switch:
         """Bring the instance's revision live in the idle slot; returns how to drain the old.
-        `fence` is called before each step that changes nothing live yet (it may raise)."""
+        `fence` is called before each step that changes nothing live yet (it may raise): the
+        upload, the slot link and the idle slot's start; never before the nginx switch."""
         revision = self.target.instance.revision
         state = await self.state()
         live, draining = state.live, state.draining
@@ -120,6 +121,10 @@ class BlueGreen:
         await run_script(
             self.executor, release.switch_slot_script(self.layout, idle, revision), "slot link"
         )
+        # Nothing live has changed yet: the idle slot's program (if one still runs) keeps the
+        # directory it started in, and nginx serves the live slot. From its start on, the switch
+        # runs to its end (or its failure stops the idle slot again).
+        fence()
         until = 0.0
         try:
             await self._start(idle)
