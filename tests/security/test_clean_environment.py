@@ -62,8 +62,9 @@ def _alive(pid: int) -> bool:
 
 
 class LocalProject:
-    def __init__(self, directory: Path, **changes: Any) -> None:
-        """The hello app on the local host; `changes` replace members of its template."""
+    def __init__(self, directory: Path, host: dict[str, Any] | None = None, **changes: Any) -> None:
+        """The hello app on the local host (`host` added to its settings); `changes` replace
+        members of its template."""
         self.dir = directory
         self.root = directory / "host"
         shutil.copytree(HELLO_APP, directory / "app")
@@ -91,6 +92,7 @@ class LocalProject:
             "services": {"envtest": {"template": "hello", "hosts": ["local"]}},
         }
         document["templates"]["hello"].update(changes)
+        document["sites"]["here"]["hosts"]["local"].update(host or {})
         (directory / "shipyard.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
 
     def shipyard(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -111,11 +113,30 @@ class LocalProject:
         return self.root / "supervisor"
 
     def supervisord_pid(self) -> int | None:
-        with contextlib.suppress(OSError, ValueError):
-            pid = int((self.supervisor / "supervisord.pid").read_text())
-            if _alive(pid):
-                return pid
-        return None
+        return _pid_in(self.supervisor / "supervisord.pid")
+
+    def nginx_pid(self) -> int | None:
+        """The pid of the host's own nginx (`nginx: {managed: true}`), if it runs."""
+        return _pid_in(self.root / "nginx" / "nginx.pid")
+
+
+def _pid_in(path: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(path.read_text())
+        if _alive(pid):
+            return pid
+    return None
+
+
+def _stop(pid: int | None) -> None:
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
 
 
 MakeProject = Callable[..., LocalProject]
@@ -136,14 +157,8 @@ def make_project(tmp_path: Path) -> Iterator[MakeProject]:
         yield make
     finally:
         for found in made:
-            pid = found.supervisord_pid()
-            if pid is not None:  # it stops its programs first
-                os.kill(pid, signal.SIGTERM)
-                deadline = time.monotonic() + 20
-                while _alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                if _alive(pid):
-                    os.kill(pid, signal.SIGKILL)
+            _stop(found.nginx_pid())
+            _stop(found.supervisord_pid())  # it stops its programs first
 
 
 @pytest.fixture
@@ -182,21 +197,35 @@ def test_no_controller_variable_reaches_supervisord_a_program_or_an_install(
     assert "GIVEN=by-config" in installed.splitlines()
 
 
+def env_dumping_check(directory: Path) -> dict[str, Any]:
+    """A command health check that passes, leaving the environment it got in `directory`."""
+    directory.mkdir()
+    return {
+        "command": ["sh", "-c", f'env > "{directory}/$$.env"'],
+        "timeout": 2,
+        "retries": 50,
+        "interval": 0.2,
+    }
+
+
+def assert_clean(found: list[Path], *, given: set[str]) -> None:
+    assert found, "no health check ran"
+    for path in found:
+        text = path.read_text()
+        assert SENTINEL not in text
+        names = {line.partition("=")[0] for line in text.splitlines() if "=" in line}
+        assert "CONTROLLER_SECRET" not in names
+        assert names <= {*MINIMUM_ENV, *SHELL_ADDS, *given}, names
+
+
 def test_no_controller_variable_reaches_a_canary_soak_health_check(
     make_project: MakeProject, tmp_path: Path
 ) -> None:
     """The soak's attempts run after the deployment is recorded on the host, each a host step
     with the clean environment, like the deployment's own health check."""
     seen = tmp_path / "health-env"
-    seen.mkdir()
     project = make_project(
-        health={
-            "command": ["sh", "-c", f'env > "{seen}/$$.env"'],
-            "timeout": 2,
-            "retries": 50,
-            "interval": 0.2,
-        },
-        strategy={"kind": "canary", "canary": 1, "soak": 1},
+        health=env_dumping_check(seen), strategy={"kind": "canary", "canary": 1, "soak": 1}
     )
     booted = project.shipyard("bootstrap")
     assert booted.returncode == 0, booted.stdout + booted.stderr
@@ -207,9 +236,29 @@ def test_no_controller_variable_reaches_a_canary_soak_health_check(
     found = sorted(seen.glob("*.env"))
     soaked = [path for path in found if path.stat().st_mtime > recorded]
     assert soaked, "no health check ran after the deployment was recorded: no soak"
-    for path in found:
-        text = path.read_text()
-        assert SENTINEL not in text
-        names = {line.partition("=")[0] for line in text.splitlines() if "=" in line}
-        assert "CONTROLLER_SECRET" not in names
-        assert names <= {*MINIMUM_ENV, *SHELL_ADDS}, names
+    assert_clean(found, given=set())
+
+
+def test_no_controller_variable_reaches_a_blue_green_slot_health_check(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    """A slot's command check gets the slot's $PORT and SHIPYARD_SLOT, nothing of the
+    controller's."""
+    if shutil.which("nginx") is None:
+        pytest.skip("nginx is not installed")
+    seen = tmp_path / "health-env"
+    http = free_port()
+    project = make_project(
+        host={"nginx": {"managed": True}},
+        health=env_dumping_check(seen),
+        ports={"http": http, "blue": free_port(), "green": free_port()},
+        strategy={"kind": "blue-green", "drain_timeout": 1, "front": f"127.0.0.1:{http}"},
+    )
+    booted = project.shipyard("bootstrap")
+    assert booted.returncode == 0, booted.stdout + booted.stderr
+    deployed = project.shipyard("deploy")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+    found = sorted(seen.glob("*.env"))
+    assert_clean(found, given={"PORT", "SHIPYARD_SLOT"})
+    assert any("SHIPYARD_SLOT=blue" in path.read_text().splitlines() for path in found)
