@@ -231,3 +231,24 @@ def test_a_first_canary_that_will_not_stop_says_so(project: MakeProject, store: 
     assert outcome.result == "failed"
     assert outcome.reason.startswith("canary failed: api@h1: ")
     assert outcome.reason.endswith("\nstopping it failed: refused")
+
+
+def test_a_soak_attempt_is_a_host_step_of_its_own_in_the_release_with_its_port(
+    project: MakeProject, store: Store
+) -> None:
+    """Like the deployment's own check: a batch part (the clean environment of every host
+    step), run in `current` with $PORT; the controller passes no environment of its own."""
+    services = {"api": {"hosts": ["h1"], "strategy": canary()}}
+    flat = project(services, hosts=["h1"])
+    fleet = Fleet.of(flat)
+    report = asyncio.run(
+        make_deployer(flat, store, fleet).deploy(list(flat.instances.values()), request="r")
+    )
+    assert report.ok, report.outcomes
+    soaks = [c for c in fleet["h1"].calls if c.step == "soak"]
+    assert len(soaks) == 1
+    assert soaks[0].env == {}
+    [text] = soaks[0].parts
+    assert f"cd -- {service_dir('api')}/current" in text
+    assert "export PORT=8000" in text
+    assert "check-api v1" in text
