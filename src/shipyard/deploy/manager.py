@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
@@ -24,14 +23,12 @@ from typing import TypeVar
 
 from shipyard.config.flatten import Flattened, Instance
 from shipyard.config.graph import dependents
-from shipyard.config.models import Strategy
 from shipyard.deploy.batches import plan_batches
-from shipyard.deploy.bluegreen import soak_probe, stop_program
+from shipyard.deploy.canary import Canaries
 from shipyard.deploy.instance import Release
 from shipyard.deploy.lease import LeasePolicy, patiently
 from shipyard.deploy.runs import Connect, Outcome, Result, Runs
-from shipyard.deploy.steplogs import Logged
-from shipyard.errors import DeployError, ExecutionError, LeaseLost, StoreError, StoreUnavailable
+from shipyard.errors import LeaseLost, StoreError, StoreUnavailable
 from shipyard.events import Event, EventBus, Phase
 from shipyard.executors.base import Executor
 from shipyard.masking import Masker, masker_for
@@ -39,7 +36,6 @@ from shipyard.plan.rollout import Step, Target, make_plan
 from shipyard.store import (
     Controller,
     DeploymentKind,
-    InstanceState,
     RolloutStatus,
     Store,
     utc_now,
@@ -83,6 +79,7 @@ class Deployer:
     policy: LeasePolicy = field(default_factory=LeasePolicy)
     bus: EventBus = field(init=False)
     runs: Runs = field(init=False)
+    canaries: Canaries = field(init=False)
     _rollout_id: str | None = field(init=False, default=None)
     _busy: bool = field(init=False, default=False)
 
@@ -93,6 +90,10 @@ class Deployer:
             self.flat, self.store, self.connect, self.actor, self.bus, masker,
             controller=self.controller, policy=self.policy,
         )  # fmt: skip
+        self.canaries = Canaries(self.runs, self._roll_back_to)
+
+    async def _roll_back_to(self, old: Instance, rollout: str) -> Outcome:
+        return await self.deploy_one(old, rollout_id=rollout, kind=DeploymentKind.ROLLBACK)
 
     def executor(self, host: str) -> Executor:
         return self.runs.executor(host)
@@ -372,80 +373,13 @@ class Deployer:
             elif batches.canary and index == 0:
                 healthy = [o for o in done if o.result == "success"]
                 trouble = "" if len(healthy) == len(done) else "a canary deployment failed"
-                trouble = trouble or await self._soak(healthy, strategy, rollout)
+                trouble = trouble or await self.canaries.soak(healthy, strategy, rollout)
                 if trouble:
                     stop = self.runs.masker(f"canary failed: {trouble}")
-                    undone = await self._roll_back(healthy, before, stop, rollout)
+                    undone = await self.canaries.roll_back(healthy, before, stop, rollout)
                     replaced = {o.instance for o in undone}
                     outcomes = [o for o in outcomes if o.instance not in replaced] + undone
         return outcomes, bool(stop) and self.runs.cancelled is None
-
-    async def _soak(self, canaries: list[Outcome], strategy: Strategy, rollout: str) -> str:
-        """Keep checking the canaries' health for `soak` seconds, one attempt each time (at the
-        live slot's port for blue/green slots); the reason if one fails (or its host can't
-        be asked)."""
-        deadline = time.monotonic() + strategy.soak
-        instances = [self.flat.instances[o.instance] for o in canaries]
-        for instance, done in zip(instances, canaries, strict=True):
-            self.runs.say(instance, Phase.SOAKING, rollout, done.deployment_id)
-        while True:
-            for instance in instances:
-                try:
-                    self.runs.lease.check()
-                    executor = self.executor(instance.host)
-                    trouble = await soak_probe(executor, self.release(instance))
-                except (DeployError, ExecutionError, LeaseLost) as failure:
-                    trouble = str(failure)
-                if trouble:
-                    return f"{instance.name}: {trouble}"
-            if time.monotonic() >= deadline:
-                return ""
-            interval = self.release(instances[0]).health
-            await asyncio.sleep(min(max(interval.interval if interval else 1.0, 0.2), 5.0))
-
-    async def _roll_back(
-        self,
-        canaries: list[Outcome],
-        before: dict[str, InstanceState | None],
-        why: str,
-        rollout: str,
-    ) -> list[Outcome]:
-        """Put the releases deployed before the canaries back (a rollback deployment each);
-        canaries new to the service are stopped. Each canary's outcome is failed (lost, when
-        its rollback's result is not recorded), published as its last FINISHED event."""
-        out = []
-        for done in canaries:
-            instance = self.flat.instances[done.instance]
-            state = before.get(instance.name)
-            snapshot = state.deployed if state is not None else None
-            self.runs.say(instance, Phase.ROLLING_BACK, rollout, done.deployment_id, detail=why)
-            if snapshot is None:
-                outcome = await self._stop_canary(instance, done, why)
-            else:
-                old = instance.as_deployed(snapshot.revision, snapshot.config, snapshot.secrets)
-                back = await self.deploy_one(old, rollout_id=rollout, kind=DeploymentKind.ROLLBACK)
-                outcome = _rolled_back(done, back, snapshot.revision, why)
-            out.append(self.runs.finished(instance, outcome, rollout))
-        return out
-
-    async def _stop_canary(self, instance: Instance, done: Outcome, why: str) -> Outcome:
-        """A canary new to the service (nothing deployed there before) that failed its soak:
-        its program stopped through the host's supervisor, reported failed."""
-        reason = f"stopped (nothing was deployed there before): {why}"
-        executor = self.executor(instance.host)
-        if done.deployment_id is not None:
-            executor = Logged(executor, self.runs.logs, done.deployment_id)
-        try:
-            self.runs.lease.check()
-            trouble = await stop_program(executor, self.release(instance))
-        except (DeployError, ExecutionError, LeaseLost) as failure:
-            trouble = str(failure)
-        if trouble:
-            reason = f"{why}\nstopping it failed: {trouble}"
-        masked = self.runs.masker(reason)
-        return Outcome(
-            instance.name, "failed", instance.revision, masked, done.deployment_id, done.seconds
-        )
 
     async def deploy_one(
         self,
@@ -459,25 +393,6 @@ class Deployer:
         limit = asyncio.Semaphore(1)
         ids = {instance.name: deployment_id} if deployment_id else {}
         return (await self.runs.deploy_many([instance], limit, rollout_id, kind=kind, ids=ids))[0]
-
-
-def _rolled_back(canary: Outcome, back: Outcome, revision: str, why: str) -> Outcome:
-    """A canary's outcome once its rollback (`back`, to `revision`) ran: failed, with why; lost
-    when the rollback's result is not surely recorded. It names the rollback's deployment."""
-    if back.result == "success":
-        reason = f"rolled back to {revision[:12]}: {why}"
-    else:
-        reason = f"{why}\nrolling back to {revision[:12]}: {back.result}: {back.reason}"
-    result: Result = "lost" if back.result == "lost" else "failed"
-    deployment_id = back.deployment_id or canary.deployment_id
-    return Outcome(
-        canary.instance,
-        result,
-        canary.revision,
-        reason,
-        deployment_id,
-        canary.seconds + back.seconds,
-    )
 
 
 def _one_batch(instances: list[Instance]) -> bool:
