@@ -214,6 +214,16 @@ def test_a_first_canary_failing_its_soak_is_stopped_and_reported_failed(
     rollout = store.rollout(report.rollout_id)
     assert rollout is not None
     assert rollout.status is RolloutStatus.FAILED
+    # Nothing is deployed there any more: failed, no snapshot, and the next deploy deploys it.
+    state = store.instance_state("api@h1")
+    assert state is not None
+    assert (state.status.value, state.deployed) == ("failed", None)
+    withdrawn = [e for e in store.audit(instance="api@h1") if e.action == "deploy.withdrawn"]
+    assert [e.detail["error"] for e in withdrawn] == [found["api@h1"].reason]
+    again = asyncio.run(
+        make_deployer(flat, store, fleet).deploy([flat.instances["api@h1"]], request="again")
+    )
+    assert [o.result for o in again.outcomes] != ["unchanged"]
 
 
 def test_a_first_canary_that_will_not_stop_says_so(project: MakeProject, store: Store) -> None:

@@ -7,6 +7,7 @@ last FINISHED event says so with the reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from shipyard.config.flatten import Instance
 from shipyard.config.models import Strategy
 from shipyard.deploy.bluegreen import soak_probe, stop_program
+from shipyard.deploy.lease import patiently
 from shipyard.deploy.runs import Outcome, Result, Runs
 from shipyard.deploy.steplogs import Logged
-from shipyard.errors import DeployError, ExecutionError, LeaseLost
+from shipyard.errors import DeployError, ExecutionError, LeaseLost, StoreError
 from shipyard.events import Phase
 from shipyard.store import InstanceState
 
@@ -94,9 +96,20 @@ class Canaries:
         if trouble:
             reason = f"{why}\nstopping it failed: {trouble}"
         masked = self.runs.masker(reason)
+        if done.deployment_id is not None:
+            # Nothing is deployed there any more: the next deploy must deploy it again.
+            await self._withdraw(done.deployment_id, masked)
         return Outcome(
             instance.name, "failed", instance.revision, masked, done.deployment_id, done.seconds
         )
+
+    async def _withdraw(self, deployment_id: str, reason: str) -> None:
+        store, actor = self.runs.store, self.runs.actor
+        with contextlib.suppress(StoreError):  # the outcome says failed; status may lag
+            await patiently(
+                lambda: store.withdraw(deployment_id, reason=reason, actor=actor),
+                patience=self.runs.policy.patience,
+            )
 
 
 def _rolled_back(canary: Outcome, back: Outcome, revision: str, why: str) -> Outcome:
