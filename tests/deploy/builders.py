@@ -17,10 +17,10 @@ from typing import Any
 
 import yaml
 
+from shipyard.commands.control import HEALTH_FILE
 from shipyard.config.flatten import Flattened, Instance, flatten_project
 from shipyard.config.loader import load_project
 from shipyard.config.topology import HostRef
-from shipyard.deploy.control import HEALTH_FILE
 from shipyard.deploy.runs import Outcome
 from shipyard.executors.base import Executor, Script
 from shipyard.executors.fake import Call, FakeExecutor, Journal
@@ -149,9 +149,9 @@ class Fleet:
     ) -> None:
         """`service`'s health check (of one `release`, or any) fails on `host`, in the host
         step and in a soak alike."""
-        words = [health_command(service), *([release] if release else [])]
-        self.hosts[host].reply_part(" ".join(words), step="health", exit_status=1, stdout=answer)
-        self.hosts[host].reply_containing(words, exit_status=1, stdout=answer)
+        words = " ".join([health_command(service), *([release] if release else [])])
+        for step in ("health", "soak"):
+            self.hosts[host].reply_part(words, step=step, exit_status=1, stdout=answer)
 
     def fail_soak(
         self,
@@ -162,8 +162,8 @@ class Fleet:
         release: str | None = None,
     ) -> None:
         """`service`'s health check passes in the deployment's host step, fails when soaked."""
-        words = [health_command(service), *([release] if release else [])]
-        self.hosts[host].reply_containing(words, exit_status=1, stdout=answer)
+        words = " ".join([health_command(service), *([release] if release else [])])
+        self.hosts[host].reply_part(words, step="soak", exit_status=1, stdout=answer)
 
     def crash(self, host: str, service: str, state: str = "FATAL") -> None:
         """`service`'s program on `host` is in `state` (supervisord's word) after its restart."""

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from shipyard.commands.control import Supervisord
 from shipyard.config.flatten import Flattened, Instance
-from shipyard.deploy.control import Supervisord
 from shipyard.deploy.lease import LeasePolicy
 from shipyard.deploy.manager import Deployer, RolloutReport
 from shipyard.errors import LeaseLost

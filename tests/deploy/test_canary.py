@@ -8,13 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
 from shipyard.config.flatten import Flattened
 from shipyard.deploy.manager import RolloutReport
+from shipyard.events import Event, EventBus, Phase
 from shipyard.store import DeploymentKind, DeploymentStatus, RolloutStatus, Store
 
-from .builders import Fleet, by_instance, results, service_dir
+from .builders import SUPERVISORD_CONF, Fleet, by_instance, results, service_dir
 from .conftest import MakeProject, make_deployer
 
 HOSTS = ["h1", "h2", "h3", "h4"]
@@ -176,20 +175,90 @@ def test_every_canary_is_rolled_back_when_one_fails_its_soak(
     assert deployed(store) == {name: done.revision(done.v1, name) for name in done.v1.instances}
 
 
-@pytest.mark.xfail(
-    reason="manager._roll_back leaves a canary new to the service running and reported a "
-    "success when its soak fails (its docstring says such instances are stopped)",
-)
-def test_a_first_canary_failing_its_soak_is_not_reported_a_success(
+def test_a_first_canary_failing_its_soak_is_stopped_and_reported_failed(
     project: MakeProject, store: Store
 ) -> None:
+    """Nothing was deployed there before: no rollback deployment, its program stopped."""
     services = {"api": {"hosts": HOSTS, "strategy": canary()}}
     flat = project(services, hosts=HOSTS)
     fleet = Fleet.of(flat)
     fleet.fail_soak("h1", "api")
+    bus = EventBus(store.append_events)
+    seen: list[Event] = []
+    bus.subscribe(seen.append)
+    report = asyncio.run(
+        make_deployer(flat, store, fleet, events=bus).deploy(
+            list(flat.instances.values()), request="r"
+        )
+    )
+    found = by_instance(report.outcomes)
+    why = "canary failed: api@h1: check-api v1 exits 0: failed 1 time(s), last: 503 Service Unavailable"
+    assert results(report.outcomes) == {
+        "api@h1": "failed", "api@h2": "skipped", "api@h3": "skipped", "api@h4": "skipped",
+    }  # fmt: skip
+    assert found["api@h1"].reason == f"stopped (nothing was deployed there before): {why}"
+    assert found["api@h2"].reason == why
+    # Stopped through the host's supervisor, after the soak; no other host asked anything.
+    stops = [c for c in fleet["h1"].commands if isinstance(c, tuple) and "stop" in c]
+    assert stops == [("supervisorctl", "-c", SUPERVISORD_CONF, "stop", "api")]
+    assert all(not fleet[h].calls for h in ("h2", "h3", "h4"))
+    # Its one deployment, no rollback; its last event says what the report says.
+    rows = store.deployments(rollout_id=report.rollout_id)
+    assert [(r.id, r.kind) for r in rows] == [
+        (found["api@h1"].deployment_id, DeploymentKind.DEPLOY)
+    ]
+    last = [e for e in seen if e.instance == "api@h1"][-1]
+    assert (last.phase, last.result, last.detail, last.deployment_id) == (
+        Phase.FINISHED, "failed", found["api@h1"].reason, found["api@h1"].deployment_id,
+    )  # fmt: skip
+    rollout = store.rollout(report.rollout_id)
+    assert rollout is not None
+    assert rollout.status is RolloutStatus.FAILED
+    # Nothing is deployed there any more: failed, no snapshot, and the next deploy deploys it.
+    state = store.instance_state("api@h1")
+    assert state is not None
+    assert (state.status.value, state.deployed) == ("failed", None)
+    withdrawn = [e for e in store.audit(instance="api@h1") if e.action == "deploy.withdrawn"]
+    assert [e.detail["error"] for e in withdrawn] == [found["api@h1"].reason]
+    again = asyncio.run(
+        make_deployer(flat, store, fleet).deploy([flat.instances["api@h1"]], request="again")
+    )
+    assert [o.result for o in again.outcomes] != ["unchanged"]
+
+
+def test_a_first_canary_that_will_not_stop_says_so(project: MakeProject, store: Store) -> None:
+    services = {"api": {"hosts": HOSTS, "strategy": canary()}}
+    flat = project(services, hosts=HOSTS)
+    fleet = Fleet.of(flat)
+    fleet.fail_soak("h1", "api")
+    fleet["h1"].reply(
+        ("supervisorctl", "-c", SUPERVISORD_CONF, "stop"), exit_status=7, stdout="refused"
+    )
     report = asyncio.run(
         make_deployer(flat, store, fleet).deploy(list(flat.instances.values()), request="r")
     )
-    found = by_instance(report.outcomes)
-    assert found["api@h2"].reason.startswith("canary failed: api@h1: ")
-    assert found["api@h1"].result == "failed"
+    outcome = by_instance(report.outcomes)["api@h1"]
+    assert outcome.result == "failed"
+    assert outcome.reason.startswith("canary failed: api@h1: ")
+    assert outcome.reason.endswith("\nstopping it failed: refused")
+
+
+def test_a_soak_attempt_is_a_host_step_of_its_own_in_the_release_with_its_port(
+    project: MakeProject, store: Store
+) -> None:
+    """Like the deployment's own check: a batch part (the clean environment of every host
+    step), run in `current` with $PORT; the controller passes no environment of its own."""
+    services = {"api": {"hosts": ["h1"], "strategy": canary()}}
+    flat = project(services, hosts=["h1"])
+    fleet = Fleet.of(flat)
+    report = asyncio.run(
+        make_deployer(flat, store, fleet).deploy(list(flat.instances.values()), request="r")
+    )
+    assert report.ok, report.outcomes
+    soaks = [c for c in fleet["h1"].calls if c.step == "soak"]
+    assert len(soaks) == 1
+    assert soaks[0].env == {}
+    [text] = soaks[0].parts
+    assert f"cd -- {service_dir('api')}/current" in text
+    assert "export PORT=8000" in text
+    assert "check-api v1" in text

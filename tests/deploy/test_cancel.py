@@ -8,7 +8,7 @@ from typing import Any
 
 from shipyard.deploy.manager import Deployer, RolloutReport
 from shipyard.events import Event, EventBus, Phase
-from shipyard.store import Store
+from shipyard.store import DeploymentStatus, Store
 
 from .builders import Fleet, by_instance, service_dir, until
 from .conftest import MakeProject, make_deployer
@@ -119,3 +119,36 @@ def test_a_cancelled_deployer_runs_its_next_rollout_afresh(
     assert [o.result for o in second.outcomes] == ["success", "success"]
     assert second.cancelled is None
     assert [o.result for o in third.outcomes] == ["unchanged", "unchanged"]
+
+
+def test_a_blue_green_switch_cancelled_after_its_slot_link_starts_nothing(
+    project: MakeProject, store: Store
+) -> None:
+    """The idle slot is linked but not started: nothing live changed, so the switch stops there
+    (skipped), nginx and the live slot untouched."""
+    flat = project({"web": {"hosts": ["h1"], "strategy": {"kind": "blue-green"}}})
+    fleet = Fleet.of(flat)
+    fake = fleet["h1"]
+    gate = asyncio.Event()
+    fake.reply("slot link", gate=gate)
+    deployer = make_deployer(flat, store, fleet)
+
+    async def scenario() -> RolloutReport:
+        rollout = asyncio.create_task(deployer.deploy(list(flat.instances.values()), request="r"))
+        await until(lambda: any(c.step == "slot link" for c in fake.calls))
+        deployer.cancel(REASON)
+        gate.set()
+        return await rollout
+
+    report = asyncio.run(scenario())
+    outcome = by_instance(report.outcomes)["web@h1"]
+    assert (outcome.result, outcome.reason) == ("skipped", f"cancelled: {REASON}")
+    after = [c.step for c in fake.calls[[c.step for c in fake.calls].index("slot link") :]]
+    for later in ("start blue", "health", "nginx switch", "record"):
+        assert later not in after
+    assert not [c for c in fake.calls if c.method == "put" and "web-blue" in c.path]
+    row = store.deployment(outcome.deployment_id or "")
+    assert row is not None
+    assert row.status is DeploymentStatus.SKIPPED
+    state = store.instance_state("web@h1")
+    assert state is None or state.deployed is None

@@ -149,9 +149,11 @@ def test_rollout_started_comes_once_its_row_is_written_and_before_any_host_step(
     assert at_start == [("in_progress", 0)]
 
 
-def test_a_canary_rolled_back_finishes_twice_its_rollback_last(
+def test_a_canary_rolled_back_finishes_last_as_its_report_says(
     project: MakeProject, store: Store
 ) -> None:
+    """Its deployment's FINISHED (success), its rollback's (success), then the rollout's word on
+    the canary: failed, with the report's reason and deployment id."""
     strategy = {"kind": "canary", "canary": 1, "batch": 1, "soak": 0, "max_failures": 1}
     services = {"api": {"hosts": ["h1", "h2"], "strategy": strategy}}
     v1 = project(services, hosts=["h1", "h2"], release="v1")
@@ -171,21 +173,27 @@ def test_a_canary_rolled_back_finishes_twice_its_rollback_last(
     )
     events = per_instance(seen)["api@h1"]
     outcome = {o.instance: o for o in report.outcomes}["api@h1"]
+    assert outcome.result == "failed"
     phases = [e.phase for e in events]
     assert phases.index(Phase.SOAKING) < phases.index(Phase.ROLLING_BACK)
     rolling_back = events[phases.index(Phase.ROLLING_BACK)]
     assert rolling_back.detail.startswith("canary failed: api@h1: check-api v2 exits 0")
     finished = [e for e in events if e.phase is Phase.FINISHED]
-    assert len(finished) == 2  # its deployment's, then its rollback's
-    assert events[-1] is finished[-1]
-    assert finished[-1].deployment_id == outcome.deployment_id  # the rollback's deployment
-    assert finished[0].deployment_id not in (None, outcome.deployment_id)
+    assert [e.result for e in finished] == ["success", "success", "failed"]
+    canary, rollback, verdict = finished
+    assert events[-1] is verdict
+    assert (verdict.result, verdict.detail, verdict.deployment_id) == (
+        outcome.result, outcome.reason, outcome.deployment_id,
+    )  # fmt: skip
+    assert rollback.deployment_id == outcome.deployment_id  # the rollback's deployment
+    assert canary.deployment_id not in (None, outcome.deployment_id)
+    assert rolling_back.deployment_id == canary.deployment_id
+    # The store keeps the same story, and its last word on the canary is the report's.
+    stored = [e for e in store.events(rollout_id=report.rollout_id) if e.instance == "api@h1"]
+    last = [e for e in stored if e.phase is Phase.FINISHED][-1]
+    assert (last.result, last.detail) == (outcome.result, outcome.reason)
 
 
-@pytest.mark.xfail(
-    reason="Deployer._soak publishes SOAKING (and _roll_back ROLLING_BACK) without the "
-    "deployment's id; interfaces.md: every event carries it once the deployment began",
-)
 def test_every_event_of_a_begun_deployment_carries_its_id(
     project: MakeProject, store: Store
 ) -> None:

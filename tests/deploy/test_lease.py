@@ -10,6 +10,7 @@ import pytest
 
 from shipyard.deploy.lease import LeasePolicy
 from shipyard.deploy.manager import RolloutReport
+from shipyard.events import Event, EventBus, Phase
 from shipyard.store import Controller, DeploymentStatus, RolloutStatus, Store
 
 from .builders import Fleet, service_dir, until
@@ -20,17 +21,26 @@ POLICY = LeasePolicy(seconds=5.0, heartbeat=0.05, patience=1.0)
 
 
 def lose_the_lease_during(
-    project: MakeProject, store: Store, step: str, strategy: dict[str, Any]
+    project: MakeProject,
+    store: Store,
+    step: str,
+    strategy: dict[str, Any],
+    *,
+    events: EventBus | None = None,
+    **others: dict[str, Any],
 ) -> tuple[RolloutReport, Fleet, Controller]:
-    """Deploy api on h1..h3; while `step` is held on the hosts, the store ends the lease; the
-    step ends once the controller has noticed."""
-    flat = project({"api": {"hosts": ["h1", "h2", "h3"], "strategy": strategy}})
+    """Deploy api on h1..h3 (and `others`); while api's `step` is held on the hosts, the store
+    ends the lease; the step ends once the controller has noticed."""
+    services = {"api": {"hosts": ["h1", "h2", "h3"], "strategy": strategy}, **others}
+    flat = project(services, hosts=["h1", "h2", "h3", "h4"])
     fleet = Fleet.of(flat)
     gate = asyncio.Event()
     for fake in fleet.hosts.values():
         fake.reply_part(service_dir("api"), step=step, gate=gate)
     controller = Controller.of_process()
-    deployer = make_deployer(flat, store, fleet, policy=POLICY, controller=controller)
+    deployer = make_deployer(
+        flat, store, fleet, policy=POLICY, controller=controller, events=events
+    )
 
     async def scenario() -> RolloutReport:
         rollout = asyncio.create_task(deployer.deploy(list(flat.instances.values()), request="r"))
@@ -83,14 +93,31 @@ def test_a_lease_lost_in_one_batch_begins_no_later_batch(
     )
     found = {o.instance: o for o in report.outcomes}
     assert found["api@h1"].result == "lost"
-    for name in ("api@h2", "api@h3"):  # each later batch is refused before its hosts are asked
-        assert (found[name].result, found[name].deployment_id) == ("failed", None)
+    for name in ("api@h2", "api@h3"):  # nothing ran on their hosts: skipped, saying why
+        assert (found[name].result, found[name].deployment_id) == ("skipped", None)
         assert found[name].reason.startswith(
             f"not begun: controller {controller.id} lost its lease"
         )
         assert not fleet[name.partition("@")[2]].calls
     rows = store.deployments(rollout_id=report.rollout_id)
     assert [(row.instance, row.status) for row in rows] == [("api@h1", DeploymentStatus.FAILED)]
+
+
+def test_a_lease_lost_begins_no_later_wave_and_says_so(project: MakeProject, store: Store) -> None:
+    bus = EventBus(store.append_events)
+    seen: list[Event] = []
+    bus.subscribe(seen.append)
+    report, fleet, controller = lose_the_lease_during(
+        project, store, "switch", {}, events=bus, web={"hosts": ["h4"], "depends_on": ["api"]}
+    )
+    web = {o.instance: o for o in report.outcomes}["web@h4"]
+    assert (web.result, web.deployment_id) == ("skipped", None)
+    assert web.reason.startswith(f"not begun: controller {controller.id} lost its lease")
+    assert not fleet["h4"].calls
+    last = [e for e in seen if e.instance == "web@h4"][-1]
+    assert (last.phase, last.result, last.detail) == (Phase.FINISHED, "skipped", web.reason)
+    assert seen[-1].phase is Phase.ROLLOUT_FINISHED
+    assert seen[-1].result == "failed"
 
 
 def _first(fleet: Fleet, step: str) -> int:

@@ -17,8 +17,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -31,6 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 HELLO_APP = REPO / "examples" / "hello" / "app"
 SENTINEL = "controller-only-sentinel-7f3a9c"
 # What supervisord itself adds to its programs' environment.
+# What sh itself sets in the environment of the commands it runs.
+SHELL_ADDS = {"PWD", "OLDPWD", "SHLVL", "_"}
 SUPERVISOR_ADDS = {
     "SUPERVISOR_ENABLED",
     "SUPERVISOR_SERVER_URL",
@@ -59,12 +62,14 @@ def _alive(pid: int) -> bool:
 
 
 class LocalProject:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, host: dict[str, Any] | None = None, **changes: Any) -> None:
+        """The hello app on the local host (`host` added to its settings); `changes` replace
+        members of its template."""
         self.dir = directory
         self.root = directory / "host"
         shutil.copytree(HELLO_APP, directory / "app")
         self.port = free_port()
-        document = {
+        document: dict[str, Any] = {
             "name": "cleanenv",
             "sites": {"here": {"hosts": {"local": {"root": str(self.root)}}}},
             "templates": {
@@ -86,6 +91,8 @@ class LocalProject:
             },
             "services": {"envtest": {"template": "hello", "hosts": ["local"]}},
         }
+        document["templates"]["hello"].update(changes)
+        document["sites"]["here"]["hosts"]["local"].update(host or {})
         (directory / "shipyard.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
 
     def shipyard(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -106,29 +113,57 @@ class LocalProject:
         return self.root / "supervisor"
 
     def supervisord_pid(self) -> int | None:
-        with contextlib.suppress(OSError, ValueError):
-            pid = int((self.supervisor / "supervisord.pid").read_text())
-            if _alive(pid):
-                return pid
-        return None
+        return _pid_in(self.supervisor / "supervisord.pid")
+
+    def nginx_pid(self) -> int | None:
+        """The pid of the host's own nginx (`nginx: {managed: true}`), if it runs."""
+        return _pid_in(self.root / "nginx" / "nginx.pid")
+
+
+def _pid_in(path: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(path.read_text())
+        if _alive(pid):
+            return pid
+    return None
+
+
+def _stop(pid: int | None) -> None:
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+MakeProject = Callable[..., LocalProject]
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[LocalProject]:
+def make_project(tmp_path: Path) -> Iterator[MakeProject]:
+    """`make_project(**changes)`: a LocalProject; its supervisord is stopped afterwards."""
     if shutil.which("supervisord") is None:
         pytest.skip("supervisord is not installed")
-    found = LocalProject(tmp_path / "p")
+    made: list[LocalProject] = []
+
+    def make(**changes: Any) -> LocalProject:
+        made.append(LocalProject(tmp_path / f"p{len(made)}", **changes))
+        return made[-1]
+
     try:
-        yield found
+        yield make
     finally:
-        pid = found.supervisord_pid()
-        if pid is not None:  # it stops its programs first
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 20
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        for found in made:
+            _stop(found.nginx_pid())
+            _stop(found.supervisord_pid())  # it stops its programs first
+
+
+@pytest.fixture
+def project(make_project: MakeProject) -> LocalProject:
+    return make_project()
 
 
 def test_no_controller_variable_reaches_supervisord_a_program_or_an_install(
@@ -160,3 +195,70 @@ def test_no_controller_variable_reaches_supervisord_a_program_or_an_install(
     installed = next((project.root / "envtest" / "releases").glob("*/install.env")).read_text()
     assert SENTINEL not in installed
     assert "GIVEN=by-config" in installed.splitlines()
+
+
+def env_dumping_check(directory: Path) -> dict[str, Any]:
+    """A command health check that passes, leaving the environment it got in `directory`."""
+    directory.mkdir()
+    return {
+        "command": ["sh", "-c", f'env > "{directory}/$$.env"'],
+        "timeout": 2,
+        "retries": 50,
+        "interval": 0.2,
+    }
+
+
+def assert_clean(found: list[Path], *, given: set[str]) -> None:
+    assert found, "no health check ran"
+    for path in found:
+        text = path.read_text()
+        assert SENTINEL not in text
+        names = {line.partition("=")[0] for line in text.splitlines() if "=" in line}
+        assert "CONTROLLER_SECRET" not in names
+        assert names <= {*MINIMUM_ENV, *SHELL_ADDS, *given}, names
+
+
+def test_no_controller_variable_reaches_a_canary_soak_health_check(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    """The soak's attempts run after the deployment is recorded on the host, each a host step
+    with the clean environment, like the deployment's own health check."""
+    seen = tmp_path / "health-env"
+    project = make_project(
+        health=env_dumping_check(seen), strategy={"kind": "canary", "canary": 1, "soak": 1}
+    )
+    booted = project.shipyard("bootstrap")
+    assert booted.returncode == 0, booted.stdout + booted.stderr
+    deployed = project.shipyard("deploy")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+    recorded = (project.root / "envtest" / "deployed.json").stat().st_mtime
+    found = sorted(seen.glob("*.env"))
+    soaked = [path for path in found if path.stat().st_mtime > recorded]
+    assert soaked, "no health check ran after the deployment was recorded: no soak"
+    assert_clean(found, given=set())
+
+
+def test_no_controller_variable_reaches_a_blue_green_slot_health_check(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    """A slot's command check gets the slot's $PORT and SHIPYARD_SLOT, nothing of the
+    controller's."""
+    if shutil.which("nginx") is None:
+        pytest.skip("nginx is not installed")
+    seen = tmp_path / "health-env"
+    http = free_port()
+    project = make_project(
+        host={"nginx": {"managed": True}},
+        health=env_dumping_check(seen),
+        ports={"http": http, "blue": free_port(), "green": free_port()},
+        strategy={"kind": "blue-green", "drain_timeout": 1, "front": f"127.0.0.1:{http}"},
+    )
+    booted = project.shipyard("bootstrap")
+    assert booted.returncode == 0, booted.stdout + booted.stderr
+    deployed = project.shipyard("deploy")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+    found = sorted(seen.glob("*.env"))
+    assert_clean(found, given={"PORT", "SHIPYARD_SLOT"})
+    assert any("SHIPYARD_SLOT=blue" in path.read_text().splitlines() for path in found)

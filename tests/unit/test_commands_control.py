@@ -127,11 +127,3 @@ def test_systemd_states_read_in_supervisord_words() -> None:
 
 def test_the_health_file_is_kept_inside_the_release_metadata() -> None:
     assert HEALTH_FILE.startswith(".shipyard/")
-
-
-def test_the_deploy_layer_still_finds_the_builders_where_it_looked() -> None:
-    from shipyard.commands import control
-    from shipyard.deploy import control as old
-
-    assert old.control_for is control.control_for
-    assert old.Supervisord is control.Supervisord

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.commands.control import LAUNCHER_FILE, PROGRAM_FILE, UNIT_FILE
 from shipyard.commands.release import (
     MARKER,
     MARKER_TMP,
@@ -32,7 +33,6 @@ from shipyard.commands.release import (
 )
 from shipyard.commands.script import Argv, Script, UnsafeValue
 from shipyard.config.artifact import is_reserved
-from shipyard.deploy.control import LAUNCHER_FILE, PROGRAM_FILE, UNIT_FILE
 
 
 def sh(command: Script | Argv, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:

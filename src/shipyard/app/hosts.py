@@ -211,9 +211,8 @@ async def check_hosts(
     progress: HostProgress | None = None,
 ) -> list[HostCheck]:
     """The selected hosts, each checked by running `true` on it."""
-    from shipyard.executors.factory import is_local
-
-    refs = select_hosts(session.load().project, sites=sites, hosts=hosts, labels=labels)
+    project = session.load().project
+    refs = select_hosts(project, sites=sites, hosts=hosts, labels=labels)
     masker = session.masker()
 
     async def reach(executor: Executor) -> CommandResult:
@@ -227,7 +226,7 @@ async def check_hosts(
     out: list[HostCheck] = []
     for outcome in outcomes:
         ref = refs[outcome.host]
-        address = "local" if is_local(ref.name, ref.host) else (ref.host.address or ref.name)
+        address = ref.access(project.ssh, session.root).shown_address
         out.append(
             HostCheck(
                 ref.name,

@@ -3,16 +3,20 @@ name or label. Unknown names are refused with the closest known ones suggested."
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from shipyard.config.topology import HostRef, all_hosts
+from shipyard.config import topology
+from shipyard.config.topology import HostRef
 from shipyard.errors import UsageError
 
 if TYPE_CHECKING:
     from shipyard.config.flatten import Flattened, Instance
     from shipyard.config.models import Project
+
+
+# ` (did you mean a, b?)`: the suggestion every refused name gets.
+suggest = topology.suggestion
 
 
 def select_instances(
@@ -64,25 +68,7 @@ def select_hosts(
     empty_ok: bool = False,
 ) -> dict[str, HostRef]:
     """The hosts matching every filter given (all hosts when none is); unknown names refused,
-    and an empty choice too unless `empty_ok`."""
-    known = all_hosts(project)
-    for name in sites or []:
-        check_site(project, name)
-    for name in hosts or []:
-        if name not in known:
-            raise UsageError(f'unknown host "{name}"{suggest(name, list(known))}')
-    chosen = {
-        name: ref
-        for name, ref in known.items()
-        if (not sites or ref.site in sites)
-        and (not hosts or name in hosts)
-        and (not labels or set(labels) & set(ref.host.labels))
-    }
-    if not chosen and not empty_ok:
-        raise UsageError("no host matches the selection")
-    return chosen
-
-
-def suggest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=3)
-    return f" (did you mean {', '.join(close)}?)" if close else ""
+    and an empty choice too unless `empty_ok` (the one resolution: config.topology)."""
+    return topology.select_hosts(
+        project, sites=sites or (), hosts=hosts or (), labels=labels or (), empty_ok=empty_ok
+    )

@@ -35,7 +35,7 @@ from shipyard.config.artifact import RESERVED_PREFIX
 # Shipyard's own names in a release, never an artifact's or a `files:` entry's. Every top-level
 # name starting with `.shipyard` is reserved (`config.artifact.is_reserved`, which validation
 # checks, below this layer): the marker, its temporary file, and the directory holding the
-# program definition and launcher (deploy/control.py).
+# program definition and launcher (commands/control.py).
 MARKER = f"{RESERVED_PREFIX}-complete"
 MARKER_TMP = f"{MARKER}.tmp"
 STATE_DIR = RESERVED_PREFIX

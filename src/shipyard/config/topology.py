@@ -160,11 +160,12 @@ def select_hosts(
     sites: Sequence[str] = (),
     hosts: Sequence[str] = (),
     labels: Sequence[str] = (),
+    empty_ok: bool = False,
 ) -> dict[str, HostRef]:
     """The hosts matching every filter given (all hosts when none is), in declaration order.
 
     An unknown site or host name is refused with the closest known names; so is a selection
-    that matches no host (UsageError).
+    that matches no host (UsageError), unless `empty_ok`.
     """
     known = all_hosts(project)
     for name in sites:
@@ -180,7 +181,7 @@ def select_hosts(
         and (not hosts or name in hosts)
         and (not labels or set(labels) & set(ref.host.labels))
     }
-    if not chosen:
+    if not chosen and not empty_ok:
         raise UsageError("no host matches the selection")
     return chosen
 

@@ -21,16 +21,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipyard.commands import nginx, release, slots, supervisor
-from shipyard.commands.batch import end_leftovers_script
-from shipyard.commands.health import TIMEOUT_MARGIN, probe_for
+from shipyard.commands.batch import PartResult, end_leftovers_script
+from shipyard.commands.bootstrap import managed_nginx_paths
+from shipyard.commands.control import Supervisord
+from shipyard.commands.health import probe_for
 from shipyard.commands.release import Color, other_color
 from shipyard.config.models import HealthCheck, NginxSettings
-from shipyard.deploy.control import Supervisord
 from shipyard.deploy.hostgroup import upload_release
-from shipyard.deploy.hostops import log_tail, run_script, wait_healthy
+from shipyard.deploy.hostops import first_line, log_tail, probe_once, run_script, wait_healthy
 from shipyard.deploy.instance import Release
 from shipyard.errors import DeployError, ExecutionError
-from shipyard.executors.base import CommandResult, Executor
+from shipyard.executors.base import Executor
 
 DRAIN_POLL_SECONDS = 0.2
 DRAIN_GRACE_SECONDS = 10.0  # past a drain's deadline, before another switch takes it over
@@ -49,7 +50,7 @@ def slot_ports(config: dict[str, Any]) -> dict[Color, int]:
 def nginx_settings(target: Release) -> NginxSettings:
     settings = target.ref.host.nginx
     if settings.managed:
-        return nginx.NginxPaths(f"{target.root.rstrip('/')}/nginx").settings()
+        return managed_nginx_paths(target.root).settings()
     return settings
 
 
@@ -93,7 +94,8 @@ class BlueGreen:
 
     async def deploy(self, *, upload: bool, fence: Callable[[], None] = lambda: None) -> Switch:
         """Bring the instance's revision live in the idle slot; returns how to drain the old.
-        `fence` is called before each step that changes nothing live yet (it may raise)."""
+        `fence` is called before each step that changes nothing live yet (it may raise): the
+        upload, the slot link and the idle slot's start; never before the nginx switch."""
         revision = self.target.instance.revision
         state = await self.state()
         live, draining = state.live, state.draining
@@ -119,6 +121,10 @@ class BlueGreen:
         await run_script(
             self.executor, release.switch_slot_script(self.layout, idle, revision), "slot link"
         )
+        # Nothing live has changed yet: the idle slot's program (if one still runs) keeps the
+        # directory it started in, and nginx serves the live slot. From its start on, the switch
+        # runs to its end (or its failure stops the idle slot again).
+        fence()
         until = 0.0
         try:
             await self._start(idle)
@@ -168,35 +174,36 @@ class BlueGreen:
             f"start {color}",
         )
 
-    async def _attempt(self, check: HealthCheck, color: Color) -> CommandResult:
-        """One health check attempt against `color`: an HTTP check at the slot's port, a
-        command check in the slot's directory with the slot's $PORT."""
-        probe = probe_for(check, port=self.ports[color])
-        return await self.executor.run(
-            probe.argv,
-            check=False,
-            timeout=probe.timeout + TIMEOUT_MARGIN,
-            env={"PORT": str(self.ports[color]), "SHIPYARD_SLOT": color},
+    async def _attempt(self, check: HealthCheck, color: Color, step: str) -> PartResult:
+        """One health check attempt against `color`, as host step `step`: an HTTP check at the
+        slot's port, a command check in the slot's directory with the slot's $PORT (and the
+        clean environment of every host step)."""
+        return await probe_once(
+            self.executor,
+            probe_for(check, port=self.ports[color]),
+            step,
             cwd=self.layout.slot(color),
+            env={"PORT": str(self.ports[color]), "SHIPYARD_SLOT": color},
         )
 
-    async def _probe_once(self, color: Color) -> str:
+    async def _probe_once(self, color: Color, step: str = "health") -> str:
         """One health check attempt against `color`: "" when it passes, else why not."""
         check = self.target.health
         if check is None:
             return ""
-        result = await self._attempt(check, color)
+        result = await self._attempt(check, color, step)
         if result.ok:
             return ""
-        last = result.first_line() or f"exit status {result.exit_status}"
+        last = first_line(result) or f"exit status {result.exit_status}"
         return f"{color} slot: {probe_for(check, port=self.ports[color]).description}: {last}"
 
     async def probe_live(self) -> str:
-        """One health check attempt against the slot nginx serves: "" when it passes."""
+        """One health check attempt against the slot nginx serves (a canary's soak, host step
+        "soak"): "" when it passes."""
         state = await self.state()
         if state.live is None:
             return "no slot is live"
-        return await self._probe_once(state.live)
+        return await self._probe_once(state.live, "soak")
 
     async def _process(self, color: Color) -> slots.SlotProcess:
         built = slots.slot_process_script(
@@ -220,13 +227,13 @@ class BlueGreen:
         attempt = 0
         while True:
             attempt += 1
-            result = await self._attempt(check, color)
+            result = await self._attempt(check, color, "health")
             if result.ok:
                 found = await self._process(color)
                 if found.foreign():
                     raise DeployError(self._held(color, found))
                 return
-            last = result.first_line() or f"exit status {result.exit_status}"
+            last = first_line(result) or f"exit status {result.exit_status}"
             out_of_time = time.monotonic() + probe.interval >= deadline
             if attempt >= probe.attempts or out_of_time:
                 found = await self._process(color)
@@ -306,6 +313,15 @@ class BlueGreen:
                 return
             await asyncio.sleep(DRAIN_POLL_SECONDS)
 
+    async def stop_live(self) -> str:
+        """Stop the slot nginx serves: "" when it stopped (or none is live), else why not."""
+        live = (await self.state()).live
+        if live is None:
+            return ""
+        argv = supervisor.stop_argv(self.supervisor.conf, self.program(live))
+        result = await self.executor.run(argv, check=False)
+        return "" if result.ok else result.first_line() or f"exit status {result.exit_status}"
+
     async def _stop(self, color: Color) -> None:
         await self.executor.run(
             supervisor.stop_argv(self.supervisor.conf, self.program(color)), check=False
@@ -330,7 +346,8 @@ class BlueGreen:
 
 
 async def soak_probe(executor: Executor, target: Release) -> str:
-    """One attempt of a canary's health check (at the live slot's port for blue/green slots):
+    """One attempt of a canary's health check, host step "soak" (at the live slot's port for
+    blue/green slots; else as the deployment's own check ran: in `current`, with $PORT):
     "" when it passes, else why not."""
     if target.strategy.uses_slots:
         return await BlueGreen(executor, target).probe_live()
@@ -338,5 +355,17 @@ async def soak_probe(executor: Executor, target: Release) -> str:
     if check is None:
         return ""
     once = check.model_copy(update={"retries": 0})
-    health = await wait_healthy(executor, HealthCheck.model_validate(once))
+    health = await wait_healthy(
+        executor, once, step="soak", cwd=target.layout.current, env=target.probe_env
+    )
     return "" if health.healthy else health.detail
+
+
+async def stop_program(executor: Executor, target: Release) -> str:
+    """Stop the instance's program through the host's supervisor (for blue/green slots: the
+    slot nginx serves): "" when it stopped, else why not. What a canary new to its service gets
+    when its soak fails: nothing ran there before to go back to."""
+    if target.strategy.uses_slots:
+        return await BlueGreen(executor, target).stop_live()
+    result = await executor.run(target.control.stop([target.program]), check=False)
+    return "" if result.ok else result.first_line() or f"exit status {result.exit_status}"

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from pydantic import ValidationError
 
 from shipyard.commands.batch import PartResult, batch
+from shipyard.commands.control import HEALTH_FILE, Control
 from shipyard.commands.health import TIMEOUT_MARGIN, HealthProbe, probe_for
 from shipyard.commands.script import UnsafeValue, command_script
 from shipyard.config.models import HealthCheck
-from shipyard.deploy.control import HEALTH_FILE, Control
 from shipyard.deploy.hostops import log_tail, parts_of, run_parts
 from shipyard.deploy.instance import Release
 from shipyard.executors.base import Executor, Script
@@ -113,7 +113,7 @@ async def _health_round(
     ]
     # Like the program: in the live release, knowing its port.
     probe_parts = [
-        command_script(probe.argv, cwd=targets[name].layout.current, env=_port_env(targets[name]))
+        command_script(probe.argv, cwd=targets[name].layout.current, env=targets[name].probe_env)
         for name, probe in checked.items()
     ]
     limit = max((probe.timeout for probe in checked.values()), default=5.0)
@@ -144,11 +144,6 @@ def _by_control(targets: Mapping[str, Release]) -> dict[Control, list[Release]]:
     for target in targets.values():
         grouped.setdefault(target.control, []).append(target)
     return grouped
-
-
-def _port_env(target: Release) -> dict[str, str]:
-    ports = target.config.get("ports") or {}
-    return {"PORT": str(ports["http"])} if "http" in ports else {}
 
 
 def _attempts(probe: HealthProbe | None) -> int:

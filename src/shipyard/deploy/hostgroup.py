@@ -26,10 +26,9 @@ from typing import TypeVar
 
 from shipyard.commands import inventory, release
 from shipyard.commands.batch import PartResult, end_leftovers_script
+from shipyard.commands.control import Control
 from shipyard.commands.record import HostRecord, write_record_script
-from shipyard.commands.script import Script as ShellScript
 from shipyard.commands.script import UnsafeValue, chain, private_dir_script
-from shipyard.deploy.control import Control
 from shipyard.deploy.health_rounds import await_healthy, restored_probes
 from shipyard.deploy.hostops import STEP_LIMIT, run_parts
 from shipyard.deploy.instance import Release
@@ -261,7 +260,7 @@ class HostGroup:
         members = self.alive
         if not members:
             return
-        scripts: list[ShellScript] = []
+        scripts: list[Script] = []
         for m in members:
             record = HostRecord(
                 service=m.target.instance.service,
@@ -277,7 +276,7 @@ class HostGroup:
                 inventory.links_script(layout),
             ]
         parts = await self._run_parts(scripts, "record")
-        pruning: list[tuple[Member, ShellScript]] = []
+        pruning: list[tuple[Member, Script]] = []
         for index, m in enumerate(members):
             wrote, listing, links = parts[3 * index : 3 * index + 3]
             self._log([m], "record", wrote)
@@ -301,7 +300,7 @@ class HostGroup:
     async def _each(
         self,
         members: list[Member],
-        scripts: list[ShellScript],
+        scripts: list[Script],
         step: str,
         *,
         limit: float = STEP_LIMIT,
@@ -322,7 +321,7 @@ class HostGroup:
 
     async def _run_parts(
         self,
-        scripts: list[ShellScript],
+        scripts: list[Script],
         step: str,
         *,
         limit: float = STEP_LIMIT,
@@ -386,7 +385,7 @@ def _install_argv(target: Release) -> list[str] | None:
     return list(install) if install else None
 
 
-def _install_script(target: Release) -> ShellScript:
+def _install_script(target: Release) -> Script:
     env = {k: str(v) for k, v in target.config.get("env", {}).items()}
     argv = _install_argv(target) or ["true"]
     return release.install_script(target.layout, target.instance.revision, argv, env)
@@ -404,7 +403,7 @@ def _part_failure(host: str, step: str, part: PartResult) -> str:
     return str(CommandFailed(result))
 
 
-def _first_step(target: Release, step: ShellScript) -> ShellScript:
+def _first_step(target: Release, step: Script) -> Script:
     """The first step of an instance's deployment: its logs directory private, what an
     interrupted deployment left running ended, then `step`."""
     return chain(private_dir_script(target.layout.logs), end_leftovers_script(target.guard), step)

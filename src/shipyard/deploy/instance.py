@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.commands import inventory, release
+from shipyard.commands.control import HEALTH_FILE, Control, Program, ReleaseFiles, control_for
 from shipyard.commands.record import HostRecord, write_record_script
 from shipyard.config.flatten import Instance
 from shipyard.config.models import HealthCheck, Strategy
 from shipyard.config.topology import HostRef
-from shipyard.deploy.control import HEALTH_FILE, Control, Program, ReleaseFiles, control_for
 from shipyard.deploy.hostops import run_script
 from shipyard.executors.base import Executor
 
@@ -52,6 +52,13 @@ class Release:
     def health(self) -> HealthCheck | None:
         found = self.config.get("health")
         return HealthCheck.model_validate(found) if found else None
+
+    @property
+    def probe_env(self) -> dict[str, str]:
+        """What a health check attempt gets added to the clean environment: $PORT, the
+        service's http port, when it has one (a blue/green slot's attempt gets the slot's)."""
+        ports = self.config.get("ports") or {}
+        return {"PORT": str(ports["http"])} if "http" in ports else {}
 
     @cached_property  # asked for at every step of every instance; made once
     def control(self) -> Control:

@@ -4,16 +4,18 @@ The store enforces one deployment in flight per instance; when an instance fails
 the services that depend on its service are skipped with the reason, and the rest go on.
 
 Every step is published on the deployer's EventBus (shipyard.events): ROLLOUT_STARTED once the
-rollouts row is written, QUEUED for each instance of the plan, its phases, its FINISHED (a
-canary rolled back has two: its deployment's and its rollback's), ROLLOUT_FINISHED last.
-`cancel` stops what has not begun; what did not run is skipped with "cancelled: <reason>".
+rollouts row is written, QUEUED for each instance of the plan, its phases, its FINISHED,
+ROLLOUT_FINISHED last. Every event of a begun deployment carries its id. A canary that failed
+its soak finishes more than once: its deployment's FINISHED (success), its rollback's (if it
+had a release to go back to), and last the one its report outcome says (failed, with why).
+`cancel` stops what has not begun; what did not run is skipped with "cancelled: <reason>". Once
+the lease is lost, what did not begin is skipped too, "not begun: <why the lease is lost>".
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
@@ -21,13 +23,12 @@ from typing import TypeVar
 
 from shipyard.config.flatten import Flattened, Instance
 from shipyard.config.graph import dependents
-from shipyard.config.models import Strategy
 from shipyard.deploy.batches import plan_batches
-from shipyard.deploy.bluegreen import soak_probe
+from shipyard.deploy.canary import Canaries
 from shipyard.deploy.instance import Release
 from shipyard.deploy.lease import LeasePolicy, patiently
 from shipyard.deploy.runs import Connect, Outcome, Result, Runs
-from shipyard.errors import StoreError, StoreUnavailable
+from shipyard.errors import LeaseLost, StoreError, StoreUnavailable
 from shipyard.events import Event, EventBus, Phase
 from shipyard.executors.base import Executor
 from shipyard.masking import Masker, masker_for
@@ -35,7 +36,6 @@ from shipyard.plan.rollout import Step, Target, make_plan
 from shipyard.store import (
     Controller,
     DeploymentKind,
-    InstanceState,
     RolloutStatus,
     Store,
     utc_now,
@@ -79,6 +79,7 @@ class Deployer:
     policy: LeasePolicy = field(default_factory=LeasePolicy)
     bus: EventBus = field(init=False)
     runs: Runs = field(init=False)
+    canaries: Canaries = field(init=False)
     _rollout_id: str | None = field(init=False, default=None)
     _busy: bool = field(init=False, default=False)
 
@@ -89,6 +90,10 @@ class Deployer:
             self.flat, self.store, self.connect, self.actor, self.bus, masker,
             controller=self.controller, policy=self.policy,
         )  # fmt: skip
+        self.canaries = Canaries(self.runs, self._roll_back_to)
+
+    async def _roll_back_to(self, old: Instance, rollout: str) -> Outcome:
+        return await self.deploy_one(old, rollout_id=rollout, kind=DeploymentKind.ROLLBACK)
 
     def executor(self, host: str) -> Executor:
         return self.runs.executor(host)
@@ -146,9 +151,9 @@ class Deployer:
         report = RolloutReport(rollout_id=rollout_id or str(uuid.uuid4()))
 
         async def back() -> None:
-            if self.runs.cancelled is not None:
-                why = f"cancelled: {self.runs.cancelled}"
-                report.outcomes.append(self._skip(instance, why, report.rollout_id))
+            halt = self._halt()
+            if halt:
+                report.outcomes.append(self._skip(instance, halt, report.rollout_id))
                 return
             outcome = await self.deploy_one(
                 instance, rollout_id=report.rollout_id, kind=DeploymentKind.ROLLBACK
@@ -256,6 +261,17 @@ class Deployer:
         masked = self.runs.masker(detail) if detail else ""
         self.bus.publish(Event(phase, utc_now(), rollout_id, result=result, detail=masked))
 
+    def _halt(self) -> str:
+        """Why no deployment may begin now ("" when one may): the rollout was cancelled, or
+        this controller lost its lease (nothing is begun in the store or run on a host then)."""
+        if self.runs.cancelled is not None:
+            return f"cancelled: {self.runs.cancelled}"
+        try:
+            self.runs.lease.check()
+        except LeaseLost as lost:
+            return self.runs.masker(f"not begun: {lost}")
+        return ""
+
     def _skip(self, instance: Instance, why: str, rollout_id: str) -> Outcome:
         outcome = Outcome(instance.name, "skipped", instance.revision, why)
         return self.runs.finished(instance, outcome, rollout_id)
@@ -269,11 +285,11 @@ class Deployer:
         for wave in waves:
             blocked = dependents(self.flat.service_edges(), failed_services)
             stale: dict[str, list[Instance]] = {}
+            halt = self._halt()
             for step in wave:
                 instance = self.flat.instances[step.name]
-                if self.runs.cancelled is not None:
-                    why = f"cancelled: {self.runs.cancelled}"
-                    report.outcomes.append(self._skip(instance, why, rollout))
+                if halt:
+                    report.outcomes.append(self._skip(instance, halt, rollout))
                 elif step.service in blocked:
                     why = _blocked_reason(step.service, failed_services, self.flat)
                     report.outcomes.append(self._skip(instance, why, rollout))
@@ -342,8 +358,7 @@ class Deployer:
         failures = 0
         stop = ""
         for index, batch in enumerate(batches.batches):
-            if not stop and self.runs.cancelled is not None:
-                stop = f"cancelled: {self.runs.cancelled}"
+            stop = stop or self._halt()
             if stop:
                 outcomes.extend(self._skip(by_name[name], stop, rollout) for name in batch)
                 continue
@@ -356,60 +371,15 @@ class Deployer:
             if batches.exceeded(failures):
                 stop = self.runs.masker(batches.describe_stop(failures))
             elif batches.canary and index == 0:
-                healthy = [by_name[o.instance] for o in done if o.result == "success"]
+                healthy = [o for o in done if o.result == "success"]
                 trouble = "" if len(healthy) == len(done) else "a canary deployment failed"
-                trouble = trouble or await self._soak(healthy, strategy, rollout)
+                trouble = trouble or await self.canaries.soak(healthy, strategy, rollout)
                 if trouble:
                     stop = self.runs.masker(f"canary failed: {trouble}")
-                    undone = await self._roll_back(healthy, before, stop, rollout)
+                    undone = await self.canaries.roll_back(healthy, before, stop, rollout)
                     replaced = {o.instance for o in undone}
                     outcomes = [o for o in outcomes if o.instance not in replaced] + undone
         return outcomes, bool(stop) and self.runs.cancelled is None
-
-    async def _soak(self, canaries: list[Instance], strategy: Strategy, rollout: str) -> str:
-        """Keep checking the canaries' health for `soak` seconds, one attempt each time (at the
-        live slot's port for blue/green slots); the reason if one fails."""
-        deadline = time.monotonic() + strategy.soak
-        for instance in canaries:
-            self.runs.say(instance, Phase.SOAKING, rollout)
-        while True:
-            for instance in canaries:
-                trouble = await soak_probe(self.executor(instance.host), self.release(instance))
-                if trouble:
-                    return f"{instance.name}: {trouble}"
-            if time.monotonic() >= deadline:
-                return ""
-            interval = self.release(canaries[0]).health
-            await asyncio.sleep(min(max(interval.interval if interval else 1.0, 0.2), 5.0))
-
-    async def _roll_back(
-        self,
-        instances: list[Instance],
-        before: dict[str, InstanceState | None],
-        why: str,
-        rollout: str,
-    ) -> list[Outcome]:
-        """Put the releases deployed before the canary back; instances new to it are stopped."""
-        out = []
-        for instance in instances:
-            state = before.get(instance.name)
-            snapshot = state.deployed if state is not None else None
-            if snapshot is None:
-                continue  # nothing ran there before: its failed release stays stopped
-            old = instance.as_deployed(snapshot.revision, snapshot.config, snapshot.secrets)
-            self.runs.say(instance, Phase.ROLLING_BACK, rollout, detail=why)
-            outcome = await self.deploy_one(old, rollout_id=rollout, kind=DeploymentKind.ROLLBACK)
-            out.append(
-                Outcome(
-                    instance.name,
-                    "failed" if outcome.result == "success" else outcome.result,
-                    instance.revision,
-                    f"rolled back to {snapshot.revision[:12]}: {why}",
-                    outcome.deployment_id,
-                    outcome.seconds,
-                )
-            )
-        return out
 
     async def deploy_one(
         self,

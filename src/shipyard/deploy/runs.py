@@ -193,6 +193,13 @@ class Runs:
         ]
         try:
             self.lease.check()
+        except LeaseLost as lost:  # nothing ran on a host, nothing is begun in the store
+            why = self.masker(f"not begun: {lost}")
+            return {
+                i.name: self.finished(i, Outcome(i.name, "skipped", i.revision, why), rollout_id)
+                for i in instances
+            }
+        try:
             answers = await self._patiently(
                 lambda: self.store.begin_deployments(
                     requests,

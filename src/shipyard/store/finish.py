@@ -47,6 +47,29 @@ class Finishing(Reads):
                 conn, deployment_id, status, error=error, snapshot=snapshot, secrets=secrets
             )
 
+    def withdraw(self, deployment_id: str, *, reason: str, actor: str) -> bool:
+        """A successful deployment whose program was stopped again at once (a canary new to
+        its service that failed its soak): the instance has nothing deployed any more, as
+        before it (status failed, no deployed snapshot), so the next deploy deploys it again.
+        The deployment keeps its row (it ran); False when the instance has moved on since."""
+        with self._write() as conn:
+            found = must_exist(self._deployment(conn, deployment_id), "deployment", deployment_id)
+            withdrawn = conn.execute(
+                update_instance(found.instance)
+                .where(instances.c.deployed_deployment_id == deployment_id)
+                .values(
+                    status=InstanceStatus.FAILED.value, deployed_revision=None,
+                    deployed_config=None, deployed_secrets=None, deployed_at=None,
+                    deployed_deployment_id=None,
+                )
+            ).rowcount  # fmt: skip
+            if withdrawn:
+                detail: JsonObject = {"deployment": found.id, "revision": found.revision}
+                detail["error"] = reason
+                what = f"{found.kind.value}.withdrawn"
+                self._audit(conn, actor, what, found.instance, "failed", detail)
+            return bool(withdrawn)
+
     def finish_deployments(self, finishes: Sequence[Finish]) -> None:
         """`finish_deployment` for each (success or failed); one that is no longer active
         (recovery marked it interrupted meanwhile) raises NotActive and nothing is written."""
