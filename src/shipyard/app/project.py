@@ -95,5 +95,6 @@ def plan(
     flat = session.flatten()
     chosen = select_instances(flat, names, site=site)
     targets = [Target(i.name, i.service, i.host, i.site, i.revision) for i in chosen]
-    deployed = deployed_revisions(session.store)
+    with session.status_reads() as reads:
+        deployed = deployed_revisions(reads)
     return PlanView(make_plan(targets, flat.service_edges(), deployed, flat.instances))

@@ -111,7 +111,8 @@ async def status(session: Session, *, site: str | None = None) -> StatusReport:
     slots of blue/green instances as their hosts report them."""
     flat = session.flatten()
     chosen = select_instances(flat, site=site)
-    stored = stored_instances(session.store, site=site)
+    with session.status_reads() as reads:
+        stored = stored_instances(reads, site=site)
     slotted = [i for i in chosen if i.strategy.uses_slots]
     slots = await slot_states(session, slotted) if slotted else {}
     masker = session.masker()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -13,6 +14,7 @@ from shipyard.errors import UsageError
 from shipyard.masking import NO_SECRETS, Masker, masker_for
 
 if TYPE_CHECKING:
+    from shipyard.app.statusrows import StatusReads
     from shipyard.config.flatten import Flattened
     from shipyard.config.loader import LoadedProject
     from shipyard.deploy.lease import LeasePolicy
@@ -130,7 +132,7 @@ class Session:
     # The store and the hosts.
 
     def database_url(self) -> str:
-        from shipyard.store.engine import database_url
+        from shipyard.store.places import database_url
 
         return database_url(self.root, self.env)
 
@@ -149,6 +151,21 @@ class Session:
                 raise
             self._store = store
         return self._store
+
+    @contextmanager
+    def status_reads(self) -> Iterator[StatusReads]:
+        """What status and plan read. A SQLite store at the newest migration with nothing in
+        flight (recovery has nothing to do) is read through the standard library's driver,
+        without loading SQLAlchemy (store.quick); any other store is opened as `store` is."""
+        if self._store is None:
+            from shipyard.store.quick import open_quick
+
+            quick = open_quick(self.database_url())
+            if quick is not None:
+                with quick:
+                    yield quick
+                return
+        yield self.store
 
     def read_only_store(self) -> Store:
         """The store opened without recovery, for a check that must never write (the caller

@@ -1,17 +1,26 @@
 """What the store knows of each instance, in the shape status and plan need.
 
-Both read through the store's fast reads (Store.status_rows, Store.deployed_revisions), which
-load no stored config or secret: at 10,000 instances a tenth of a second, not seconds.
+Both read through the store's fast reads (Store.status_rows, Store.deployed_revisions, or
+their SQLite twins in store.quick), which load no stored config or secret: at 10,000 instances
+a tenth of a second, not seconds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from shipyard.store import StatusRow, Store
+    from shipyard.store import StatusRow
+
+
+class StatusReads(Protocol):
+    """The reads status and plan make: the store's, or store.quick's for SQLite."""
+
+    def status_rows(self, *, site: str | None = None) -> list[StatusRow]: ...
+
+    def deployed_revisions(self) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ class StoredInstance:
     last: LastDeployment | None
 
 
-def stored_instances(store: Store, *, site: str | None = None) -> dict[str, StoredInstance]:
+def stored_instances(store: StatusReads, *, site: str | None = None) -> dict[str, StoredInstance]:
     """By instance name."""
     return {r.name: _stored(r) for r in store.status_rows(site=site)}
 
@@ -60,6 +69,6 @@ def _stored(row: StatusRow) -> StoredInstance:
     return StoredInstance(row.name, row.site, row.host, status, row.deployed_revision, last)
 
 
-def deployed_revisions(store: Store) -> dict[str, str]:
+def deployed_revisions(store: StatusReads) -> dict[str, str]:
     """Deployed revision per instance (those deployed successfully once)."""
     return store.deployed_revisions()

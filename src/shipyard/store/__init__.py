@@ -18,9 +18,10 @@ from shipyard.masking import NO_SECRETS, Masker
 if TYPE_CHECKING:
     from shipyard.store.bulk import DeploymentRequest, Finish
     from shipyard.store.chain import ChainBreak, ChainReport
-    from shipyard.store.engine import database_url, default_url, make_engine
+    from shipyard.store.engine import make_engine
     from shipyard.store.journal import utc_now
     from shipyard.store.owner import Controller, certainly_gone, this_host
+    from shipyard.store.places import database_url, default_url
     from shipyard.store.records import (
         AuditEntry,
         BeganDeployment,
@@ -34,26 +35,26 @@ if TYPE_CHECKING:
         Rollout,
         RolloutStatus,
         Snapshot,
+        StatusRow,
         StepLog,
     )
     from shipyard.store.repository import Recovered, Store
-    from shipyard.store.status import StatusRow
 
 _RECORDS = (
     "AuditEntry", "BeganDeployment", "Deployment", "DeploymentKind", "DeploymentStatus",
     "InstanceState", "InstanceStatus", "JsonMapping", "JsonObject", "Rollout", "RolloutStatus",
-    "Snapshot", "StepLog",
+    "Snapshot", "StatusRow", "StepLog",
 )  # fmt: skip
 # Where each public name lives (its module under shipyard.store).
 _MODULES = {
     **dict.fromkeys(("DeploymentRequest", "Finish"), "bulk"),
     **dict.fromkeys(("ChainBreak", "ChainReport"), "chain"),
-    **dict.fromkeys(("database_url", "default_url", "make_engine"), "engine"),
+    "make_engine": "engine",
+    **dict.fromkeys(("database_url", "default_url"), "places"),
     "utc_now": "journal",
     **dict.fromkeys(("Controller", "certainly_gone", "this_host"), "owner"),
     **dict.fromkeys(_RECORDS, "records"),
     **dict.fromkeys(("Recovered", "Store"), "repository"),
-    "StatusRow": "status",
 }
 
 __all__ = [

@@ -7,7 +7,6 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
@@ -16,9 +15,8 @@ from sqlalchemy.pool import StaticPool
 
 from shipyard.errors import StoreError
 from shipyard.masking import NO_SECRETS, Masker
-from shipyard.store.places import STATE_DIRECTORY, STATE_FILE
+from shipyard.store.places import STATE_DIRECTORY
 
-DATABASE_URL_VARIABLE = "SHIPYARD_DATABASE_URL"
 # Concurrent Shipyard processes wait this long for SQLite's write lock rather than fail.
 BUSY_TIMEOUT_MS = 30_000
 # Execution option marking a connection that only reads (SQLite then begins a deferred transaction).
@@ -30,18 +28,6 @@ DIRECTORY_MODE = 0o700
 FILE_MODE = 0o600
 # SQLite's companions of a database file in WAL mode; SQLite creates them with the file's mode.
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
-
-
-def default_url(project_dir: Path) -> str:
-    """The project's own SQLite file, `<project_dir>/.shipyard/state.db`."""
-    path = Path(project_dir).absolute() / STATE_DIRECTORY / STATE_FILE
-    return URL.create("sqlite", database=str(path)).render_as_string()
-
-
-def database_url(project_dir: Path, env: Mapping[str, str]) -> str:
-    """`SHIPYARD_DATABASE_URL` from `env` when set, else the project's SQLite file."""
-    configured = env.get(DATABASE_URL_VARIABLE, "").strip()
-    return configured or default_url(project_dir)
 
 
 def parse_url(url: str) -> URL:

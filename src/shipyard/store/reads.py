@@ -7,8 +7,7 @@ from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, Connection, Select, selec
 from shipyard.store import rows, status
 from shipyard.store.bulk import ACTIVE
 from shipyard.store.journal import Journal
-from shipyard.store.records import Deployment, DeploymentStatus, InstanceState, Snapshot
-from shipyard.store.status import StatusRow
+from shipyard.store.records import Deployment, DeploymentStatus, InstanceState, Snapshot, StatusRow
 from shipyard.store.tables import deployments, instances
 
 

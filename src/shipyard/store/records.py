@@ -153,3 +153,24 @@ class StepLog:
     at: datetime
     exit_status: int | None
     output: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    """One instance as `status` shows it: where it runs, its status, what is deployed, and its
+    last deployment (None until there was one). Text columns are masked as the store wrote them."""
+
+    name: str  # service@host
+    service: str
+    host: str
+    site: str
+    status: InstanceStatus
+    deployed_revision: str | None  # None until a deployment succeeded
+    deployed_at: datetime | None
+    last_deployment_id: str | None
+    last_status: DeploymentStatus | None
+    last_kind: str | None  # deploy or rollback
+    last_actor: str | None
+    last_started_at: datetime | None
+    last_finished_at: datetime | None
+    last_error: str | None  # the whole error text; its first line summarises it

@@ -7,34 +7,10 @@ status table or a plan needs and nothing else: no config, no secrets, no JSON de
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from sqlalchemy import Connection, select
 
-from shipyard.store.records import DeploymentStatus, InstanceStatus
+from shipyard.store.records import DeploymentStatus, InstanceStatus, StatusRow
 from shipyard.store.tables import deployments, instances
-
-
-@dataclass(frozen=True, slots=True)
-class StatusRow:
-    """One instance as `status` shows it: where it runs, its status, what is deployed, and its
-    last deployment (None until there was one). Text columns are masked as the store wrote them."""
-
-    name: str  # service@host
-    service: str
-    host: str
-    site: str
-    status: InstanceStatus
-    deployed_revision: str | None  # None until a deployment succeeded
-    deployed_at: datetime | None
-    last_deployment_id: str | None
-    last_status: DeploymentStatus | None
-    last_kind: str | None  # deploy or rollback
-    last_actor: str | None
-    last_started_at: datetime | None
-    last_finished_at: datetime | None
-    last_error: str | None  # the whole error text; its first line summarises it
 
 
 def status_rows(conn: Connection, *, site: str | None = None) -> list[StatusRow]:

@@ -7,7 +7,6 @@ already at head is recognised by reading `alembic_version` and the migration fil
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shipyard.errors import StoreError
 from shipyard.store.engine import read_only
+from shipyard.store.quick import head_from_files
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 VERSIONS = HERE / "versions"
 VERSION_TABLE = "alembic_version"
-# How a migration file names itself and its parent: `revision: str = "0003"`.
-_REVISION_LINE = re.compile(r'^(down_revision|revision)\b[^=\n]*=\s*(?:"([^"]*)"|None)\s*$', re.M)
 # Any fixed number: it names the PostgreSQL advisory lock that serialises concurrent upgrades.
 MIGRATION_LOCK = 0x5A1D_0001
 
@@ -43,18 +41,10 @@ def alembic_config(connection: Connection | None = None) -> Config:
 def head_revision() -> str:
     """The newest migration this Shipyard knows: the one no other migration follows.
 
-    Read from the files' `revision` and `down_revision` lines; when those do not name exactly
-    one head (a file written some other way, a branch), Alembic decides.
+    Read from the files' `revision` and `down_revision` lines (store.quick); when those do not
+    name exactly one head (a file written some other way, a branch), Alembic decides.
     """
-    revisions, parents = set(), set()
-    for path in VERSIONS.glob("*.py"):
-        found = {m[1]: m[2] for m in _REVISION_LINE.finditer(path.read_text())}
-        if not found.get("revision"):
-            return _alembic_head()
-        revisions.add(found["revision"])
-        parents.add(found.get("down_revision"))
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else _alembic_head()
+    return head_from_files() or _alembic_head()
 
 
 def _alembic_head() -> str:
