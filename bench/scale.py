@@ -106,6 +106,7 @@ def fill_and_query(url: str, project: str, runs: int) -> None:
     from shipyard.config.flatten import flatten_project
     from shipyard.config.loader import load_project
     from shipyard.store import DeploymentRequest, DeploymentStatus, Finish, open_store
+    from shipyard.store.quick import open_quick
 
     flat = flatten_project(load_project(Path(project)), secret_key=b"", environ={})
     chosen = list(flat.instances.values())
@@ -136,6 +137,10 @@ def fill_and_query(url: str, project: str, runs: int) -> None:
             if read is not None:
                 reads[f"{method}()"] = read
         queries = [(name, *time_call(read, runs)) for name, read in reads.items()]
+    quick = open_quick(url)  # what status and plan read on SQLite (None on PostgreSQL)
+    if quick is not None:
+        with quick:
+            queries.append(("quick status_rows()", *time_call(quick.status_rows, runs)))
     print(json.dumps({"instances": len(chosen), "filled": filled, "queries": queries}))
 
 
