@@ -30,8 +30,8 @@ def settled_fleet(url: str) -> None:
         store.finish_deployment("d-new", status=DeploymentStatus.SKIPPED, error="cancelled")
 
 
-def test_quick_reads_say_what_the_store_says(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path)
+def test_quick_reads_say_what_the_store_says(store_url: str) -> None:
+    url = store_url
     settled_fleet(url)
     with open_store(url) as store:
         rows, revisions = store.status_rows(), store.deployed_revisions()
@@ -48,20 +48,22 @@ def test_quick_reads_say_what_the_store_says(tmp_path: Path) -> None:
     assert {t.tzinfo for t in stamps if t is not None} == {UTC}
 
 
-def test_a_deployment_in_flight_leaves_it_to_the_store_and_its_recovery(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path)
+def test_a_deployment_in_flight_leaves_it_to_the_store_and_its_recovery(store_url: str) -> None:
+    url = store_url
     with open_store(url) as store:
         begin(store, "d-1", "api@web-1", revision="r1")
     assert open_quick(url) is None
     with open_store(url) as store:
         store.finish_deployment("d-1", status=DeploymentStatus.SUCCESS, snapshot=config("r1"))
-    assert open_quick(url) is not None
+    quick = open_quick(url)
+    assert quick is not None
+    quick.close()
 
 
 @pytest.mark.parametrize(
     "url",
     [
-        "postgresql+psycopg://shipyard@127.0.0.1:1/none",
+        "postgresql+psycopg://shipyard@127.0.0.1:1/none",  # no server answers
         "sqlite://",  # in memory
         "sqlite:///{dir}/state.db?mode=ro",  # options: the store decides
         "sqlite:///{dir}/missing.db",  # no store yet: open_store creates it
@@ -71,8 +73,8 @@ def test_anything_but_a_plain_sqlite_store_is_left_to_the_store(url: str, tmp_pa
     assert open_quick(url.format(dir=tmp_path)) is None
 
 
-def test_a_store_behind_the_newest_migration_is_left_to_the_store(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path)
+def test_a_store_behind_the_newest_migration_is_left_to_the_store(store_url: str) -> None:
+    url = store_url
     settled_fleet(url)
     with open_store(url) as store, store.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")

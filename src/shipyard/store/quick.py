@@ -1,10 +1,11 @@
-"""The reads of `status` and `plan` from a SQLite store, through the standard library's driver.
+"""The reads of `status` and `plan`, straight through the database's driver.
 
 Importing SQLAlchemy and building the store's engine costs about 0.4 s, more than the reads
-themselves; `status` and `plan` of a SQLite project need neither. `open_quick` answers only
-when that is exactly what `open_store` would have answered: a local SQLite file at the newest
-migration with nothing in flight (so recovery has nothing to finish). Otherwise it returns None
-and the caller opens the store. The queries are those of `status.py`; a test holds both alike.
+themselves; `status` and `plan` need neither. `open_quick` answers only when that is exactly
+what `open_store` would have answered: a SQLite file or a PostgreSQL database (psycopg, the
+driver the store uses) at the newest migration with nothing in flight, so that recovery has
+nothing to finish. Otherwise it returns None and the caller opens the store. The queries are
+those of `status.py`; a test holds both alike on both databases.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from shipyard.store.records import DeploymentStatus, InstanceStatus, StatusRow
@@ -22,6 +24,7 @@ VERSIONS = Path(__file__).parent / "migrations" / "versions"
 # How a migration file names itself and its parent: `revision: str = "0003"`.
 REVISION_LINE = re.compile(r'^(down_revision|revision)\b[^=\n]*=\s*(?:"([^"]*)"|None)\s*$', re.M)
 SQLITE_PREFIX = "sqlite:///"
+POSTGRESQL_PREFIXES = ("postgresql://", "postgresql+psycopg://")
 
 _STATUS_ROWS = """
 SELECT i.name, i.service, i.host, i.site, i.status, i.deployed_revision, i.deployed_at,
@@ -48,17 +51,26 @@ def head_from_files() -> str | None:
     return heads.pop() if len(heads) == 1 else None
 
 
+class Connection(Protocol):
+    """What both drivers' connections offer (DB-API)."""
+
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class QuickReads:
-    """Reads of one SQLite store, read-only; close it (or use it as a context manager)."""
+    """Reads of one store, read-only; close it (or use it as a context manager). `mark` is
+    the driver's placeholder (`?` for sqlite3, `%s` for psycopg)."""
 
-    conn: sqlite3.Connection
+    conn: Connection
+    mark: str = "?"
 
     def status_rows(self, *, site: str | None = None) -> list[StatusRow]:
         """As Store.status_rows."""
-        query = (
-            _STATUS_ROWS + (" WHERE i.site = ?" if site is not None else "") + " ORDER BY i.name"
-        )
+        where = f" WHERE i.site = {self.mark}" if site is not None else ""
+        query = f"{_STATUS_ROWS}{where} ORDER BY i.name"
         instance_status = {s.value: s for s in InstanceStatus}
         deployment_status = {s.value: s for s in DeploymentStatus}
         return [
@@ -85,32 +97,59 @@ class QuickReads:
 
 
 def open_quick(url: str) -> QuickReads | None:
-    """Quick reads of the SQLite store at `url`, or None when the store must be opened (not a
-    plain SQLite file URL, no file yet, not at the newest migration, something in flight)."""
+    """Quick reads of the store at `url`, or None when the store must be opened (not a plain
+    SQLite file or PostgreSQL URL, no file yet, not at the newest migration, something in
+    flight, the database not answering: the store then says why)."""
+    head = head_from_files()
+    if head is None:
+        return None
+    if url.startswith(POSTGRESQL_PREFIXES):
+        return _settled(_postgresql(url), head, "%s")
     if not url.startswith(SQLITE_PREFIX) or "?" in url:
         return None
     path = Path(unquote(url[len(SQLITE_PREFIX) :]))
-    head = head_from_files()
-    if not path.is_file() or head is None:
+    if not path.is_file():
         return None
     try:
         conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30)
     except sqlite3.Error:
         return None
+    return _settled(conn, head, "?")
+
+
+def _postgresql(url: str) -> Connection | None:
+    import psycopg
+
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
     try:
-        stored = conn.execute("SELECT version_num FROM alembic_version").fetchall()
-        if stored != [(head,)] or conn.execute(_IN_FLIGHT).fetchone() != (0,):
-            conn.close()
-            return None
-    except sqlite3.Error:  # not a store, or locked past the timeout: the store says why
+        conn = psycopg.connect(conninfo, connect_timeout=10)
+        conn.read_only = True  # one read-only transaction: every read sees one snapshot
+    except psycopg.Error:
+        return None
+    return conn
+
+
+def _settled(conn: Connection | None, head: str, mark: str) -> QuickReads | None:
+    """Reads of `conn` when its store is at `head` with nothing in flight; else None."""
+    if conn is None:
+        return None
+    try:
+        stored = list(conn.execute("SELECT version_num FROM alembic_version").fetchall())
+        settled = stored == [(head,)] and tuple(conn.execute(_IN_FLIGHT).fetchone()) == (0,)
+    except Exception:  # not a store yet, locked past the timeout, gone: the store says why
+        settled = False
+    if not settled:
         conn.close()
         return None
-    return QuickReads(conn)
+    return QuickReads(conn, mark)
 
 
-def _utc(value: str | None) -> datetime | None:
-    """A timestamp as SQLAlchemy keeps it in SQLite (`2026-12-02 01:02:03.000004`), in UTC."""
+def _utc(value: str | datetime | None) -> datetime | None:
+    """A timestamp in UTC: as SQLAlchemy keeps it in SQLite (`2026-12-02 01:02:03.000004`), or
+    as psycopg reads it from PostgreSQL (aware)."""
     if value is None:
         return None
-    found = datetime.fromisoformat(value)
-    return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+    found = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    if found.tzinfo is None:
+        return found.replace(tzinfo=UTC)
+    return found if found.tzinfo is UTC else found.astimezone(UTC)
