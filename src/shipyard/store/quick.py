@@ -13,12 +13,12 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from shipyard.store.records import DeploymentStatus, InstanceStatus, StatusRow
+from shipyard.store.records import DeploymentStatus, InstanceStatus, StatusRow, as_utc
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 # How a migration file names itself and its parent: `revision: str = "0003"`.
@@ -149,7 +149,4 @@ def _utc(value: str | datetime | None) -> datetime | None:
     as psycopg reads it from PostgreSQL (aware)."""
     if value is None:
         return None
-    found = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    if found.tzinfo is None:
-        return found.replace(tzinfo=UTC)
-    return found if found.tzinfo is UTC else found.astimezone(UTC)
+    return as_utc(value if isinstance(value, datetime) else datetime.fromisoformat(value))

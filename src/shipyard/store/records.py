@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 # A JSON object as stored (snapshots, details, summaries): keys are strings, values plain JSON.
@@ -174,3 +174,10 @@ class StatusRow:
     last_started_at: datetime | None
     last_finished_at: datetime | None
     last_error: str | None  # the whole error text; its first line summarises it
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored timestamp in UTC: a naive one (SQLite keeps no zone) is UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)

@@ -32,6 +32,7 @@ from shipyard.store.records import (
     JsonMapping,
     JsonObject,
     RolloutStatus,
+    as_utc,
 )
 
 
@@ -49,11 +50,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value if value.tzinfo is UTC else value.astimezone(UTC)
+        return None if value is None else as_utc(value)
 
 
 class JsonText(TypeDecorator[JsonObject]):
