@@ -101,7 +101,12 @@ def write_project(root: Path) -> None:
                     ],
                 },
                 "env": {"MESSAGE": "first"},
-                "health": {"http": "http://127.0.0.1:{{ ports.http }}/", "interval": 0.1},
+                # 50 CLIs at once on two cores can hold the new program back for seconds
+                "health": {
+                    "http": "http://127.0.0.1:{{ ports.http }}/",
+                    "interval": 0.1,
+                    "retries": 600,
+                },
                 "ports": {"http": free_port()},
             }
         },

@@ -31,6 +31,7 @@ def deploy_outcomes(done: list[subprocess.CompletedProcess[str]]) -> Counter[str
         report = json.loads(process.stdout)
         (outcome,) = report["outcomes"]
         results[outcome["result"]] += 1
+        assert outcome["result"] != "failed", outcome
         if outcome["result"] == "unchanged":
             assert "up to date" in outcome["reason"] or "already at revision" in outcome["reason"]
     return results
