@@ -163,6 +163,12 @@ class RolloutHandle:
         """Every event of the rollout, from its first, until ROLLOUT_FINISHED."""
         return self._record.follow()
 
+    def abort(self) -> None:
+        """Stop the rollout's task at once (steps in flight are cut off): for a server whose
+        grace period ran out after `cancel`. The store's record is then finished by the caller
+        (`Store.interrupt_controller`)."""
+        self._task.cancel()
+
 
 def deploy_request(names: Sequence[str] | None, site: str | None, force: bool) -> str:
     """The request as the audit log records it: `deploy greeter --site east --force`."""
@@ -287,3 +293,9 @@ def _connect(pool: ExecutorPool) -> Callable[[HostRef], Executor]:
         return pool.executor(ref.name, ref.host)
 
     return connect
+
+
+def interrupt(session: Session, controller_id: str, reason: str) -> list[str]:
+    """Mark what a controller of this process still has active as failed ("interrupted:
+    <reason>") and finish its rollouts; the ids of the deployments so marked."""
+    return session.store.interrupt_controller(controller_id, reason).deployments

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -51,6 +51,7 @@ class Session:
     _masker: Masker | None = field(default=None, repr=False)
     _store: Store | None = field(default=None, repr=False)
     _identity: Identity | None = field(default=None, repr=False)
+    _owns_store: bool = field(default=True, repr=False)
 
     @classmethod
     def from_environment(
@@ -68,6 +69,21 @@ class Session:
             )
 
         return cls(project_file=project_file, env=env, identity_source=identity)
+
+    def acting_as(self, actor: str, *, own_lease: bool = False) -> Session:
+        """This session for another actor: the same project and store, loaded once (a server
+        makes one per request). With `own_lease` it acts as a controller of its own (same
+        process, new id), so that a rollout releasing its lease never touches another's. The
+        copy never closes the store it shares."""
+        self.flatten(empty_ok=True)
+        self.store  # noqa: B018 (opened, recovery done, before it is shared)
+        controller = self.controller
+        if own_lease:
+            from shipyard.store.owner import Controller
+
+            controller = Controller.of_process()
+        identity = replace(self.identity, actor=actor, controller=controller)
+        return replace(self, identity_source=identity, _identity=identity, _owns_store=False)
 
     @property
     def identity(self) -> Identity:
@@ -183,9 +199,9 @@ class Session:
         return ExecutorPool(loaded.project.ssh, loaded.root, accept_new=trust or None)
 
     def close(self) -> None:
-        if self._store is not None:
+        if self._store is not None and self._owns_store:
             self._store.close()
-            self._store = None
+        self._store = None
 
     def __enter__(self) -> Session:
         return self

@@ -61,6 +61,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(("status", "diff", "audit"), "report_commands"),
     **dict.fromkeys(("run", "hosts"), "remote_commands"),
     **dict.fromkeys(("logs", "events"), "event_commands"),
+    "serve": "serve_command",
 }
 OPTIONS_WITH_VALUE = ("--project", "-p")
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         StepLog,
     )
     from shipyard.store.repository import Recovered, Store
+    from shipyard.store.tokens import ApiToken
 
 _RECORDS = (
     "AuditEntry", "BeganDeployment", "Deployment", "DeploymentKind", "DeploymentStatus",
@@ -52,12 +53,14 @@ _MODULES = {
     "make_engine": "engine",
     **dict.fromkeys(("database_url", "default_url"), "places"),
     "utc_now": "journal",
+    "ApiToken": "tokens",
     **dict.fromkeys(("Controller", "certainly_gone", "this_host"), "owner"),
     **dict.fromkeys(_RECORDS, "records"),
     **dict.fromkeys(("Recovered", "Store"), "repository"),
 }
 
 __all__ = [
+    "ApiToken",
     "AuditEntry",
     "BeganDeployment",
     "ChainBreak",

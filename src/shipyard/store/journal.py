@@ -54,6 +54,10 @@ class Journal:
         self._reader = read_only(engine)
         self._clock = clock
 
+    def clock(self) -> datetime:
+        """The time now, as the store stamps what it writes."""
+        return self._clock()
+
     @property
     def engine(self) -> Engine:
         return self._engine
@@ -118,6 +122,21 @@ class Journal:
     def rollout(self, rollout_id: str) -> Rollout | None:
         with self._read() as conn:
             return self._rollout(conn, rollout_id)
+
+    def rollouts(self, *, limit: int = 50, before: str | None = None) -> list[Rollout]:
+        """The newest rollouts first; `before` (a rollout's id) starts after that one."""
+        query = select(rollouts)
+        if before is not None:
+            with self._read() as conn:
+                mark = self._rollout(conn, before)
+            if mark is None:
+                raise RecordNotFound("rollout", before)
+            query = query.where(
+                (rollouts.c.started_at < mark.started_at)
+                | ((rollouts.c.started_at == mark.started_at) & (rollouts.c.id < mark.id))
+            )
+        query = query.order_by(rollouts.c.started_at.desc(), rollouts.c.id.desc())
+        return self._all(query.limit(limit), rows.rollout)
 
     # The audit log and the event feed.
 

@@ -128,6 +128,38 @@ class Recovery(Finishing):
                 recovered.rollouts.append(rollout.id)
         return recovered
 
+    def interrupt_controller(self, controller_id: str, reason: str) -> Recovered:
+        """Fail what `controller_id` still has active, with `reason`, and finish its rollouts:
+        for a server whose rollouts did not end within their grace period. Its lease ends."""
+        with self._read() as conn:
+            active = conn.execute(
+                select(deployments.c.id, deployments.c.heartbeat_at)
+                .where(deployments.c.status.in_(ACTIVE))
+                .where(deployments.c.controller_id == controller_id)
+            ).all()
+            running = conn.execute(
+                select(rollouts.c.id)
+                .where(rollouts.c.status == RolloutStatus.IN_PROGRESS.value)
+                .where(rollouts.c.controller_id == controller_id)
+            ).all()
+        with self._write() as conn:
+            leases.end(conn, controller_id)
+        recovered = Recovered([], [])
+        for found in active:
+            try:
+                with self._write() as conn:
+                    self._finish(
+                        conn, found.id, DeploymentStatus.FAILED, error=f"interrupted: {reason}",
+                        actor=SYSTEM_ACTOR, action="interrupted", heartbeat_at=found.heartbeat_at,
+                    )  # fmt: skip
+            except NotActive:
+                continue
+            recovered.deployments.append(found.id)
+        for rollout in running:
+            if self._interrupt_rollout(rollout.id, reason):
+                recovered.rollouts.append(rollout.id)
+        return recovered
+
     def _interrupt_rollout(self, rollout_id: str, why: str) -> bool:
         """Finish a rollout left in progress as failed, with a summary of its deployments; False
         when one of them is still active or the rollout finished meanwhile."""

@@ -2,7 +2,8 @@
 
 `Store` is the one public class. Its methods come in layers, a module each: the Journal's
 transactions, rollouts, audit and events (journal.py), reads (reads.py), outcomes (finish.py),
-leases and recovery (recovery.py), and here beginning deployments and moving them along.
+leases and recovery (recovery.py), the server's API tokens (tokens.py), and here beginning
+deployments and moving them along.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from shipyard.store.records import (
 )
 from shipyard.store.recovery import Recovered, Recovery
 from shipyard.store.tables import deployments, instances
+from shipyard.store.tokens import Tokens
 
 __all__ = ["Recovered", "Store"]
 
@@ -39,7 +41,7 @@ __all__ = ["Recovered", "Store"]
 BEGIN_ATTEMPTS = 3
 
 
-class Store(Recovery):
+class Store(Recovery, Tokens):
     """The state store. Each public method is one transaction; the database enforces the rules."""
 
     # Deployments: begin, mark in progress, heartbeat (finishing: finish.py; recovery: recovery.py).

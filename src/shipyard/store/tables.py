@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -159,6 +161,7 @@ rollouts = Table(
     Column("finished_at", UtcDateTime()),
     Column("summary", MaskedJson(), nullable=False),
     Column("controller_id", String(ID)),  # the controller running it (None: before leases)
+    Column("config_version", Integer),  # the config version it deployed from (None: no server)
     one_of("status", RolloutStatus),
 )
 
@@ -265,3 +268,72 @@ step_logs = Table(
     Column("output", MaskedText(), nullable=False),
 )
 Index("ix_step_logs_deployment_id_seq", step_logs.c.deployment_id, step_logs.c.seq)
+
+# The server (shipyard serve). Its credentials: a token is shown once and only its hash kept.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(NAME), nullable=False),
+    Column("prefix", String(16), nullable=False),  # what a listing shows: shy_ab12...
+    Column("hash", String(HASH), nullable=False, unique=True),  # sha256 of the whole token
+    Column("role", String(32), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(NAME), nullable=False),
+    Column("expires_at", UtcDateTime()),
+    Column("last_used_at", UtcDateTime()),
+    Column("revoked_at", UtcDateTime()),
+)
+
+# Config versions: each published state of the served project, its files content-addressed.
+config_blobs = Table(
+    "config_blobs",
+    metadata,
+    Column("hash", String(HASH), primary_key=True),  # sha256 of the content
+    Column("size", BigInteger, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+)
+
+config_versions = Table(
+    "config_versions",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),  # version 1, 2, ...
+    Column("hash", String(HASH), nullable=False, unique=True),  # over the sorted (path, blob)
+    Column("files", JsonText(), nullable=False),  # {relative path: blob hash}
+    Column("source", String(32), nullable=False),  # start, reload, upload
+    Column("message", MaskedText(), nullable=False),
+    Column("published_by", String(NAME), nullable=False),
+    Column("published_at", UtcDateTime(), nullable=False),
+)
+
+# Webhooks: subscriptions, and one delivery per (subscription, event) with its attempts.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("events", JsonText(), nullable=False),  # the filter: phases (empty: every event)
+    Column("secret", String(255), nullable=False),  # the HMAC key; never returned by the API
+    Column("active", Boolean, nullable=False),
+    Column("created_by", String(NAME), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("webhook_id", String(ID), ForeignKey("webhooks.id"), nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("status", String(STATUS), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", MaskedText()),
+    Column("last_status_code", Integer),
+    Column("next_attempt_at", UtcDateTime()),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime()),
+)
+Index("ix_webhook_deliveries_status_next_attempt_at", webhook_deliveries.c.status,
+      webhook_deliveries.c.next_attempt_at)  # fmt: skip
+Index("ix_webhook_deliveries_webhook_id_event_id", webhook_deliveries.c.webhook_id,
+      webhook_deliveries.c.event_id, unique=True)  # fmt: skip

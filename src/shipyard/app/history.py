@@ -1,0 +1,126 @@
+"""What ran: rollouts (newest first, a page at a time) and one rollout with its deployments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shipyard.app.session import Session
+from shipyard.errors import RecordNotFound
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    """One deployment of a rollout (error masked)."""
+
+    id: str
+    instance: str
+    kind: str
+    revision: str
+    status: str
+    actor: str
+    started_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "instance": self.instance,
+            "kind": self.kind,
+            "revision": self.revision,
+            "status": self.status,
+            "actor": self.actor,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class RolloutView:
+    """A rollout as the store records it; `deployments` only when one rollout is asked for."""
+
+    id: str
+    actor: str
+    request: str
+    strategy: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    summary: dict[str, Any]
+    config_version: int | None = None
+    deployments: tuple[DeploymentView, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "actor": self.actor,
+            "request": self.request,
+            "strategy": self.strategy,
+            "status": self.status,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "summary": self.summary,
+            "config_version": self.config_version,
+            "deployments": [d.to_json() for d in self.deployments],
+        }
+
+
+@dataclass(frozen=True)
+class RolloutPage:
+    rollouts: tuple[RolloutView, ...]
+    next_before: str | None  # pass as `before` for the next (older) page
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rollouts": [r.to_json() for r in self.rollouts], "next_before": self.next_before}
+
+
+def rollouts(session: Session, *, limit: int = 50, before: str | None = None) -> RolloutPage:
+    """The newest rollouts first; `before` (a rollout id) pages to older ones."""
+    found = session.store.rollouts(limit=limit + 1, before=before)
+    page = [_view(session, r) for r in found[:limit]]
+    more = len(found) > limit
+    return RolloutPage(tuple(page), page[-1].id if more and page else None)
+
+
+def rollout(session: Session, rollout_id: str) -> RolloutView:
+    """One rollout with each of its deployments; RecordNotFound when there is none."""
+    store = session.store
+    found = store.rollout(rollout_id)
+    if found is None:
+        raise RecordNotFound("rollout", rollout_id)
+    masker = session.masker()
+    deployments = tuple(
+        DeploymentView(
+            id=d.id,
+            instance=d.instance,
+            kind=d.kind.value,
+            revision=d.revision,
+            status=d.status.value,
+            actor=d.actor,
+            started_at=d.started_at,
+            finished_at=d.finished_at,
+            error=masker.text(d.error) if d.error else None,
+        )
+        for d in reversed(store.deployments(rollout_id=rollout_id, limit=100_000))
+    )
+    view = _view(session, found)
+    return RolloutView(**{**view.__dict__, "deployments": deployments})
+
+
+def _view(session: Session, found: Any) -> RolloutView:
+    masker = session.masker()
+    summary = masker.json(found.summary)
+    return RolloutView(
+        id=found.id,
+        actor=found.actor,
+        request=masker.text(found.request),
+        strategy=found.strategy,
+        status=found.status.value,
+        started_at=found.started_at,
+        finished_at=found.finished_at,
+        summary=summary if isinstance(summary, dict) else {},
+        config_version=getattr(found, "config_version", None),
+    )

@@ -1,0 +1,75 @@
+"""`shipyard serve`: the server (FastAPI on uvicorn) for the project.
+
+SIGTERM or Ctrl-C: no new rollout starts, running ones are cancelled (steps in flight finish
+within the grace period, the rest are skipped or marked interrupted), streams end, the store is
+closed. The admin token is made at the first start and printed once, to stderr.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from shipyard.cli.app import app
+from shipyard.cli.context import session
+from shipyard.errors import UsageError
+
+if TYPE_CHECKING:
+    from shipyard.server.state import ServerState
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    listen: Annotated[
+        str | None, typer.Option("--listen", help="ADDR:PORT (default 127.0.0.1:8700).")
+    ] = None,
+    settings_file: Annotated[
+        Path | None, typer.Option("--settings", help="A TOML settings file.", dir_okay=False)
+    ] = None,
+    max_rollouts: Annotated[
+        int | None, typer.Option("--max-rollouts", help="Rollouts that run at once.", min=1)
+    ] = None,
+    shutdown_grace: Annotated[
+        float | None,
+        typer.Option("--shutdown-grace", help="Seconds steps in flight get on SIGTERM.", min=0),
+    ] = None,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Ask for no token (loopback addresses only).")
+    ] = False,
+) -> None:
+    """Serve the project's REST API, live events and metrics."""
+    import os
+    import sys
+
+    from shipyard.server.run import serve as run_server
+    from shipyard.server.settings import load_settings
+
+    cli = session(ctx)
+    flags = {
+        "listen": listen,
+        "project": cli.project_file,
+        "max_rollouts": max_rollouts,
+        "shutdown_grace": shutdown_grace,
+        "no_auth": no_auth or None,
+    }
+    settings = load_settings(flags, os.environ, settings_file)
+    if settings.no_auth and not settings.loopback:
+        raise UsageError(
+            f"--no-auth on {settings.listen}: a server without tokens may only listen on a"
+            " loopback address (127.0.0.1, ::1)"
+        )
+
+    def started(state: ServerState) -> None:
+        if state.admin_token is not None:
+            print(
+                "the admin token (shown this once; keep it, the server stores only its hash):\n"
+                f"  {state.admin_token}",
+                file=sys.stderr,
+                flush=True,
+            )
+        print(f"shipyard serving {settings.project} on http://{settings.listen}", file=sys.stderr)
+
+    run_server(settings, started)

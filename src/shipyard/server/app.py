@@ -1,0 +1,113 @@
+"""`create_app(settings)`: the FastAPI application of `shipyard serve`.
+
+Nothing happens at import: the lifespan opens the served project and its store when the server
+starts, and on shutdown drains the rollouts it runs (jobs.py) before closing the store. Every
+JSON response passes through the project's masker (`MaskedJSON`), the one boundary text leaves
+the server by.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from shipyard.masking import NO_SECRETS, Masker
+from shipyard.server import errors
+from shipyard.server.auth import authorize
+from shipyard.server.policy import check_routes
+from shipyard.server.settings import Settings
+from shipyard.server.state import ServerState, open_state
+
+StateHook = Callable[[ServerState], None]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    environ: Mapping[str, str] | None = None,
+    on_start: StateHook | None = None,
+) -> FastAPI:
+    """The server for `settings`; `environ` (default: this process's) is what the project's
+    store URL, secrets and actor are read from; `on_start` sees the state once it is open."""
+    from shipyard.server.routes import ROUTERS
+
+    env = dict(os.environ if environ is None else environ)
+    holder: dict[str, ServerState] = {}
+
+    def masker() -> Masker:
+        state = holder.get("state")
+        return state.masker() if state is not None else NO_SECRETS
+
+    class MaskedJSON(JSONResponse):
+        """JSON with every secret value of the project masked, before and after encoding."""
+
+        def render(self, content: Any) -> bytes:
+            shown = masker()
+            encoded = super().render(shown.json(content))
+            return shown.text(encoded.decode()).encode()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = open_state(settings, env)
+        holder["state"] = state
+        app.state.shipyard = state
+        try:
+            if on_start is not None:
+                on_start(state)
+            for start in app.state.starters:
+                await start(state)
+            yield
+        finally:
+            await state.jobs.shutdown()
+            for stop in reversed(app.state.stoppers):
+                await stop(state)
+            state.session.close()
+            holder.clear()
+
+    app = FastAPI(
+        title="Shipyard",
+        summary="Deploy a fleet over SSH: plan, diff, roll out, follow, roll back.",
+        version=_version(),
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
+        default_response_class=MaskedJSON,
+        dependencies=[Depends(authorize)],
+        lifespan=lifespan,
+    )
+    # Background services (webhooks, metrics, ...) add a start and a stop coroutine here.
+    app.state.starters = []
+    app.state.stoppers = []
+    errors.install(app, masker)
+    for router in ROUTERS:
+        app.include_router(router)
+    for install in _services():
+        install(app)
+    check_routes(
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    )
+    return app
+
+
+def _services() -> list[Callable[[FastAPI], None]]:
+    """What runs beside the routes; each installs its starters, stoppers and middleware."""
+    return []
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("shipyard")
+    except PackageNotFoundError:
+        return "0"

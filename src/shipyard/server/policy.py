@@ -1,0 +1,82 @@
+"""The one route table: every route of the server and the permission it needs.
+
+`authorize` (auth.py) looks each request's route up here; a route the table does not name is
+refused (and `check_routes` fails at start, so a new route cannot ship without its entry). The
+accounts issue maps users and roles onto these permissions; until then the admin token holds
+them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    """What a route lets its caller do."""
+
+    PUBLIC = "public"  # no token: the API's own description, liveness
+    READ = "read"  # status, plans, diffs, logs, events, audit, metrics
+    DESIGN = "design"  # publish config versions
+    DEPLOY = "deploy"  # start, cancel and roll back rollouts; bootstrap hosts
+    ADMIN = "admin"  # webhooks, tokens, settings
+
+
+# (method, path as FastAPI declares it) -> permission. Keep it sorted by path.
+ROUTES: dict[tuple[str, str], Permission] = {
+    ("GET", "/api/audit"): Permission.READ,
+    ("GET", "/api/audit/verify"): Permission.READ,
+    ("POST", "/api/bootstrap"): Permission.DEPLOY,
+    ("GET", "/api/deployments/{deployment_id}"): Permission.READ,
+    ("GET", "/api/deployments/{deployment_id}/log"): Permission.READ,
+    ("GET", "/api/deployments/{deployment_id}/log/stream"): Permission.READ,
+    ("GET", "/api/diff"): Permission.READ,
+    ("GET", "/api/docs"): Permission.PUBLIC,
+    ("GET", "/api/docs/oauth2-redirect"): Permission.PUBLIC,
+    ("GET", "/api/events"): Permission.READ,
+    ("GET", "/api/events/stream"): Permission.READ,
+    ("GET", "/api/health"): Permission.PUBLIC,
+    ("GET", "/api/instances/{instance}"): Permission.READ,
+    ("GET", "/api/instances/{instance}/diff"): Permission.READ,
+    ("GET", "/api/openapi.json"): Permission.PUBLIC,
+    ("GET", "/api/plan"): Permission.READ,
+    ("POST", "/api/plan"): Permission.READ,
+    ("GET", "/api/project"): Permission.READ,
+    ("POST", "/api/rollbacks"): Permission.DEPLOY,
+    ("GET", "/api/rollouts"): Permission.READ,
+    ("POST", "/api/rollouts"): Permission.DEPLOY,
+    ("GET", "/api/rollouts/{rollout_id}"): Permission.READ,
+    ("POST", "/api/rollouts/{rollout_id}/cancel"): Permission.DEPLOY,
+    ("GET", "/api/status"): Permission.READ,
+    ("GET", "/api/validate"): Permission.READ,
+    ("GET", "/api/versions"): Permission.READ,
+    ("POST", "/api/versions"): Permission.DESIGN,
+    ("POST", "/api/versions/reload"): Permission.DESIGN,
+    ("GET", "/api/versions/{version}"): Permission.READ,
+    ("GET", "/api/versions/{old}/diff/{new}"): Permission.READ,
+    ("GET", "/api/webhooks"): Permission.ADMIN,
+    ("POST", "/api/webhooks"): Permission.ADMIN,
+    ("DELETE", "/api/webhooks/{webhook_id}"): Permission.ADMIN,
+    ("GET", "/api/webhooks/{webhook_id}/deliveries"): Permission.ADMIN,
+    ("POST", "/api/webhooks/deliveries/{delivery_id}/redeliver"): Permission.ADMIN,
+    ("GET", "/api/whoami"): Permission.READ,
+    ("GET", "/metrics"): Permission.READ,
+}
+
+
+def permission_of(method: str, path: str) -> Permission | None:
+    return ROUTES.get((method.upper(), path))
+
+
+def check_routes(declared: Iterable[tuple[str, str]]) -> None:
+    """Refuse to start a server with a route the table does not name."""
+    served = {(m.upper(), p) for m, p in declared}
+    missing = sorted(served - ROUTES.keys())
+    if missing:
+        shown = ", ".join(f"{m} {p}" for m, p in missing)
+        raise RuntimeError(f"routes without a permission in server/policy.py: {shown}")
+
+
+def unused_entries(declared: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Entries of the table that no route serves (a test keeps this empty)."""
+    return sorted(ROUTES.keys() - {(m.upper(), p) for m, p in declared})

@@ -1,0 +1,81 @@
+"""What a running server holds: its settings, the served project's session, the store, the
+rollouts it runs, and who listens to the events it writes. Made by `create_app`'s lifespan; no
+module-level state."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from shipyard.app import tokens
+from shipyard.events import Event
+from shipyard.server.jobs import Jobs
+from shipyard.server.settings import Settings
+
+if TYPE_CHECKING:
+    from shipyard.app.session import Session
+    from shipyard.masking import Masker
+
+TOKEN_TOUCH_SECONDS = 60.0  # a token's last-used time is written at most this often
+EventListener = Callable[[Event], None]
+
+
+@dataclass
+class ServerState:
+    """One server's state. `session` is the current config version's session; each request
+    acts through `session_for` its caller."""
+
+    settings: Settings
+    session: Session
+    jobs: Jobs
+    admin_token: str | None = None  # made at this start: shown once, then forgotten
+    version: int | None = None  # the config version being served
+    listeners: list[EventListener] = field(default_factory=list)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)  # streams end when set
+    _touched: dict[str, float] = field(default_factory=dict)
+    _drain: asyncio.Task[None] | None = None
+
+    def masker(self) -> Masker:
+        return self.session.masker()
+
+    def session_for(self, actor: str) -> Session:
+        return self.session.acting_as(actor)
+
+    def heard(self, event: Event) -> None:
+        """An event a rollout of this server wrote (or is about to): wake the streams up and
+        tell every listener (metrics, webhooks)."""
+        self.wakeup.set()
+        for listener in self.listeners:
+            listener(event)
+
+    def stopping(self) -> None:
+        """SIGTERM: refuse new rollouts, cancel the running ones, end the streams (on the loop)."""
+        self.closing.set()
+        self.wakeup.set()
+        self._drain = asyncio.get_running_loop().create_task(self.jobs.shutdown())
+
+    def note_token_use(self, token_id: str) -> None:
+        now = time.monotonic()
+        if now - self._touched.get(token_id, -TOKEN_TOUCH_SECONDS) >= TOKEN_TOUCH_SECONDS:
+            self._touched[token_id] = now
+            tokens.note_use(self.session, token_id)
+
+
+def open_state(settings: Settings, environ: Mapping[str, str]) -> ServerState:
+    """The served project loaded and flattened, its store opened (recovery done), the admin
+    token made if there is none."""
+    from shipyard.app.session import Session
+
+    session = Session.from_environment(settings.project, environ)
+    try:
+        session.flatten(empty_ok=True)
+        token = None if settings.no_auth else tokens.ensure_admin_token(session)
+    except BaseException:
+        session.close()
+        raise
+    jobs = Jobs(session, limit=settings.max_rollouts, grace=settings.shutdown_grace)
+    return ServerState(settings=settings, session=session, jobs=jobs, admin_token=token)
