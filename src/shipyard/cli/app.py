@@ -46,11 +46,18 @@ def _options(
         envvar="SHIPYARD_PROJECT",
         help="The project file.",
     ),
+    server: str | None = typer.Option(
+        None,
+        "--server",
+        envvar="SHIPYARD_SERVER",
+        help="Run the command through this `shipyard serve` (see `shipyard login`).",
+    ),
 ) -> None:
     if isinstance(ctx.obj, Session):  # given by `main`, which masks the errors it prints
         ctx.obj.project_file = project
     else:
         ctx.obj = Session.from_environment(project)
+    ctx.meta["server"] = server or None
 
 
 # Which module defines each command: a command imports only what it needs (the store and
@@ -61,9 +68,9 @@ COMMAND_MODULES = {
     **dict.fromkeys(("status", "diff", "audit"), "report_commands"),
     **dict.fromkeys(("run", "hosts"), "remote_commands"),
     **dict.fromkeys(("logs", "events"), "event_commands"),
-    "serve": "serve_command",
+    **dict.fromkeys(("serve", "login"), "serve_command"),
 }
-OPTIONS_WITH_VALUE = ("--project", "-p")
+OPTIONS_WITH_VALUE = ("--project", "-p", "--server")
 
 
 def _register(argv: list[str]) -> None:

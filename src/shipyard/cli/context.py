@@ -10,6 +10,7 @@ import typer
 
 if TYPE_CHECKING:
     from shipyard.app.session import Session
+    from shipyard.client.http import ApiClient
 
 T = TypeVar("T")
 
@@ -21,6 +22,19 @@ def session(ctx: typer.Context) -> Session:
     obj = ctx.find_root().obj
     assert isinstance(obj, Session)
     return obj
+
+
+def remote(ctx: typer.Context) -> ApiClient | None:
+    """The server this command runs through (`--server URL` or $SHIPYARD_SERVER, with the
+    token `shipyard login` stored or $SHIPYARD_TOKEN); None to run it here."""
+    url = ctx.find_root().meta.get("server")
+    if not url:
+        return None
+    from shipyard.client.http import ApiClient
+
+    client = ApiClient.from_environment(url, session(ctx).env)
+    ctx.call_on_close(client.close)
+    return client
 
 
 # Numbers given on the command line: a nonsensical one is refused by the option parser, so the

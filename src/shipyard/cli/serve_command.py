@@ -1,4 +1,5 @@
-"""`shipyard serve`: the server (FastAPI on uvicorn) for the project.
+"""`shipyard serve`: the server (FastAPI on uvicorn) for the project; `shipyard login`: keep a
+token for one.
 
 SIGTERM or Ctrl-C: no new rollout starts, running ones are cancelled (steps in flight finish
 within the grace period, the rest are skipped or marked interrupted), streams end, the store is
@@ -73,3 +74,24 @@ def serve(
         print(f"shipyard serving {settings.project} on http://{settings.listen}", file=sys.stderr)
 
     run_server(settings, started)
+
+
+@app.command()
+def login(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help="The server: http://ADDR:PORT.")],
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="The token (asked for when not given; $SHIPYARD_TOKEN)."),
+    ] = None,
+) -> None:
+    """Check a token against the server at URL and keep it (file mode 600) for --server URL."""
+    from shipyard.client.credentials import store_token
+    from shipyard.client.http import ApiClient
+
+    env = session(ctx).env
+    given = token or env.get("SHIPYARD_TOKEN") or typer.prompt("token", hide_input=True)
+    with ApiClient(url, given.strip()) as client:
+        who = client.get("/api/whoami")
+        path = store_token(client.url, given.strip(), env)
+    print(f"logged in to {client.url} as {who['name']} ({who['role']}); token kept in {path}")
