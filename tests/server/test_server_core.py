@@ -54,7 +54,7 @@ def test_a_request_without_a_usable_token_is_refused_in_the_one_error_shape(api:
 def test_the_admin_token_is_made_once_and_only_its_hash_is_stored(api: Api) -> None:
     store = api.state.session.store
     [made] = store.tokens()
-    assert made.prefix == api.token[:8] and made.role == "admin"
+    assert (made.prefix, made.role) == (api.token[:8], "admin")
     with store.engine.connect() as conn:
         dumped = "\n".join(str(row) for row in conn.exec_driver_sql("SELECT * FROM api_tokens"))
     assert api.token not in dumped
