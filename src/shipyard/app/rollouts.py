@@ -163,11 +163,11 @@ class RolloutHandle:
         """Every event of the rollout, from its first, until ROLLOUT_FINISHED."""
         return self._record.follow()
 
-    def abort(self) -> None:
+    def abort(self, reason: str) -> None:
         """Stop the rollout's task at once (steps in flight are cut off): for a server whose
         grace period ran out after `cancel`. The store's record is then finished by the caller
         (`Store.interrupt_controller`)."""
-        self._task.cancel()
+        self._task.cancel(reason)
 
 
 def deploy_request(names: Sequence[str] | None, site: str | None, force: bool) -> str:
