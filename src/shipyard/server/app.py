@@ -80,6 +80,7 @@ def create_app(
         swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
         default_response_class=MaskedJSON,
         dependencies=[Depends(authorize)],
+        responses=errors.ERROR_RESPONSES,
         lifespan=lifespan,
     )
     # Background services (webhooks, metrics, ...) add a start and a stop coroutine here.
