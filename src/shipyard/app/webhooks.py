@@ -171,6 +171,8 @@ def checked_url(url: str) -> str:
     text = url.strip()
     if len(text) > MAX_URL:
         raise UsageError(f"webhook url: at most {MAX_URL} characters")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in text):
+        raise UsageError("webhook url: spaces and control characters must be percent-encoded")
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 (a bad port raises here)
@@ -202,8 +204,12 @@ def create_webhook(
     from now on. Without `secret` one is made and returned, this once."""
     target = checked_url(url)
     phases = checked_phases(events)
-    if secret is not None and not MIN_SECRET <= len(secret) <= MAX_SECRET:
-        raise UsageError(f"webhook secret: from {MIN_SECRET} to {MAX_SECRET} characters")
+    if secret is not None and not (
+        MIN_SECRET <= len(secret) <= MAX_SECRET and all("!" <= c <= "~" for c in secret)
+    ):
+        raise UsageError(
+            f"webhook secret: {MIN_SECRET} to {MAX_SECRET} printable ASCII characters, no spaces"
+        )
     made = secrets.token_urlsafe(32) if secret is None else None
     stored = session.store.add_webhook(
         webhook_id=str(uuid.uuid4()),

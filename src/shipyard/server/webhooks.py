@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -130,7 +131,7 @@ class Dispatcher:
         except httpx.HTTPError as exc:
             error = _described(exc, outgoing.url)
         settings = self.state.settings
-        await asyncio.to_thread(
+        outcome = await asyncio.to_thread(
             webhook_dispatch.record_result,
             self.state.session,
             outgoing,
@@ -139,6 +140,10 @@ class Dispatcher:
             backoff=self.backoff,
             give_up=settings.webhook_give_up,
         )
+        if outcome.status == "pending" and outcome.next_attempt_at is not None:
+            # Look again when the retry is due, not only at the next poll.
+            wait = (outcome.next_attempt_at - datetime.now(UTC)).total_seconds()
+            asyncio.get_running_loop().call_later(max(0.0, wait), self._nudge.set)
 
 
 def _described(exc: httpx.HTTPError, url: str) -> str:

@@ -3,7 +3,9 @@ remove, read a subscription's delivery log, send a delivery again."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.app import webhooks
@@ -11,6 +13,8 @@ from shipyard.errors import RecordNotFound
 from shipyard.server.routes.deps import CallerSession
 
 router = APIRouter(tags=["webhooks"])
+
+WebhookId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 class WebhookRequest(BaseModel):
@@ -20,7 +24,7 @@ class WebhookRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(max_length=webhooks.MAX_URL, description="An http or https URL.")
-    events: list[str] = Field(
+    events: list[Annotated[str, Field(max_length=32)]] = Field(
         default_factory=list, max_length=50, description="Phases to send; empty: every event."
     )
     secret: str | None = Field(None, min_length=webhooks.MIN_SECRET, max_length=webhooks.MAX_SECRET)
@@ -76,14 +80,14 @@ def create_webhook(body: WebhookRequest, session: CallerSession) -> CreatedWebho
 
 
 @router.delete("/api/webhooks/{webhook_id}")
-def remove_webhook(webhook_id: str, session: CallerSession) -> Webhook:
+def remove_webhook(webhook_id: WebhookId, session: CallerSession) -> Webhook:
     """Unsubscribe: nothing more is sent, pending deliveries fail, the log stays readable."""
     return Webhook.model_validate(webhooks.remove_webhook(session, webhook_id).to_json())
 
 
 @router.get("/api/webhooks/{webhook_id}/deliveries")
 def list_deliveries(
-    webhook_id: str,
+    webhook_id: WebhookId,
     session: CallerSession,
     limit: int = Query(50, ge=1, le=500),
     before: int | None = Query(None, ge=1, le=2**62, description="A delivery id: older ones."),
