@@ -124,3 +124,14 @@ def test_the_delivery_log_pages_back_by_id(store: Store) -> None:
     first = store.deliveries("h1", limit=2)
     rest = store.deliveries("h1", limit=2, before=first[-1].id)
     assert [d.event_id for d in first + rest] == [e.id for e in reversed(batch)]
+
+
+def test_a_claim_takes_few_of_one_webhook_so_that_others_get_their_turn(store: Store) -> None:
+    subscribe(store, "slow")
+    subscribe(store, "fast")
+    batch = write(store, *[Phase.QUEUED] * 6)
+    store.queue_deliveries(batch, advance_to=batch[-1].id)
+    lease = timedelta(seconds=30)
+    claimed = store.claim_deliveries(limit=10, lease=lease, per_webhook=2, busy={"slow": 1})
+    hooks = sorted(d.webhook.id for d in claimed)
+    assert hooks == ["fast", "fast", "slow"]

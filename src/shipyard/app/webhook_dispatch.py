@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -98,11 +98,21 @@ def queue_new_events(session: Session, gaps: GapWatch) -> bool:
     return len(batch) == PAGE and advance_to == batch[-1].id
 
 
-def claim_due(session: Session, *, limit: int, lease: float) -> list[Outgoing]:
-    """Up to `limit` due deliveries, held for `lease` seconds, as what to send."""
+def claim_due(
+    session: Session,
+    *,
+    limit: int,
+    lease: float,
+    per_webhook: int,
+    busy: Mapping[str, int],
+) -> list[Outgoing]:
+    """Up to `limit` due deliveries, held for `lease` seconds, as what to send; at most
+    `per_webhook` in flight to one webhook, counting the `busy` ones."""
     if limit <= 0:
         return []
-    claimed = session.store.claim_deliveries(limit=limit, lease=timedelta(seconds=lease))
+    claimed = session.store.claim_deliveries(
+        limit=limit, lease=timedelta(seconds=lease), per_webhook=per_webhook, busy=busy
+    )
     masker = session.masker()
     return [_outgoing(due, masker.json) for due in claimed]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +33,8 @@ from shipyard.server.state import ServerState
 log = logging.getLogger("shipyard.server.webhooks")
 
 POLL = 1.0  # seconds between looks at the store when nothing wakes the dispatcher
-CONCURRENCY = 8
+CONCURRENCY = 16  # sends at once
+PER_WEBHOOK = 4  # of them to one webhook: a slow receiver holds these and no more
 LEASE_MARGIN = 30.0  # seconds a claim outlives the send's timeout
 
 
@@ -45,15 +47,17 @@ class Dispatcher:
         *,
         backoff: Backoff | None = None,
         concurrency: int = CONCURRENCY,
+        per_webhook: int = PER_WEBHOOK,
         poll: float = POLL,
     ) -> None:
         self.state = state
         self.backoff = backoff or Backoff()
         self.concurrency = concurrency
+        self.per_webhook = per_webhook
         self.poll = poll
         self._gaps = GapWatch()
         self._nudge = asyncio.Event()
-        self._sending: set[asyncio.Task[None]] = set()
+        self._sending: dict[asyncio.Task[None], str] = {}  # each send and its webhook
         self._loop_task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -107,30 +111,39 @@ class Dispatcher:
             pass  # a full page was read: read on
         free = self.concurrency - len(self._sending)
         lease = self.state.settings.webhook_timeout + LEASE_MARGIN
+        busy = Counter(self._sending.values())
         claimed = await asyncio.to_thread(
-            webhook_dispatch.claim_due, session, limit=free, lease=lease
+            webhook_dispatch.claim_due,
+            session,
+            limit=free,
+            lease=lease,
+            per_webhook=self.per_webhook,
+            busy=busy,
         )
         for outgoing in claimed:
             task = asyncio.create_task(self._send(outgoing), name=f"webhook-{outgoing.delivery_id}")
-            self._sending.add(task)
+            self._sending[task] = outgoing.webhook_id
             task.add_done_callback(self._sent)
 
     def _sent(self, task: asyncio.Task[None]) -> None:
-        self._sending.discard(task)
+        self._sending.pop(task, None)
         self._nudge.set()  # a slot is free: take the next due one
 
     async def _send(self, outgoing: Outgoing) -> None:
         assert self._client is not None
         status_code: int | None = None
         error: str | None = None
+        settings = self.state.settings
         try:
-            answer = await self._client.post(
-                outgoing.url, content=outgoing.body, headers=outgoing.headers()
-            )
+            async with asyncio.timeout(settings.webhook_timeout):  # the whole send, not a phase
+                answer = await self._client.post(
+                    outgoing.url, content=outgoing.body, headers=outgoing.headers()
+                )
             status_code = answer.status_code
         except httpx.HTTPError as exc:
             error = _described(exc, outgoing.url)
-        settings = self.state.settings
+        except TimeoutError:
+            error = f"timed out: no answer within {settings.webhook_timeout:g} s"
         outcome = await asyncio.to_thread(
             webhook_dispatch.record_result,
             self.state.session,

@@ -10,7 +10,7 @@ makes a second pass over the same events (another replica, a held-back cursor) a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -171,23 +171,57 @@ class Webhooks(Journal):
                     )
         return created
 
-    def claim_deliveries(self, *, limit: int, lease: timedelta) -> list[DueDelivery]:
-        """Up to `limit` pending deliveries that are due, oldest first, each held for `lease`
-        (its next attempt moves that far ahead, so no other dispatcher takes it meanwhile, and
-        one whose sender died is tried again once the lease is over)."""
+    def claim_deliveries(
+        self,
+        *,
+        limit: int,
+        lease: timedelta,
+        per_webhook: int = 4,
+        busy: Mapping[str, int] | None = None,
+    ) -> list[DueDelivery]:
+        """Up to `limit` pending deliveries that are due, oldest first, at most `per_webhook`
+        of one webhook counting the `busy` ones it already sends (so one slow receiver cannot
+        take every slot), each held for `lease`: its next attempt moves that far ahead, so no
+        other dispatcher takes it meanwhile, and one whose sender died is tried again later."""
+        sending = dict(busy or {})
+        now = self._clock()
+        due_where = (webhook_deliveries.c.status == PENDING) & (
+            webhook_deliveries.c.next_attempt_at <= now
+        )
+        with self._read() as conn:  # most passes find nothing: no write transaction for them
+            query = select(webhook_deliveries.c.id).where(due_where).limit(1)
+            if conn.execute(query).first() is None:
+                return []
         with self._write() as conn:
-            now = self._clock()
+            rank = (
+                func.row_number()
+                .over(
+                    partition_by=webhook_deliveries.c.webhook_id,
+                    order_by=(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.id),
+                )
+                .label("rank")
+            )
+            ranked = (
+                select(webhook_deliveries.c.id, rank)
+                .join(webhooks, webhooks.c.id == webhook_deliveries.c.webhook_id)
+                .where(due_where)
+                .where(webhooks.c.active.is_(True))
+                .subquery()
+            )
+            firsts = select(ranked.c.id).where(ranked.c.rank <= per_webhook)
             due = (
                 select(webhook_deliveries)
-                .join(webhooks, webhooks.c.id == webhook_deliveries.c.webhook_id)
-                .where(webhook_deliveries.c.status == PENDING)
-                .where(webhook_deliveries.c.next_attempt_at <= now)
-                .where(webhooks.c.active.is_(True))
+                .where(webhook_deliveries.c.id.in_(firsts))
+                .where(due_where)
                 .order_by(webhook_deliveries.c.next_attempt_at, webhook_deliveries.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True, of=webhook_deliveries)
+                .with_for_update(skip_locked=True)
             )
-            claimed = [_delivery(r) for r in conn.execute(due).mappings()]
+            claimed: list[Delivery] = []
+            for found_row in conn.execute(due).mappings():
+                delivery = _delivery(found_row)
+                if len(claimed) < limit and sending.get(delivery.webhook_id, 0) < per_webhook:
+                    sending[delivery.webhook_id] = sending.get(delivery.webhook_id, 0) + 1
+                    claimed.append(delivery)
             if not claimed:
                 return []
             conn.execute(
