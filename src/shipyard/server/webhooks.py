@@ -95,13 +95,11 @@ class Dispatcher:
 
     async def _run(self) -> None:
         while not self.state.closing.is_set():
+            self._nudge.clear()  # before the pass: news during it wakes the next one
             try:
                 await self._pass()
-            except asyncio.CancelledError:
-                raise
             except Exception:  # the store may be away for a while: log, wait, try again
                 log.exception("webhook dispatch failed; trying again")
-            self._nudge.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._nudge.wait(), self.poll)
 
@@ -140,26 +138,30 @@ class Dispatcher:
                     outgoing.url, content=outgoing.body, headers=outgoing.headers()
                 )
             status_code = answer.status_code
-        except httpx.HTTPError as exc:
-            error = _described(exc, outgoing.url)
         except TimeoutError:
             error = f"timed out: no answer within {settings.webhook_timeout:g} s"
-        outcome = await asyncio.to_thread(
-            webhook_dispatch.record_result,
-            self.state.session,
-            outgoing,
-            status_code=status_code,
-            error=error,
-            backoff=self.backoff,
-            give_up=settings.webhook_give_up,
-        )
+        except Exception as exc:  # httpx.HTTPError, InvalidURL, ...: the receiver's failure
+            error = _described(exc, outgoing.url)
+        try:
+            outcome = await asyncio.to_thread(
+                webhook_dispatch.record_result,
+                self.state.session,
+                outgoing,
+                status_code=status_code,
+                error=error,
+                backoff=self.backoff,
+                give_up=settings.webhook_give_up,
+            )
+        except Exception:  # its claim expires and it is sent again
+            log.exception("could not record webhook delivery %s", outgoing.delivery_id)
+            return
         if outcome.status == "pending" and outcome.next_attempt_at is not None:
             # Look again when the retry is due, not only at the next poll.
             wait = (outcome.next_attempt_at - datetime.now(UTC)).total_seconds()
             asyncio.get_running_loop().call_later(max(0.0, wait), self._nudge.set)
 
 
-def _described(exc: httpx.HTTPError, url: str) -> str:
+def _described(exc: Exception, url: str) -> str:
     """What went wrong, without the URL's credentials."""
     kind = {
         httpx.TimeoutException: "timed out",
