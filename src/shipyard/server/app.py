@@ -114,7 +114,9 @@ def served_routes(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, str, bool]
 
 def _services() -> list[Callable[[FastAPI], None]]:
     """What runs beside the routes; each installs its starters, stoppers and middleware."""
-    return []
+    from shipyard.server import webhooks
+
+    return [webhooks.install]
 
 
 def _version() -> str:
