@@ -2,7 +2,8 @@
 
 `Store` is the one public class. Its methods come in layers, a module each: the Journal's
 transactions, rollouts, audit and events (journal.py), reads (reads.py), outcomes (finish.py),
-leases and recovery (recovery.py), the server's API tokens (tokens.py), and here beginning
+leases and recovery (recovery.py), the server's API tokens (tokens.py), config versions
+(versions.py), and here beginning
 deployments and moving them along.
 """
 
@@ -34,6 +35,7 @@ from shipyard.store.records import (
 from shipyard.store.recovery import Recovered, Recovery
 from shipyard.store.tables import deployments, instances
 from shipyard.store.tokens import Tokens
+from shipyard.store.versions import Versions
 
 __all__ = ["Recovered", "Store"]
 
@@ -41,7 +43,7 @@ __all__ = ["Recovered", "Store"]
 BEGIN_ATTEMPTS = 3
 
 
-class Store(Recovery, Tokens):
+class Store(Recovery, Tokens, Versions):
     """The state store. Each public method is one transaction; the database enforces the rules."""
 
     # Deployments: begin, mark in progress, heartbeat (finishing: finish.py; recovery: recovery.py).
