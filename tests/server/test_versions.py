@@ -108,6 +108,23 @@ def test_reloading_an_unchanged_directory_is_the_same_version(vapi: Api) -> None
     assert (again.json()["version"]["id"], again.json()["created"]) == (1, False)
 
 
+def test_a_reload_after_the_directory_changed_publishes_and_serves_it(vapi: Api) -> None:
+    before = vapi.state.session.flatten().instances["web@local"].revision
+    files = {p: base64.b64decode(c) for p, c in changed(vapi.root, "edited").items()}
+    projectfiles.write_files(vapi.root, files)
+    reloaded = vapi.client.post("/api/versions/reload", json={"message": "edited in place"})
+    assert reloaded.status_code == 201, reloaded.text
+    version = reloaded.json()["version"]
+    assert (version["id"], version["source"], version["message"]) == (
+        2,
+        "reload",
+        "edited in place",
+    )
+    assert version["published_by"] == "token:admin"
+    assert vapi.state.version == 2
+    assert vapi.state.session.flatten().instances["web@local"].revision != before
+
+
 def test_an_upload_publishes_version_2_and_the_instance_is_then_stale(vapi: Api) -> None:
     done = wait_finished(vapi, deploy(vapi, {"instances": ["web@local"], "force": True}))
     assert done["status"] == "success", done

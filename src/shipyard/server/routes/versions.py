@@ -89,7 +89,11 @@ def list_versions(
     return VersionPage.model_validate({**page, "serving": state.version})
 
 
-@router.post("/api/versions", status_code=201)
+@router.post(
+    "/api/versions",
+    status_code=201,
+    responses={200: {"model": Published, "description": "The same files: that version."}},
+)
 def upload(body: UploadRequest, state: State, caller: Caller, response: Response) -> Published:
     """Publish an uploaded project: validated in a scratch directory first (422 with every
     problem, nothing published), then written into the served directory and served."""
@@ -104,7 +108,10 @@ def upload(body: UploadRequest, state: State, caller: Caller, response: Response
     return _published(published, state)
 
 
-@router.post("/api/versions/reload")
+@router.post(
+    "/api/versions/reload",
+    responses={201: {"model": Published, "description": "Changed: published as a version."}},
+)
 def reload(
     state: State, caller: Caller, response: Response, body: ReloadRequest | None = None
 ) -> Published:
