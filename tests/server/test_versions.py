@@ -252,6 +252,12 @@ def test_shipyard_push_uploads_a_checkout_to_a_running_server(
         assert pushed.returncode == 0, pushed.stdout + pushed.stderr
         assert "version 2" in pushed.stdout
         assert "pushed" in (project / "shipyard.yaml").read_text()
+        listed = cli(checkout, port, client_env, "versions")
+        assert listed.returncode == 0, listed.stderr
+        assert "*    2" in listed.stdout
+        shown = cli(checkout, port, client_env, "versions", "diff", "1", "2")
+        assert shown.returncode == 0, shown.stderr
+        assert "changed: web@local" in shown.stdout
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -259,6 +265,16 @@ def test_shipyard_push_uploads_a_checkout_to_a_running_server(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def cli(
+    checkout: Path, port: int, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shipyard", "--project", str(checkout / "shipyard.yaml"),
+         "--server", f"http://127.0.0.1:{port}", *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
 
 
 def read_token(server: subprocess.Popen[bytes], output: Path, port: int) -> str:

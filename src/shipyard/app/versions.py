@@ -12,7 +12,7 @@ state root (`Session.state_root`), so that deploying it reaches the same store, 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -53,10 +53,10 @@ class VersionView:
         }
 
     @classmethod
-    def of(cls, found: ConfigVersion, masker_text: Any = None) -> VersionView:
-        message = masker_text(found.message) if masker_text else found.message
+    def of(cls, found: ConfigVersion, mask: Callable[[str], str]) -> VersionView:
+        """The stored version with its message masked by `mask`."""
         return cls(
-            found.id, found.hash, found.source, message, found.published_by,
+            found.id, found.hash, found.source, mask(found.message), found.published_by,
             found.published_at, dict(found.files),
         )  # fmt: skip
 
