@@ -185,9 +185,11 @@ async def start_deploy(
     dry_run: bool = False,
     force: bool = False,
     on_event: EventSink | None = None,
+    config_version: int | None = None,
 ) -> RolloutHandle:
     """Start deploying what is stale among `instances` (all with `force`), in dependency waves;
-    returns once the rollout's row is written. A dry run writes nothing and is over at once."""
+    returns once the rollout's row is written. A dry run writes nothing and is over at once.
+    `config_version` is the server's config version the instances come from (recorded)."""
     chosen = list(instances)
 
     def work(deployer: Deployer, rollout_id: str) -> Awaitable[RolloutReport]:
@@ -195,7 +197,7 @@ async def start_deploy(
             chosen, request=request, dry_run=dry_run, force=force, rollout_id=rollout_id
         )
 
-    return await _start(session, work, on_event)
+    return await _start(session, work, on_event, config_version)
 
 
 def rollback_target(session: Session, name: str, *, to: str | None = None) -> Instance:
@@ -227,6 +229,7 @@ async def start_rollback(
     *,
     request: str,
     on_event: EventSink | None = None,
+    config_version: int | None = None,
 ) -> RolloutHandle:
     """Start switching `instance` (from `rollback_target`) back to its kept release, as a
     rollout of its own; nothing is uploaded."""
@@ -234,13 +237,14 @@ async def start_rollback(
     def work(deployer: Deployer, rollout_id: str) -> Awaitable[RolloutReport]:
         return deployer.rollback(instance, request=request, rollout_id=rollout_id)
 
-    return await _start(session, work, on_event)
+    return await _start(session, work, on_event, config_version)
 
 
 async def _start(
     session: Session,
     work: Callable[[Deployer, str], Awaitable[RolloutReport]],
     on_event: EventSink | None,
+    config_version: int | None = None,
 ) -> RolloutHandle:
     from shipyard.deploy.manager import Deployer
 
@@ -270,6 +274,7 @@ async def _start(
         masker=session.masker(),
         controller=session.controller,
         policy=session.policy,
+        config_version=config_version,
     )
 
     async def run() -> RolloutReport:

@@ -107,7 +107,7 @@ class Runs:
 
     def release(self, instance: Instance) -> Release:
         ref = all_hosts(self.flat.loaded.project)[instance.host]
-        return Release(instance, self.flat.realise(instance), ref, self.flat.loaded.root)
+        return Release(instance, self.flat.realise(instance), ref, self.flat.loaded.home)
 
     def say(
         self,

@@ -84,8 +84,15 @@ class Journal:
         request: str,
         strategy: str,
         controller_id: str | None = None,
+        config_version: int | None = None,
     ) -> Rollout:
-        started = {"status": RolloutStatus.IN_PROGRESS.value, "started_at": self._clock()}
+        """Record a rollout in progress; `config_version` is the config version it deploys
+        from (None: a project read by a CLI, not a server's version)."""
+        started: dict[str, object] = {
+            "status": RolloutStatus.IN_PROGRESS.value,
+            "started_at": self._clock(),
+        }
+        started["config_version"] = config_version
         started["controller_id"] = controller_id  # recovery finishes it once that one is gone
         with self._write() as conn:
             conn.execute(
@@ -94,7 +101,9 @@ class Journal:
                     **started,
                 )
             )  # fmt: skip
-            detail = {"request": request, "strategy": strategy}
+            detail: JsonMapping = {"request": request, "strategy": strategy}
+            if config_version is not None:
+                detail = {**detail, "config_version": config_version}
             target = f"rollout:{rollout_id}"
             self._audit(conn, actor, "rollout.begin", target, "in_progress", detail)
             return must_exist(self._rollout(conn, rollout_id), "rollout", rollout_id)

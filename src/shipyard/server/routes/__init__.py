@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from shipyard.server.routes import meta, rollouts, webhooks
+from shipyard.server.routes import meta, rollouts, versions, webhooks
 
-ROUTERS: list[APIRouter] = [meta.router, rollouts.router, webhooks.router]
+ROUTERS: list[APIRouter] = [meta.router, rollouts.router, versions.router, webhooks.router]
