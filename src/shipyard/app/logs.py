@@ -139,3 +139,9 @@ def events(
         if not follow:
             return
         sleep(poll)
+
+
+def last_event_id(session: Session) -> int:
+    """The newest stored event's id (0 when there is none): where a view of only what happens
+    from now on starts."""
+    return session.store.last_event_id()

@@ -101,7 +101,9 @@ def create_app(
 
 def _services() -> list[Callable[[FastAPI], None]]:
     """What runs beside the routes; each installs its starters, stoppers and middleware."""
-    return []
+    from shipyard.server import sse
+
+    return [sse.install]
 
 
 def _version() -> str:
