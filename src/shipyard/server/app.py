@@ -101,9 +101,9 @@ def create_app(
 
 def _services() -> list[Callable[[FastAPI], None]]:
     """What runs beside the routes; each installs its starters, stoppers and middleware."""
-    from shipyard.server import sse
+    from shipyard.server import metrics, sse
 
-    return [sse.install]
+    return [sse.install, metrics.install]
 
 
 def _version() -> str:

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from shipyard.server.routes import meta, rollouts, streams
+from shipyard.server.routes import meta, metrics, rollouts, streams
 
-ROUTERS: list[APIRouter] = [meta.router, rollouts.router, streams.router]
+ROUTERS: list[APIRouter] = [meta.router, rollouts.router, streams.router, metrics.router]
