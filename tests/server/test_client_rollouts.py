@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.store.local_project import LocalProject
 
 from .serve_process import ServeProcess, serving
+from .test_server_lifecycle import slow_project  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +109,35 @@ def test_a_refused_rollback_is_refused_through_the_server_as_locally(both: Both)
     remote = both.remote("rollback", "web@local", "--json")
     assert (remote.returncode, remote.stdout) == (local.returncode, local.stdout)
     assert "no an earlier successful release" in remote.stdout
+
+
+def test_ctrl_c_cancels_the_rollout_through_the_server(
+    slow_project: LocalProject,  # noqa: F811 (the fixture imported above)
+) -> None:
+    env = dict(slow_project.env)
+    with serving(slow_project.root / "shipyard.yaml", env) as server:
+        assert server.token is not None
+        blank = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+        running = subprocess.Popen(
+            [sys.executable, "-m", "shipyard", "--server", server.url,
+             "deploy", "web@local", "--force", "--json"],
+            env={**blank, "SHIPYARD_TOKEN": server.token}, cwd=slow_project.root.parent,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert running.stderr is not None
+            for line in running.stderr:  # progress goes to stderr under --json
+                if line.rstrip().endswith("web@local health-checking"):
+                    break
+            running.send_signal(signal.SIGINT)
+            out, err = running.communicate(timeout=120)
+        finally:
+            if running.poll() is None:
+                running.kill()
+                running.communicate()
+    assert running.returncode == 1, err
+    assert "cancelling rollout" in err
+    report = json.loads(out)
+    assert report["cancelled"].startswith("interrupted (Ctrl-C)")
+    [outcome] = report["outcomes"]
+    assert outcome["instance"] == "web@local"
