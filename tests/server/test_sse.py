@@ -114,3 +114,10 @@ def test_a_deployment_log_streams_each_step_then_its_end(api: Api) -> None:
     assert [e.event for e in got[:-1]] == ["step"] * (len(got) - 1)
     if steps.status_code == 200:  # the log route is another helper's
         assert [e.data for e in got[:-1]] == steps.json()["steps"]
+
+
+def test_following_a_rollout_over_postgresql(pg_api: Api) -> None:
+    rollout_id = start_rollout(pg_api)
+    got = read_stream(pg_api, f"/api/events/stream?rollout={rollout_id}")
+    assert [int(e.id or 0) for e in got] == stored_ids(pg_api, rollout_id)
+    assert got[-1].event == "rollout-finished"

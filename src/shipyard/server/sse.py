@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,11 @@ class Hub:
     after: int = 0  # the last event id read
     clients: set[Client] = field(default_factory=set)
     _task: asyncio.Task[None] | None = None
+    # Reads in a thread of their own: a big rollout's store writes fill the loop's default
+    # pool, and a new event must not wait behind them.
+    _reader: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="sse-hub")
+    )
 
     async def start(self) -> None:
         self.after = await asyncio.to_thread(last_event_id, self.state.session)
@@ -107,6 +113,7 @@ class Hub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._reader.shutdown(wait=False, cancel_futures=True)
 
     def join(self, wants: Filter) -> tuple[Client, int]:
         """A new client, and the id up to which it must read the store itself (the hub gives
@@ -133,8 +140,9 @@ class Hub:
     async def _read(self) -> None:
         session = self.state.session
         while True:
-            page = await asyncio.to_thread(
-                lambda: list(stored_events(session, after_id=self.after, limit=PAGE))
+            page = await asyncio.get_running_loop().run_in_executor(
+                self._reader,
+                lambda: list(stored_events(session, after_id=self.after, limit=PAGE)),
             )
             if not page:
                 return
@@ -191,16 +199,19 @@ async def follow_events(
             if not page or page[-1].id >= upto or len(page) < PAGE:
                 break
         last = max(last, upto)  # what the hub has after `upto` is in the queue
-        async for live, rendered in _live(state, client):
-            if live is None:  # a keep-alive comment
-                yield rendered
-                continue
-            if live.id <= last:
-                continue
-            last = live.id
-            yield rendered
-            if wants.rollout is not None and live.final:
-                return
+        async for batch in _live(state, client):
+            out: list[str] = []
+            for live, rendered in batch:
+                if live is not None:  # else a keep-alive comment
+                    if live.id <= last:
+                        continue
+                    last = live.id
+                out.append(rendered)
+                if live is not None and wants.rollout is not None and live.final:
+                    yield "".join(out)
+                    return
+            if out:
+                yield "".join(out)
         if client.overflowed:
             yield frame("resume", {"after": last}, masker)
     finally:
@@ -211,9 +222,11 @@ def _page(state: ServerState, after: int, rollout: str | None) -> list[Event]:
     return list(stored_events(state.session, after_id=after, rollout_id=rollout, limit=PAGE))
 
 
-async def _live(state: ServerState, client: Client) -> AsyncIterator[tuple[Event | None, str]]:
-    """The client's queued frames (keep-alive comments, with no event, when it is quiet)
-    until closing or overflow."""
+async def _live(
+    state: ServerState, client: Client
+) -> AsyncIterator[list[tuple[Event | None, str]]]:
+    """The client's queued frames, all that are waiting at once (one write for many), and a
+    keep-alive comment (with no event) when it is quiet, until closing or overflow."""
     queue = client.queue
     while not state.closing.is_set() and not client.overflowed:
         try:
@@ -222,11 +235,21 @@ async def _live(state: ServerState, client: Client) -> AsyncIterator[tuple[Event
             try:
                 item = await asyncio.wait_for(queue.get(), KEEP_ALIVE_SECONDS)
             except TimeoutError:
-                yield None, KEEP_ALIVE
+                yield [(None, KEEP_ALIVE)]
                 continue
+        batch: list[tuple[Event | None, str]] = []
+        while item is not None:
+            batch.append(item)
+            if len(batch) >= PAGE:
+                break
+            try:
+                item = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+        if batch:
+            yield batch
         if item is None:
             return
-        yield item
 
 
 def install(app: FastAPI) -> None:
