@@ -121,3 +121,33 @@ def test_following_a_rollout_over_postgresql(pg_api: Api) -> None:
     got = read_stream(pg_api, f"/api/events/stream?rollout={rollout_id}")
     assert [int(e.id or 0) for e in got] == stored_ids(pg_api, rollout_id)
     assert got[-1].event == "rollout-finished"
+
+
+def read_until(api: Api, path: str, last: str) -> list[ServerEvent]:
+    """A stream that does not end by itself, read up to the first event of type `last`."""
+    got: list[ServerEvent] = []
+    with api.client.stream("GET", path) as response:
+        for item in parse_sse(response.iter_lines()):
+            got.append(item)
+            if item.event == last:
+                break
+    return got
+
+
+def test_the_instance_and_site_filters_keep_only_their_events(api: Api) -> None:
+    start = last_event_id(api.state.session)
+    rollout_id = start_rollout(api)
+    wait_finished(api, rollout_id)
+    [site] = {e.site for e in stored_events(api.state.session, rollout_id=rollout_id) if e.site}
+    by_instance = read_until(
+        api, f"/api/events/stream?after={start}&instance=web@local", "finished"
+    )
+    by_site = read_until(api, f"/api/events/stream?after={start}&site={site}", "finished")
+    wanted = [
+        e.id
+        for e in stored_events(api.state.session, rollout_id=rollout_id)
+        if e.instance == "web@local"
+    ]
+    assert [int(e.id or 0) for e in by_instance] == wanted
+    assert [int(e.id or 0) for e in by_site] == wanted
+    assert not [e for e in by_instance if e.event.startswith("rollout-")]
