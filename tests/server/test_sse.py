@@ -151,3 +151,9 @@ def test_the_instance_and_site_filters_keep_only_their_events(api: Api) -> None:
     assert [int(e.id or 0) for e in by_instance] == wanted
     assert [int(e.id or 0) for e in by_site] == wanted
     assert not [e for e in by_instance if e.event.startswith("rollout-")]
+
+
+def test_the_api_description_says_the_streams_are_server_sent_events(api: Api) -> None:
+    paths = api.anonymous.get("/api/openapi.json").json()["paths"]
+    for path in ("/api/events/stream", "/api/deployments/{deployment_id}/log/stream"):
+        assert list(paths[path]["get"]["responses"]["200"]["content"]) == ["text/event-stream"]

@@ -22,7 +22,7 @@ STREAM: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/api/events/stream", response_class=sse.EventStream, responses=STREAM)
+@router.get("/api/events/stream", response_class=sse.EventStream, responses=STREAM, status_code=200)
 async def event_stream(
     request: Request,
     state: State,
@@ -56,6 +56,7 @@ async def event_stream(
 @router.get(
     "/api/deployments/{deployment_id}/log/stream",
     response_class=sse.EventStream,
+    status_code=200,
     responses=STREAM,
 )
 async def log_stream(deployment_id: str, state: State, session: CallerSession) -> sse.EventStream:
