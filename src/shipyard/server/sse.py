@@ -7,7 +7,9 @@ what other processes wrote, renders each event's SSE frame once (masked), and ha
 every client whose filter it matches. A client's queue holds at most `settings.sse_buffer`
 frames: one that falls behind is dropped from the hub and told to resume (`event: resume`,
 `data: {"after": <the last id it got>}`), so a slow reader never slows the hub or a rollout.
-Every stream ends when `state.closing` is set.
+Every stream ends when `state.closing` is set. The hub's cursor is an event id: the store makes
+events visible in the order of their ids (store.journal.write_events), so it never moves past
+one that another writer has yet to commit.
 """
 
 from __future__ import annotations
