@@ -17,7 +17,7 @@ import pytest
 from tests.store.local_project import LocalProject
 
 from .serve_process import ServeProcess, serving
-from .test_server_lifecycle import slow_project  # noqa: F401 (a fixture)
+from .test_server_lifecycle import assert_stopped_cleanly, slow_project  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -141,3 +141,28 @@ def test_ctrl_c_cancels_the_rollout_through_the_server(
     assert report["cancelled"].startswith("interrupted (Ctrl-C)")
     [outcome] = report["outcomes"]
     assert outcome["instance"] == "web@local"
+
+
+def test_sigterm_ends_a_followed_stream_and_the_server_stops_cleanly(both: Both) -> None:
+    ok(both.remote("deploy", "web@local", "--force", "--json"))
+    assert both.server.token is not None
+    blank = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    following = subprocess.Popen(
+        [sys.executable, "-m", "shipyard", "--server", both.server.url,
+         "events", "--follow", "--json"],
+        env={**blank, "SHIPYARD_TOKEN": both.server.token}, cwd=both.project.parent,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert following.stdout is not None
+        first = json.loads(following.stdout.readline())  # connected: the stream is live
+        both.server.signal(signal.SIGTERM)
+        out, err = following.communicate(timeout=120)
+    finally:
+        if following.poll() is None:
+            following.kill()
+            following.communicate()
+    assert first["phase"] == "rollout-started"
+    assert following.returncode == 1, err
+    assert "the server ended the event stream" in out + err  # --json: the error on stdout
+    assert_stopped_cleanly(both.server)
