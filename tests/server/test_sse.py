@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,3 +158,34 @@ def test_the_api_description_says_the_streams_are_server_sent_events(api: Api) -
     paths = api.anonymous.get("/api/openapi.json").json()["paths"]
     for path in ("/api/events/stream", "/api/deployments/{deployment_id}/log/stream"):
         assert list(paths[path]["get"]["responses"]["200"]["content"]) == ["text/event-stream"]
+
+
+def test_the_client_resumes_by_itself_and_misses_nothing(tiny_buffer: Api) -> None:
+    from shipyard.client import streams
+    from shipyard.client.http import ApiClient
+
+    api = tiny_buffer
+    start = last_event_id(api.state.session)
+    wait_finished(api, start_rollout(api))
+    # The CLI's client over the in-process app (the test client's own transport).
+    client = ApiClient("http://testserver", api.token, transport=api.client._transport)
+    told: list[str] = []
+    stream = client.stream
+
+    def counted(*args: Any, **kwargs: Any) -> Iterator[ServerEvent]:
+        for item in stream(*args, **kwargs):
+            told.append(item.event)
+            yield item
+
+    client.stream = counted  # type: ignore[method-assign]
+    followed = streams.events(client, after=start)
+    got = [next(followed)]  # connected; it reads no more while two more rollouts run
+    for _ in range(2):
+        wait_finished(api, start_rollout(api))
+    everything = [e.id for e in stored_events(api.state.session, after_id=start)]
+    while got[-1].id != everything[-1]:
+        got.append(next(followed))
+    followed.close()
+    client.close()
+    assert [e.id for e in got] == everything
+    assert "resume" in told, "the client fell behind and was told to resume"
