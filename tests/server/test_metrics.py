@@ -7,12 +7,17 @@ import contextlib
 import shutil
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+
+from shipyard.events import Event, Phase
+from shipyard.server.metrics import Metrics
 
 from .conftest import Api
 from .serve_process import free_port, serving
@@ -130,3 +135,23 @@ def query_until_present(url: str, prometheus: subprocess.Popen[bytes], logs: Pat
                 return dict(found[0])
         time.sleep(0.5)
     raise AssertionError(f"Prometheus never saw the server up with its metrics:\n{last}")
+
+
+def finished(host: str, result: str, detail: str, deployment: str) -> Event:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return Event(Phase.FINISHED, at, "r1", deployment, f"web@{host}", "east", host, result, detail)
+
+
+def unreachable(metrics: Metrics) -> float:
+    found = text_string_to_metric_families(generate_latest(metrics.registry).decode())
+    [sample] = [s for f in found for s in f.samples if s.name == "shipyard_hosts_unreachable"]
+    return float(sample.value)
+
+
+def test_a_host_is_unreachable_from_a_connect_failure_until_a_deployment_there_works() -> None:
+    metrics = Metrics()
+    metrics.heard(finished("h1", "failed", "h1: cannot connect to h1:22: refused", "d1"))
+    metrics.heard(finished("h2", "failed", "h2: the health check failed", "d2"))
+    assert unreachable(metrics) == 1.0
+    metrics.heard(finished("h1", "success", "", "d3"))
+    assert unreachable(metrics) == 0.0
