@@ -31,6 +31,7 @@ class Both:
     server: ServeProcess
     project: Path
     env: dict[str, str]
+    elsewhere: Path  # a directory with no project in it
 
     def local(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self._run(["-p", str(self.project), *args], self.env)
@@ -39,7 +40,7 @@ class Both:
         assert self.server.token is not None
         env = {"SHIPYARD_TOKEN": self.server.token, "SHIPYARD_CREDENTIALS": "/nonexistent"}
         # No project and no store here: everything goes through the server.
-        return self._run(["--server", self.server.url, *args], env, cwd=self.project.parent)
+        return self._run(["--server", self.server.url, *args], env, cwd=self.elsewhere)
 
     def _run(
         self, args: list[str], env: dict[str, str], cwd: Path | None = None
@@ -57,7 +58,9 @@ def both(served_root: Path, tmp_path: Path) -> Iterator[Both]:
     env = {"SHIPYARD_DATABASE_URL": f"sqlite:///{tmp_path}/state.db", "SHIPYARD_ACTOR": "tester"}
     project = served_root / "shipyard.yaml"
     with serving(project, env, log=tmp_path / "serve.log") as server:
-        yield Both(server, project, env)
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        yield Both(server, project, env, elsewhere)
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> str:
@@ -150,7 +153,7 @@ def test_sigterm_ends_a_followed_stream_and_the_server_stops_cleanly(both: Both)
     following = subprocess.Popen(
         [sys.executable, "-m", "shipyard", "--server", both.server.url,
          "events", "--follow", "--json"],
-        env={**blank, "SHIPYARD_TOKEN": both.server.token}, cwd=both.project.parent,
+        env={**blank, "SHIPYARD_TOKEN": both.server.token}, cwd=both.elsewhere,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
