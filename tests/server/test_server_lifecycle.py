@@ -151,3 +151,23 @@ def test_a_server_killed_mid_rollout_leaves_nothing_stuck_after_its_restart(
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
         assert rollout(again, retried)["status"] == "success"
+
+
+def test_one_deployment_in_flight_per_instance_across_the_server_and_the_cli(
+    slow_project: LocalProject,
+) -> None:
+    with serving(slow_project.root / "shipyard.yaml", slow_project.env) as server:
+        with server.client() as client:
+            rollout_id = start_rollout(client)
+            wait_in_flight(slow_project, rollout_id)
+            refused = client.post("/api/rollouts", json={"instances": ["web"], "force": True})
+            assert refused.status_code == 409, refused.text
+            error = refused.json()["error"]
+            assert error["code"] == "deployment_in_flight"
+            assert error["details"]["holder"]["actor"] == "token:admin"
+            held = error["details"]["holder"]["deployment"]
+            assert held in error["message"]
+            cli = slow_project.cli("deploy", "--force", "--json")
+            assert cli.returncode != 0
+            assert "already being deployed" in cli.stdout + cli.stderr
+        assert rollout(server, rollout_id)["status"] in ("in_progress", "success")

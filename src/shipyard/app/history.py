@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from shipyard.app.logs import events
 from shipyard.app.rollouts import OutcomeView
 from shipyard.app.session import Session
-from shipyard.errors import RecordNotFound
+from shipyard.errors import ConcurrentDeployment, RecordNotFound
 from shipyard.events import Phase
 
 
@@ -82,6 +83,18 @@ class RolloutPage:
 
     def to_json(self) -> dict[str, Any]:
         return {"rollouts": [r.to_json() for r in self.rollouts], "next_before": self.next_before}
+
+
+def refuse_held(session: Session, names: Sequence[str]) -> None:
+    """Raise ConcurrentDeployment naming the holder when one of `names` is being deployed now
+    (by this server, a CLI or another server). A check before starting, for a clear answer;
+    the store still decides when deployments begin (a rival starting meanwhile is rejected)."""
+    wanted = set(names)
+    for held in session.store.active_deployments():
+        if held.instance in wanted:
+            raise ConcurrentDeployment(
+                held.instance, held.id, held.actor, held.started_at.isoformat()
+            )
 
 
 def rollouts(session: Session, *, limit: int = 50, before: str | None = None) -> RolloutPage:

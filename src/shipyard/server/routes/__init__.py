@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from shipyard.server.routes import meta, metrics, rollouts, streams
+from shipyard.server.routes import meta, metrics, rollouts, streams, webhooks
 
-ROUTERS: list[APIRouter] = [meta.router, rollouts.router, streams.router, metrics.router]
+ROUTERS: list[APIRouter] = [
+    meta.router,
+    rollouts.router,
+    streams.router,
+    metrics.router,
+    webhooks.router,
+]

@@ -109,6 +109,8 @@ async def start(body: RolloutRequest, state: State, caller: Caller, response: Re
     base = state.session
     chosen = select_instances(base.flatten(), body.instances or None, site=body.site)
     request = deploy_request(body.instances or None, body.site, body.force)
+    if not body.dry_run:
+        history.refuse_held(base, [i.name for i in chosen])
 
     async def launch(session: Session) -> Any:
         return await start_deploy(
@@ -132,6 +134,7 @@ async def rollback(
     of its own; nothing is uploaded."""
     session = state.session.acting_as(caller.name, own_lease=True)
     old = rollback_target(session, body.instance, to=body.to)
+    history.refuse_held(session, [old.name])
     request = " ".join(["rollback", old.name, *([f"--to {body.to}"] if body.to else [])])
 
     async def launch(session: Session) -> Any:
