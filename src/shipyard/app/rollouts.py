@@ -50,6 +50,17 @@ class OutcomeView:
             "seconds": self.seconds,
         }
 
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> OutcomeView:
+        return cls(
+            instance=str(value["instance"]),
+            result=str(value["result"]),
+            revision=str(value.get("revision") or ""),
+            reason=str(value.get("reason") or ""),
+            deployment_id=value.get("deployment_id"),
+            seconds=float(value.get("seconds") or 0.0),
+        )
+
 
 NOT_DONE = ("failed", "rejected", "lost")
 
@@ -83,6 +94,13 @@ class RolloutResult:
             "cancelled": self.cancelled,
             "outcomes": [o.to_json() for o in self.outcomes],
         }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> RolloutResult:
+        """A result as `to_json` gives it, or as a rollout's view (history.rollout) does."""
+        outcomes = tuple(OutcomeView.from_json(o) for o in value.get("outcomes", []))
+        rollout_id = value.get("rollout", value.get("id"))
+        return cls(str(rollout_id), outcomes, value.get("cancelled"))
 
     @classmethod
     def of(cls, report: RolloutReport) -> RolloutResult:

@@ -114,9 +114,9 @@ def served_routes(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, str, bool]
 
 def _services() -> list[Callable[[FastAPI], None]]:
     """What runs beside the routes; each installs its starters, stoppers and middleware."""
-    from shipyard.server import webhooks
+    from shipyard.server import metrics, sse, webhooks
 
-    return [webhooks.install]
+    return [sse.install, metrics.install, webhooks.install]
 
 
 def _version() -> str:

@@ -54,8 +54,9 @@ class ServerState:
         return self.session.acting_as(actor)
 
     def heard(self, event: Event) -> None:
-        """An event a rollout of this server wrote (or is about to): wake the streams up and
-        tell every listener (metrics, webhooks)."""
+        """An event a rollout of this server stored (the EventBus hands its subscribers each
+        event after the write, with its id): wake the streams up and tell every listener
+        (metrics, webhooks)."""
         self.wakeup.set()
         for listener in self.listeners:
             listener(event)

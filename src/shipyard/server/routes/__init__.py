@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from shipyard.server.routes import meta, rollouts, versions, webhooks
+from shipyard.server.routes import meta, metrics, rollouts, streams, versions, webhooks
 
-ROUTERS: list[APIRouter] = [meta.router, rollouts.router, versions.router, webhooks.router]
+ROUTERS: list[APIRouter] = [
+    meta.router,
+    rollouts.router,
+    versions.router,
+    streams.router,
+    metrics.router,
+    webhooks.router,
+]

@@ -77,6 +77,15 @@ class Deployment(BaseModel):
     error: str | None
 
 
+class Outcome(BaseModel):
+    instance: str
+    result: str
+    revision: str
+    reason: str
+    deployment_id: str | None
+    seconds: float
+
+
 class Rollout(BaseModel):
     id: str
     actor: str
@@ -89,6 +98,10 @@ class Rollout(BaseModel):
     config_version: int | None
     running_here: bool = False
     deployments: list[Deployment]
+    outcomes: list[Outcome] = Field(
+        default_factory=list, description="Each instance's result (of one rollout asked for)."
+    )
+    cancelled: str | None = None
 
 
 class RolloutPage(BaseModel):
