@@ -4,6 +4,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from shipyard.server.routes import meta, rollouts
+from shipyard.server.routes import (
+    audit,
+    deployments,
+    events,
+    hosts,
+    meta,
+    project,
+    rollouts,
+    status,
+)
 
-ROUTERS: list[APIRouter] = [meta.router, rollouts.router]
+ROUTERS: list[APIRouter] = [
+    meta.router,
+    rollouts.router,
+    project.router,
+    status.router,
+    deployments.router,
+    audit.router,
+    events.router,
+    hosts.router,
+]
