@@ -317,3 +317,34 @@ def test_bootstrap_reports_each_host_and_refuses_an_unknown_site(api: Api) -> No
     assert "mars" in unknown.json()["error"]["message"]
     extra = api.client.post("/api/bootstrap", json={"sites": ["dev"]})
     assert extra.status_code == 422
+
+
+def test_secrets_never_leave_in_show_diff_status_or_plan(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from shipyard.server.app import create_app
+    from shipyard.server.settings import Settings
+
+    root = tmp_path / "secret"
+    root.mkdir()
+    (root / "shipyard.yaml").write_text(
+        "name: secret\nsecrets: {token: {env: TOKEN}}\n"
+        "templates: {app: {commands: {start: [sleep, '1000']}}}\n"
+        "sites: {dev: {hosts: {local: {connection: local}}}}\n"
+        "services:\n  api:\n    template: app\n    sites: [dev]\n"
+        "    overrides: {env: {TOKEN: 'Bearer {{ secrets.token }}'}}\n"
+    )
+    env = {
+        "SHIPYARD_DATABASE_URL": f"sqlite:///{tmp_path}/secret.db",
+        "SHIPYARD_ACTOR": "server",
+        "TOKEN": "s3cr3t-value",
+    }
+    app = create_app(Settings(project=root / "shipyard.yaml", no_auth=True), environ=env)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        shown = client.get("/api/instances/api@local")
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["config"]["env"]["TOKEN"] == "Bearer ***"
+        for path in ("/api/instances/api@local", "/api/diff", "/api/status", "/api/plan"):
+            answer = client.get(path)
+            assert answer.status_code == 200, (path, answer.text)
+            assert "s3cr3t-value" not in answer.text

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from shipyard.app import queries
+from shipyard.server.routes.answers import READ_ERRORS
 from shipyard.server.routes.deps import CallerSession
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], responses=READ_ERRORS)
 
 Text = Annotated[str | None, Query(max_length=400)]
 

@@ -6,10 +6,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from shipyard.app import history, logs
+from shipyard.server.routes.answers import READ_ERRORS
 from shipyard.server.routes.deps import CallerSession
 from shipyard.server.routes.rollouts import Deployment
 
-router = APIRouter(tags=["deployments"])
+router = APIRouter(tags=["deployments"], responses=READ_ERRORS)
 
 
 class StepOutput(BaseModel):

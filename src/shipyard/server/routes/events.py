@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from shipyard.app import logs
+from shipyard.server.routes.answers import READ_ERRORS
 from shipyard.server.routes.deps import CallerSession
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=READ_ERRORS)
 
 Name = Annotated[str | None, Query(max_length=400)]
 

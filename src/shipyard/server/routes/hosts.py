@@ -6,9 +6,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.app import hosts
+from shipyard.server.routes.answers import READ_ERRORS
 from shipyard.server.routes.deps import CallerSession
 
-router = APIRouter(tags=["hosts"])
+router = APIRouter(tags=["hosts"], responses=READ_ERRORS)
 
 
 class BootstrapRequest(BaseModel):

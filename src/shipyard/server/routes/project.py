@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.app import project, queries
+from shipyard.server.routes.answers import READ_ERRORS
 from shipyard.server.routes.deps import CallerSession, State
 
-router = APIRouter(tags=["project"])
+router = APIRouter(tags=["project"], responses=READ_ERRORS)
 
 Names = Annotated[
     list[str] | None,

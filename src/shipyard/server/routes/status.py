@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from shipyard.app import queries
+from shipyard.server.routes.answers import READ_ERRORS
 from shipyard.server.routes.deps import CallerSession
 from shipyard.server.status_view import (
     NO_LIMIT,
@@ -23,7 +24,7 @@ from shipyard.server.status_view import (
     page_of_report,
 )
 
-router = APIRouter(tags=["status"])
+router = APIRouter(tags=["status"], responses=READ_ERRORS)
 
 Status = Literal["pending", "in_progress", "success", "failed", "skipped", "never deployed"]
 
