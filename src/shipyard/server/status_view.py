@@ -112,18 +112,24 @@ class StatusView:
             found = self._snapshot
             if found is not None and found.key == key:
                 return found
-            report = await queries.status(session, slots=False)
-            outline = describe(session)
-            made = Snapshot(
-                key=key,
-                rows=report.rows,
-                encoded=encode_rows(report.rows, session.masker()),
-                position={row.instance: n for n, row in enumerate(report.rows)},
-                sites=frozenset(s.name for s in outline.sites),
-                services=frozenset(outline.services),
-            )
+            # A second or so at 10,000 instances: in a thread, so streams and probes go on.
+            made = await asyncio.to_thread(build_snapshot, session, key)
             self._snapshot = made
             return made
+
+
+def build_snapshot(session: Session, key: tuple[int, int]) -> Snapshot:
+    """The rows of every instance, without slots (nothing here waits on a host)."""
+    report = asyncio.run(queries.status(session, slots=False))
+    outline = describe(session)
+    return Snapshot(
+        key=key,
+        rows=report.rows,
+        encoded=encode_rows(report.rows, session.masker()),
+        position={row.instance: n for n, row in enumerate(report.rows)},
+        sites=frozenset(s.name for s in outline.sites),
+        services=frozenset(outline.services),
+    )
 
 
 def check_filter(snapshot: Snapshot, wanted: StatusFilter) -> None:
