@@ -78,7 +78,7 @@ def test_the_project_outline_names_sites_hosts_services_and_instances(api: Api) 
         "sites": [{"name": "dev", "hosts": ["local"]}],
         "services": ["web"],
         "instances": 1,
-        "version": None,
+        "version": api.state.version,
     }
 
 

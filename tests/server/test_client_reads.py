@@ -6,18 +6,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
-from tests.store.local_project import free_port
+
+from .serve_process import serving
 
 pytestmark = pytest.mark.integration
 
-START_TIMEOUT = 120.0
 CLI_TIMEOUT = 300.0
 
 
@@ -51,22 +49,8 @@ class Served:
         return here.stdout
 
 
-def wait_served(log: Path, process: subprocess.Popen[bytes]) -> str:
-    """The admin token the server printed, once it answers its health route."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        lines = log.read_text().splitlines()
-        if any(line.startswith("shipyard serving") for line in lines):
-            token = next(line.strip() for line in lines if line.strip().startswith("shy_"))
-            return token
-        time.sleep(0.1)
-    raise AssertionError(f"the server did not start: {log.read_text()}")
-
-
 @pytest.fixture
 def served(served_root: Path, tmp_path: Path) -> Iterator[Served]:
-    port = free_port()
     env = {
         **os.environ,
         "SHIPYARD_DATABASE_URL": f"sqlite:///{tmp_path}/state.db",
@@ -77,27 +61,9 @@ def served(served_root: Path, tmp_path: Path) -> Iterator[Served]:
     }
     env.pop("SHIPYARD_SERVER", None)
     env.pop("SHIPYARD_TOKEN", None)
-    log = tmp_path / "serve.log"
-    with log.open("wb") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "shipyard", "serve", "--listen", f"127.0.0.1:{port}"],
-            cwd=served_root, env=env, stdout=subprocess.DEVNULL, stderr=err,
-        )  # fmt: skip
-    try:
-        token = wait_served(log, process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + START_TIMEOUT
-        while httpx.get(f"{url}/api/health").status_code != 200:
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        yield Served(url, served_root, env, token)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serving(served_root / "shipyard.yaml", env, log=tmp_path / "serve.log") as server:
+        assert server.token is not None
+        yield Served(server.url, served_root, env, server.token)
 
 
 def test_reading_commands_print_the_same_through_the_server(served: Served) -> None:

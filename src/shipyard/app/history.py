@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shipyard.app.logs import events
+from shipyard.app.rollouts import OutcomeView
 from shipyard.app.session import Session
-from shipyard.errors import RecordNotFound
+from shipyard.errors import ConcurrentDeployment, RecordNotFound
+from shipyard.events import Phase
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class RolloutView:
     summary: dict[str, Any]
     config_version: int | None = None
     deployments: tuple[DeploymentView, ...] = ()
+    outcomes: tuple[OutcomeView, ...] = ()  # like deployments: of one rollout asked for
+    cancelled: str | None = None  # the reason, when it was cancelled
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +79,8 @@ class RolloutView:
             "summary": self.summary,
             "config_version": self.config_version,
             "deployments": [d.to_json() for d in self.deployments],
+            "outcomes": [o.to_json() for o in self.outcomes],
+            "cancelled": self.cancelled,
         }
 
 
@@ -83,6 +91,18 @@ class RolloutPage:
 
     def to_json(self) -> dict[str, Any]:
         return {"rollouts": [r.to_json() for r in self.rollouts], "next_before": self.next_before}
+
+
+def refuse_held(session: Session, names: Sequence[str]) -> None:
+    """Raise ConcurrentDeployment naming the holder when one of `names` is being deployed now
+    (by this server, a CLI or another server). A check before starting, for a clear answer;
+    the store still decides when deployments begin (a rival starting meanwhile is rejected)."""
+    wanted = set(names)
+    for held in session.store.active_deployments():
+        if held.instance in wanted:
+            raise ConcurrentDeployment(
+                held.instance, held.id, held.actor, held.started_at.isoformat()
+            )
 
 
 def rollouts(session: Session, *, limit: int = 50, before: str | None = None) -> RolloutPage:
@@ -104,7 +124,43 @@ def rollout(session: Session, rollout_id: str) -> RolloutView:
         for d in reversed(store.deployments(rollout_id=rollout_id, limit=100_000))
     )
     view = _view(session, found)
-    return RolloutView(**{**view.__dict__, "deployments": deployments})
+    cancelled = view.summary.get("cancelled")
+    return RolloutView(
+        **{
+            **view.__dict__,
+            "deployments": deployments,
+            "outcomes": _outcomes(session, rollout_id, deployments),
+            "cancelled": cancelled if isinstance(cancelled, str) else None,
+        }
+    )
+
+
+def _outcomes(
+    session: Session, rollout_id: str, deployments: tuple[DeploymentView, ...]
+) -> tuple[OutcomeView, ...]:
+    """What happened to each instance, as the rollout's `finished` events say (result and
+    reason, in the order they finished), with the revision and seconds of its deployment
+    (an instance left unchanged has no deployment: no revision or seconds are known)."""
+    by_id = {d.id: d for d in deployments}
+    out: list[OutcomeView] = []
+    for event in events(session, rollout_id=rollout_id):
+        if event.phase is not Phase.FINISHED or event.instance is None or event.result is None:
+            continue
+        found = by_id.get(event.deployment_id or "")
+        seconds = 0.0
+        if found is not None and found.finished_at is not None:
+            seconds = max(0.0, (found.finished_at - found.started_at).total_seconds())
+        out.append(
+            OutcomeView(
+                event.instance,
+                event.result,
+                found.revision if found is not None else "",
+                event.detail,
+                event.deployment_id,
+                round(seconds, 3),
+            )
+        )
+    return tuple(out)
 
 
 def _view(session: Session, found: Any) -> RolloutView:

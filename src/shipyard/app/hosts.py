@@ -66,7 +66,7 @@ async def bootstrap(session: Session, *, site: str | None = None) -> list[Bootst
                 report = await bootstrap_host(
                     pool.executor(ref.name, ref.host),
                     ref,
-                    loaded.root,
+                    loaded.home,
                     needs_nginx=ref.name in needs_nginx,
                 )
             except (ShipyardError, OSError) as trouble:
@@ -226,7 +226,7 @@ async def check_hosts(
     out: list[HostCheck] = []
     for outcome in outcomes:
         ref = refs[outcome.host]
-        address = ref.access(project.ssh, session.root).shown_address
+        address = ref.access(project.ssh, session.home).shown_address
         out.append(
             HostCheck(
                 ref.name,

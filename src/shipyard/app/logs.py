@@ -40,6 +40,18 @@ class StepOutput:
             "output": self.output,
         }
 
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> StepOutput:
+        status = value.get("exit_status")
+        return cls(
+            seq=int(value["seq"]),
+            step=str(value["step"]),
+            host=str(value["host"]),
+            at=datetime.fromisoformat(value["at"]),
+            exit_status=None if status is None else int(status),
+            output=str(value.get("output") or ""),
+        )
+
 
 @dataclass(frozen=True)
 class DeploymentLog:
@@ -65,6 +77,17 @@ class DeploymentLog:
             "error": self.error,
             "steps": [s.to_json() for s in self.steps],
         }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> DeploymentLog:
+        return cls(
+            deployment_id=str(value["deployment"]),
+            instance=str(value["instance"]),
+            revision=str(value["revision"]),
+            status=str(value["status"]),
+            error=value.get("error"),
+            steps=tuple(StepOutput.from_json(s) for s in value.get("steps", [])),
+        )
 
 
 def deployment_log(session: Session, deployment_id: str) -> DeploymentLog:
@@ -143,3 +166,9 @@ def events(
         if not follow:
             return
         sleep(poll)
+
+
+def last_event_id(session: Session) -> int:
+    """The newest stored event's id (0 when there is none): where a view of only what happens
+    from now on starts."""
+    return session.store.last_event_id()

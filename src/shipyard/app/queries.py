@@ -209,7 +209,7 @@ async def slot_states(session: Session, instances: Sequence[Instance]) -> dict[s
 
         async def one(instance: Instance) -> None:
             ref = hosts[instance.host]
-            target = Release(instance, instance.config, ref, loaded.root)
+            target = Release(instance, instance.config, ref, loaded.home)
             try:
                 found = await BlueGreen(pool.executor(ref.name, ref.host), target).state()
             except ShipyardError as trouble:

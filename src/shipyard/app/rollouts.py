@@ -50,6 +50,17 @@ class OutcomeView:
             "seconds": self.seconds,
         }
 
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> OutcomeView:
+        return cls(
+            instance=str(value["instance"]),
+            result=str(value["result"]),
+            revision=str(value.get("revision") or ""),
+            reason=str(value.get("reason") or ""),
+            deployment_id=value.get("deployment_id"),
+            seconds=float(value.get("seconds") or 0.0),
+        )
+
 
 NOT_DONE = ("failed", "rejected", "lost")
 
@@ -83,6 +94,13 @@ class RolloutResult:
             "cancelled": self.cancelled,
             "outcomes": [o.to_json() for o in self.outcomes],
         }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> RolloutResult:
+        """A result as `to_json` gives it, or as a rollout's view (history.rollout) does."""
+        outcomes = tuple(OutcomeView.from_json(o) for o in value.get("outcomes", []))
+        rollout_id = value.get("rollout", value.get("id"))
+        return cls(str(rollout_id), outcomes, value.get("cancelled"))
 
     @classmethod
     def of(cls, report: RolloutReport) -> RolloutResult:
@@ -163,11 +181,11 @@ class RolloutHandle:
         """Every event of the rollout, from its first, until ROLLOUT_FINISHED."""
         return self._record.follow()
 
-    def abort(self) -> None:
+    def abort(self, reason: str) -> None:
         """Stop the rollout's task at once (steps in flight are cut off): for a server whose
         grace period ran out after `cancel`. The store's record is then finished by the caller
         (`Store.interrupt_controller`)."""
-        self._task.cancel()
+        self._task.cancel(reason)
 
 
 def deploy_request(names: Sequence[str] | None, site: str | None, force: bool) -> str:
@@ -185,9 +203,11 @@ async def start_deploy(
     dry_run: bool = False,
     force: bool = False,
     on_event: EventSink | None = None,
+    config_version: int | None = None,
 ) -> RolloutHandle:
     """Start deploying what is stale among `instances` (all with `force`), in dependency waves;
-    returns once the rollout's row is written. A dry run writes nothing and is over at once."""
+    returns once the rollout's row is written. A dry run writes nothing and is over at once.
+    `config_version` is the server's config version the instances come from (recorded)."""
     chosen = list(instances)
 
     def work(deployer: Deployer, rollout_id: str) -> Awaitable[RolloutReport]:
@@ -195,7 +215,7 @@ async def start_deploy(
             chosen, request=request, dry_run=dry_run, force=force, rollout_id=rollout_id
         )
 
-    return await _start(session, work, on_event)
+    return await _start(session, work, on_event, config_version)
 
 
 def rollback_target(session: Session, name: str, *, to: str | None = None) -> Instance:
@@ -227,6 +247,7 @@ async def start_rollback(
     *,
     request: str,
     on_event: EventSink | None = None,
+    config_version: int | None = None,
 ) -> RolloutHandle:
     """Start switching `instance` (from `rollback_target`) back to its kept release, as a
     rollout of its own; nothing is uploaded."""
@@ -234,13 +255,14 @@ async def start_rollback(
     def work(deployer: Deployer, rollout_id: str) -> Awaitable[RolloutReport]:
         return deployer.rollback(instance, request=request, rollout_id=rollout_id)
 
-    return await _start(session, work, on_event)
+    return await _start(session, work, on_event, config_version)
 
 
 async def _start(
     session: Session,
     work: Callable[[Deployer, str], Awaitable[RolloutReport]],
     on_event: EventSink | None,
+    config_version: int | None = None,
 ) -> RolloutHandle:
     from shipyard.deploy.manager import Deployer
 
@@ -270,6 +292,7 @@ async def _start(
         masker=session.masker(),
         controller=session.controller,
         policy=session.policy,
+        config_version=config_version,
     )
 
     async def run() -> RolloutReport:

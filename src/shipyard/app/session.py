@@ -46,6 +46,9 @@ class Session:
     # Given, or made on first use (the controller's identity needs the store's code).
     identity_source: Identity | Callable[[], Identity]
     accept_new: bool | None = None  # trust host keys seen for the first time
+    # Where the state lives when the project files are a copy (a server's config version):
+    # the store's default SQLite file, the secret key and the local hosts' roots stay there.
+    state_root: Path | None = None
     _loaded: LoadedProject | None = field(default=None, repr=False)
     _flat: Flattened | None = field(default=None, repr=False)
     _masker: Masker | None = field(default=None, repr=False)
@@ -110,12 +113,44 @@ class Session:
         if self._loaded is None:
             from shipyard.config.loader import load_project
 
-            self._loaded = load_project(self.project_file)
+            loaded = load_project(self.project_file)
+            if self.state_root is not None:
+                loaded = replace(loaded, state_root=self.state_root.absolute())
+            self._loaded = loaded
         return self._loaded
 
     @property
     def root(self) -> Path:
+        """The directory of the project's files."""
         return self.load().root
+
+    @property
+    def home(self) -> Path:
+        """The directory the project's state belongs to (`root`, unless a copy)."""
+        return self.load().home
+
+    def over(
+        self, project_file: Path, *, state_root: Path | None = None, take_store: bool = False
+    ) -> Session:
+        """A session of other files of the same project (another config version): the same
+        store, actor and controller, its state kept under `state_root` (None: the files' own
+        directory). With `take_store` the new session closes the store in this one's place
+        (this one goes on working for whoever still holds it); else it never closes it."""
+        self.store  # noqa: B018 (opened, recovery done, before it is shared)
+        owns = take_store and self._owns_store
+        other = replace(
+            self, project_file=project_file, state_root=state_root,
+            _loaded=None, _flat=None, _masker=None, _identity=self.identity, _owns_store=owns,
+        )  # fmt: skip
+        if owns:
+            self._owns_store = False
+        return other
+
+    def take_store_from(self, other: Session) -> None:
+        """Close the store `other` shares with this session in its place (when it owned it)."""
+        if other._store is not self._store:
+            raise ValueError("take_store_from: the sessions do not share a store")
+        self._owns_store, other._owns_store = other._owns_store or self._owns_store, False
 
     def flatten(self, *, empty_ok: bool = False) -> Flattened:
         """The project's instances; a project without any is an error unless `empty_ok`."""
@@ -133,7 +168,7 @@ class Session:
     def _secret_key(self) -> bytes:
         from shipyard.store.secret_key import secret_key
 
-        return secret_key(self.root, self.env)
+        return secret_key(self.home, self.env)
 
     def masker(self) -> Masker:
         """The project's secret values, for every text that leaves (loads the project)."""
@@ -150,7 +185,7 @@ class Session:
     def database_url(self) -> str:
         from shipyard.store.places import database_url
 
-        return database_url(self.root, self.env)
+        return database_url(self.home, self.env)
 
     @property
     def store(self) -> Store:
@@ -196,7 +231,7 @@ class Session:
 
         loaded = self.load()
         trust = accept_new if accept_new is not None else self.accept_new
-        return ExecutorPool(loaded.project.ssh, loaded.root, accept_new=trust or None)
+        return ExecutorPool(loaded.project.ssh, loaded.home, accept_new=trust or None)
 
     def close(self) -> None:
         if self._store is not None and self._owns_store:

@@ -69,6 +69,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(("run", "hosts"), "remote_commands"),
     **dict.fromkeys(("logs", "events"), "event_commands"),
     **dict.fromkeys(("serve", "login"), "serve_command"),
+    **dict.fromkeys(("push", "versions"), "push_command"),
 }
 OPTIONS_WITH_VALUE = ("--project", "-p", "--server")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,15 +12,17 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.cli.app import app
-from shipyard.cli.context import run_async, session
+from shipyard.cli.context import remote, run_async, session
 from shipyard.cli.render import STYLE, JsonFlag, console, host_text, print_json, short
-from shipyard.masking import Masker
+from shipyard.errors import UsageError
+from shipyard.masking import NO_SECRETS, Masker
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from shipyard.app.rollouts import RolloutHandle, RolloutResult
     from shipyard.app.session import Session
+    from shipyard.client.http import ApiClient
     from shipyard.events import Event
 
 LIVE_ROWS = 30
@@ -88,6 +90,16 @@ def deploy(
     from shipyard.app.rollouts import deploy_request, start_deploy
     from shipyard.app.selectors import select_instances
 
+    api = remote(ctx)
+    if api is not None:
+        if dry_run:
+            raise UsageError(
+                "deploy --dry-run does not run through a server: `shipyard plan --server URL`"
+                " shows what would be deployed"
+            )
+        body = {"instances": names or [], "site": site, "force": force}
+        _run_remote(api, "/api/rollouts", body, json_output)
+        return
     cli = session(ctx)
     chosen = select_instances(cli.flatten(), names, site=site)
     request = deploy_request(names, site, force)
@@ -112,6 +124,10 @@ def rollback(
     """Switch INSTANCE back to a kept release (the previous one by default); nothing is uploaded."""
     from shipyard.app.rollouts import rollback_target, start_rollback
 
+    api = remote(ctx)
+    if api is not None:
+        _run_remote(api, "/api/rollbacks", {"instance": instance, "to": to}, json_output)
+        return
     cli = session(ctx)
     old = rollback_target(cli, instance, to=to)
     request = " ".join(["rollback", old.name, *([f"--to {to}"] if to else [])])
@@ -132,6 +148,55 @@ def _run_rollout(
     import asyncio
 
     masker = cli.masker()
+
+    async def run(heard: Callable[[Event], None]) -> RolloutResult:
+        handle = await start(heard)
+        try:
+            return await handle.wait()
+        except asyncio.CancelledError:  # Ctrl-C: the rollout is cancelled, not abandoned
+            handle.cancel(INTERRUPTED)
+            _say_cancelling(handle.id)
+            return await handle.wait()
+
+    result = _with_progress(names, json_output, masker, lambda heard: run_async(run(heard)))
+    _finish(result, json_output, masker)
+
+
+def _run_remote(api: ApiClient, path: str, body: dict[str, Any], json_output: bool) -> None:
+    """Start the rollout on the server, follow its events there with the same live view,
+    cancel it through the API on Ctrl-C, print the result the server recorded."""
+    from shipyard.client.streams import follow_rollout
+
+    rollout_id = str(api.post(path, body)["id"])
+
+    def follow(heard: Callable[[Event], None]) -> RolloutResult:
+        return follow_rollout(
+            api,
+            rollout_id,
+            heard,
+            cancel_reason=INTERRUPTED,
+            on_cancel=lambda: _say_cancelling(rollout_id),
+        )
+
+    # What the server sends is masked already; here there may be no project to mask with.
+    result = _with_progress([], json_output, NO_SECRETS, follow)
+    _finish(result, json_output, NO_SECRETS)
+
+
+def _say_cancelling(rollout_id: str) -> None:
+    Console(stderr=True, highlight=False).print(
+        Text(f"cancelling rollout {rollout_id}: steps in flight finish", "yellow")
+    )
+
+
+def _with_progress(
+    names: list[str],
+    json_output: bool,
+    masker: Masker,
+    work: Callable[[Callable[[Event], None]], RolloutResult],
+) -> RolloutResult:
+    """Run `work`, showing each instance's state from the events it hands over: a live table
+    on a terminal, else a line per change (on stderr with --json)."""
     statuses: dict[str, str] = dict.fromkeys(names, "waiting")
     out = console()
     # Without a terminal (CI logs) a line per change, as it happens; with --json, on stderr.
@@ -145,24 +210,15 @@ def _run_rollout(
             lines.say(event.instance, what)
         statuses[event.instance] = what
 
-    async def run() -> RolloutResult:
-        handle = await start(heard)
-        try:
-            return await handle.wait()
-        except asyncio.CancelledError:  # Ctrl-C: the rollout is cancelled, not abandoned
-            handle.cancel(INTERRUPTED)
-            Console(stderr=True, highlight=False).print(
-                Text(f"cancelling rollout {handle.id}: steps in flight finish", "yellow")
-            )
-            return await handle.wait()
-
     if lines is not None:
-        result = run_async(run())
-    else:
-        from rich.live import Live
+        return work(heard)
+    from rich.live import Live
 
-        with Live(console=out, transient=True, get_renderable=lambda: _view(statuses)):
-            result = run_async(run())
+    with Live(console=out, transient=True, get_renderable=lambda: _view(statuses)):
+        return work(heard)
+
+
+def _finish(result: RolloutResult, json_output: bool, masker: Masker) -> None:
     _print_result(result, json_output, masker)
     if not result.ok or result.cancelled is not None:
         raise typer.Exit(1)

@@ -4,21 +4,23 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Iterable
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
 
 from shipyard.cli.app import app
-from shipyard.cli.context import session, whole_number
+from shipyard.cli.context import remote, session, whole_number
 from shipyard.cli.render import STYLE, JsonFlag, console, host_text, print_json
-from shipyard.masking import Masker
+from shipyard.events import Event
+from shipyard.masking import NO_SECRETS, Masker
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from shipyard.app.logs import StepOutput
-    from shipyard.events import Event
 
 Follow = Annotated[
     bool, typer.Option("--follow", "-f", help="Keep reading as more is stored (Ctrl-C stops).")
@@ -33,12 +35,24 @@ def logs(
     json_output: JsonFlag = False,
 ) -> None:
     """Print the host output of each step of DEPLOYMENT; with --follow, until it is over."""
-    from shipyard.app.logs import DeploymentLog, deployment_log, follow_log
+    from shipyard.app.logs import DeploymentLog
 
-    cli = session(ctx)
-    masker = cli.masker()
+    api = remote(ctx)
+    if api is not None:
+        from shipyard.client import streams
+
+        masker = NO_SECRETS  # what the server sends is masked already
+        read = partial(streams.deployment_log, api, deployment)
+        followed = partial(streams.follow_log, api, deployment)
+    else:
+        from shipyard.app.logs import deployment_log, follow_log
+
+        cli = session(ctx)
+        masker = cli.masker()
+        read = partial(deployment_log, cli, deployment)
+        followed = partial(follow_log, cli, deployment)
     if not follow:
-        log = deployment_log(cli, deployment)
+        log = read()
         if json_output:
             print_json(log.to_json(), masker=masker)
             return
@@ -50,7 +64,7 @@ def logs(
         return
     out = console()
     try:
-        for item in follow_log(cli, deployment):
+        for item in followed():
             if isinstance(item, DeploymentLog):
                 if json_output:
                     _json_line({"status": item.status, "error": item.error}, masker)
@@ -106,13 +120,29 @@ def events(
 
     With --json and --follow, one JSON object a line.
     """
-    from shipyard.app.logs import events as events_of
+    api = remote(ctx)
+    found: Iterable[Event]
+    if api is not None:
+        from shipyard.client import streams
 
-    cli = session(ctx)
-    masker = cli.masker()
-    found = events_of(
-        cli, after_id=after or 0, rollout_id=rollout, follow=follow, limit=None if follow else limit
-    )
+        masker = NO_SECRETS  # what the server sends is masked already
+        if follow:
+            found = streams.events(api, rollout=rollout, after=after or 0)
+        else:
+            params = {"rollout": rollout, "after": after, "limit": limit}
+            found = [Event.from_json(e) for e in _listed(api.get("/api/events", params))]
+    else:
+        from shipyard.app.logs import events as events_of
+
+        cli = session(ctx)
+        masker = cli.masker()
+        found = events_of(
+            cli,
+            after_id=after or 0,
+            rollout_id=rollout,
+            follow=follow,
+            limit=None if follow else limit,
+        )
     if not follow:
         chosen = list(found)
         if json_output:
@@ -131,6 +161,12 @@ def events(
                 _print_event(out, event, masker)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _listed(body: Any) -> list[dict[str, Any]]:
+    """The events GET /api/events answers: a list, or under "events"."""
+    listed = body.get("events", []) if isinstance(body, dict) else body
+    return [e for e in listed if isinstance(e, dict)]
 
 
 def _print_event(out: Console, event: Event, masker: Masker) -> None:

@@ -315,7 +315,7 @@ class _Flattener:
     ) -> Instance | None:
         label = instance_name(name, ref.name)
         variables = deep_merge(site_vars, ref.host.vars) if ref.host.vars else site_vars
-        root = ref.root(self.loaded.root)
+        root = ref.root(self.loaded.home)
         host = {
             "name": ref.name,
             "address": ref.address,

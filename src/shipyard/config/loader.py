@@ -35,6 +35,14 @@ class LoadedProject:
     marks: SourceMap
     file: Path
     root: Path  # the project directory: relative paths in the project are relative to it
+    # Where the project's state lives (store, secret key, local hosts' default roots): the
+    # project directory, unless these files are a copy of it (a server's config version).
+    state_root: Path | None = None
+
+    @property
+    def home(self) -> Path:
+        """The directory the project's state belongs to."""
+        return self.state_root or self.root
 
 
 def display_name(path: Path) -> str:

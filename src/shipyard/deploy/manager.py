@@ -77,6 +77,7 @@ class Deployer:
     masker: Masker | None = None
     controller: Controller
     policy: LeasePolicy = field(default_factory=LeasePolicy)
+    config_version: int | None = None  # the server's config version `flat` came from
     bus: EventBus = field(init=False)
     runs: Runs = field(init=False)
     canaries: Canaries = field(init=False)
@@ -197,6 +198,7 @@ class Deployer:
                 lambda: self.store.begin_rollout(
                     rollout_id=report.rollout_id, actor=self.actor, request=request,
                     strategy=strategy, controller_id=self.controller.id,
+                    config_version=self.config_version,
                 ),
                 patience=self.policy.patience,
             )  # fmt: skip

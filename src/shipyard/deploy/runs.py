@@ -107,7 +107,7 @@ class Runs:
 
     def release(self, instance: Instance) -> Release:
         ref = all_hosts(self.flat.loaded.project)[instance.host]
-        return Release(instance, self.flat.realise(instance), ref, self.flat.loaded.root)
+        return Release(instance, self.flat.realise(instance), ref, self.flat.loaded.home)
 
     def say(
         self,
@@ -314,7 +314,7 @@ class Runs:
                     rollout_id,
                 )
             except BaseException as crash:  # cancelled or a bug: never leave rows in flight
-                why = self.masker(f"interrupted: {type(crash).__name__}: {crash}")
+                why = self.masker(interruption(crash))
                 await self._record_once(
                     [Finish(m.deployment_id, DeploymentStatus.FAILED, why) for m in members]
                 )
@@ -484,7 +484,7 @@ class Runs:
                 outcome = _unrecorded(outcome, refused.get(deployment_id))
                 return [self.finished(instance, outcome, rollout_id)]
             except BaseException as crash:  # cancelled or a bug: never leave the row in flight
-                why = self.masker(f"interrupted: {type(crash).__name__}: {crash}")
+                why = self.masker(interruption(crash))
                 await self._record_once([Finish(deployment_id, DeploymentStatus.FAILED, why)])
                 raise
             done = Finish(
@@ -522,3 +522,11 @@ def _reason(failure: BaseException) -> str:
     if notes:
         text += "\n" + "\n".join(notes)
     return text
+
+
+def interruption(crash: BaseException) -> str:
+    """Why a deployment stopped half-way: the reason a cancellation was given (a server's
+    shutdown), else the exception."""
+    if isinstance(crash, asyncio.CancelledError) and crash.args:
+        return f"interrupted: {crash.args[0]}"
+    return f"interrupted: {type(crash).__name__}: {crash}"

@@ -9,13 +9,14 @@ the server by.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from shipyard.masking import NO_SECRETS, Masker
 from shipyard.server import errors
@@ -81,6 +82,7 @@ def create_app(
         swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
         default_response_class=MaskedJSON,
         dependencies=[Depends(authorize)],
+        responses=errors.ERROR_RESPONSES,
         lifespan=lifespan,
     )
     # Background services (webhooks, metrics, ...) add a start and a stop coroutine here.
@@ -91,18 +93,31 @@ def create_app(
         app.include_router(router)
     for install in _services():
         install(app)
-    check_routes(
-        (method, route.path)
-        for route in app.routes
-        if isinstance(route, APIRoute)
-        for method in route.methods or ()
-    )
+    check_routes((m, p) for m, p, api in served_routes(app.routes) if api)
     return app
+
+
+def served_routes(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, str, bool]]:
+    """(method, path, whether it is an API route) of every route, in included routers too
+    (FastAPI includes a router as one lazy entry holding the original router)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from served_routes(included.routes)
+            continue
+        path = getattr(route, "path", None)
+        if path is None:
+            continue
+        for method in getattr(route, "methods", None) or ():
+            if method != "HEAD":
+                yield method, path, isinstance(route, APIRoute)
 
 
 def _services() -> list[Callable[[FastAPI], None]]:
     """What runs beside the routes; each installs its starters, stoppers and middleware."""
-    return []
+    from shipyard.server import metrics, sse, webhooks
+
+    return [sse.install, metrics.install, webhooks.install]
 
 
 def _version() -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from shipyard import errors
@@ -41,6 +42,34 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.details = details or {}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers with."""
+
+    error: ErrorDetail
+
+
+# Declared on every route, so that the OpenAPI schema describes what errors look like.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "A bad request: it names something that does not exist."),
+        (401, "No usable token."),
+        (403, "The token may not do this."),
+        (404, "No such record."),
+        (409, "A conflict: e.g. the instance is being deployed (the holder is named)."),
+        (422, "The request or the project is invalid (each field or problem named)."),
+        (429, "Too many rollouts running."),
+        (503, "The server is shutting down, or the store is unavailable."),
+    )
+}
 
 
 def body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:

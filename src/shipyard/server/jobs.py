@@ -115,7 +115,7 @@ class Jobs:
         for job in jobs:
             if job.watcher in pending:
                 log.warning("rollout %s did not finish within %gs", job.handle.id, self.grace)
-                job.handle.abort()
+                job.handle.abort(reason)
         for job in jobs:
             if job.watcher is not None:
                 with contextlib.suppress(BaseException):

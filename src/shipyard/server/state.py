@@ -5,12 +5,13 @@ module-level state."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shipyard.app import tokens
+from shipyard.app import tokens, versions
 from shipyard.events import Event
 from shipyard.server.jobs import Jobs
 from shipyard.server.settings import Settings
@@ -36,8 +37,15 @@ class ServerState:
     listeners: list[EventListener] = field(default_factory=list)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     closing: asyncio.Event = field(default_factory=asyncio.Event)  # streams end when set
+    publishing: threading.Lock = field(default_factory=threading.Lock)  # one publish at a time
     _touched: dict[str, float] = field(default_factory=dict)
     _drain: asyncio.Task[None] | None = None
+
+    def serve(self, session: Session, version: int) -> None:
+        """Serve config version `version` from now on, through `session` (a request already
+        running goes on with the session it began with)."""
+        self.session, self.version = session, version
+        self.jobs.session = session
 
     def masker(self) -> Masker:
         return self.session.masker()
@@ -46,8 +54,9 @@ class ServerState:
         return self.session.acting_as(actor)
 
     def heard(self, event: Event) -> None:
-        """An event a rollout of this server wrote (or is about to): wake the streams up and
-        tell every listener (metrics, webhooks)."""
+        """An event a rollout of this server stored (the EventBus hands its subscribers each
+        event after the write, with its id): wake the streams up and tell every listener
+        (metrics, webhooks)."""
         self.wakeup.set()
         for listener in self.listeners:
             listener(event)
@@ -67,15 +76,19 @@ class ServerState:
 
 def open_state(settings: Settings, environ: Mapping[str, str]) -> ServerState:
     """The served project loaded and flattened, its store opened (recovery done), the admin
-    token made if there is none."""
+    token made if there is none, and the served directory published as a config version if
+    no version holds it yet (source "start")."""
     from shipyard.app.session import Session
 
     session = Session.from_environment(settings.project, environ)
     try:
         session.flatten(empty_ok=True)
         token = None if settings.no_auth else tokens.ensure_admin_token(session)
+        served = versions.publish_directory(session, source="start").version.id
     except BaseException:
         session.close()
         raise
     jobs = Jobs(session, limit=settings.max_rollouts, grace=settings.shutdown_grace)
-    return ServerState(settings=settings, session=session, jobs=jobs, admin_token=token)
+    return ServerState(
+        settings=settings, session=session, jobs=jobs, admin_token=token, version=served
+    )

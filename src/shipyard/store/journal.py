@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self, TypeVar
 
-from sqlalchemy import Connection, Engine, RowMapping, Select, func, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, Select, func, insert, select, text, update
 from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
@@ -84,8 +84,15 @@ class Journal:
         request: str,
         strategy: str,
         controller_id: str | None = None,
+        config_version: int | None = None,
     ) -> Rollout:
-        started = {"status": RolloutStatus.IN_PROGRESS.value, "started_at": self._clock()}
+        """Record a rollout in progress; `config_version` is the config version it deploys
+        from (None: a project read by a CLI, not a server's version)."""
+        started: dict[str, object] = {
+            "status": RolloutStatus.IN_PROGRESS.value,
+            "started_at": self._clock(),
+        }
+        started["config_version"] = config_version
         started["controller_id"] = controller_id  # recovery finishes it once that one is gone
         with self._write() as conn:
             conn.execute(
@@ -94,7 +101,9 @@ class Journal:
                     **started,
                 )
             )  # fmt: skip
-            detail = {"request": request, "strategy": strategy}
+            detail: JsonMapping = {"request": request, "strategy": strategy}
+            if config_version is not None:
+                detail = {**detail, "config_version": config_version}
             target = f"rollout:{rollout_id}"
             self._audit(conn, actor, "rollout.begin", target, "in_progress", detail)
             return must_exist(self._rollout(conn, rollout_id), "rollout", rollout_id)
@@ -283,8 +292,21 @@ class Journal:
         return chain.append(conn, [(actor, action, target, result, detail)], now=self._clock())[0]
 
 
+# Any fixed number: names the PostgreSQL advisory lock that serialises event inserts.
+EVENTS_LOCK = 0x5A1D_0003
+
+
 def write_events(conn: Connection, batch: Sequence[Event]) -> list[int]:
-    """Insert `batch` on `conn` (one statement), returning the ids in the batch's order."""
+    """Insert `batch` on `conn` (one statement), returning the ids in the batch's order.
+
+    On PostgreSQL the insert holds a lock until its transaction commits, so events become
+    visible in the order of their ids: a reader paging with `events(after_id=...)` (a live
+    stream) never moves past an id whose row another writer has not committed yet. (SQLite
+    writers hold the database's write lock already.) Taken after the audit lock where a
+    transaction takes both, never before it.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK})
     statement = insert(events).returning(events.c.id, sort_by_parameter_order=True)
     found = conn.execute(statement, [rows.event_values(e) for e in batch]).scalars().all()
     return [int(i) for i in found]

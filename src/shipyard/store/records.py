@@ -127,6 +127,7 @@ class Rollout:
     started_at: datetime
     finished_at: datetime | None
     summary: JsonObject
+    config_version: int | None = None  # the config version it deployed from
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 `Store` is the one public class. Its methods come in layers, a module each: the Journal's
 transactions, rollouts, audit and events (journal.py), reads (reads.py), outcomes (finish.py),
-leases and recovery (recovery.py), the server's API tokens (tokens.py), and here beginning
-deployments and moving them along.
+leases and recovery (recovery.py), the server's API tokens (tokens.py), webhooks and their
+deliveries (webhooks.py), config versions (versions.py), and here beginning deployments and
+moving them along.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from shipyard.store.records import (
 from shipyard.store.recovery import Recovered, Recovery
 from shipyard.store.tables import deployments, instances
 from shipyard.store.tokens import Tokens
+from shipyard.store.versions import Versions
+from shipyard.store.webhooks import Webhooks
 
 __all__ = ["Recovered", "Store"]
 
@@ -41,7 +44,7 @@ __all__ = ["Recovered", "Store"]
 BEGIN_ATTEMPTS = 3
 
 
-class Store(Recovery, Tokens):
+class Store(Recovery, Tokens, Versions, Webhooks):
     """The state store. Each public method is one transaction; the database enforces the rules."""
 
     # Deployments: begin, mark in progress, heartbeat (finishing: finish.py; recovery: recovery.py).

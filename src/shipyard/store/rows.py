@@ -91,7 +91,12 @@ def rollout(row: RowMapping) -> Rollout:
         started_at=_when(row["started_at"]),
         finished_at=_opt_when(row["finished_at"]),
         summary=_json(row["summary"]),
+        config_version=_opt_int(row["config_version"]),
     )
+
+
+def _opt_int(value: object) -> int | None:
+    return None if value is None else _int(value)
 
 
 def audit_entry(row: RowMapping) -> AuditEntry:

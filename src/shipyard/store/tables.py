@@ -317,6 +317,8 @@ webhooks = Table(
     Column("active", Boolean, nullable=False),
     Column("created_by", String(NAME), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    # The last event id this webhook has been matched against (its deliveries exist up to it).
+    Column("event_cursor", BigInteger, nullable=False),
 )
 
 webhook_deliveries = Table(
@@ -331,6 +333,7 @@ webhook_deliveries = Table(
     Column("last_status_code", Integer),
     Column("next_attempt_at", UtcDateTime()),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),  # this round: creation or redelivery
     Column("finished_at", UtcDateTime()),
 )
 Index("ix_webhook_deliveries_status_next_attempt_at", webhook_deliveries.c.status,

@@ -10,9 +10,13 @@ from shipyard.server.routes import (
     events,
     hosts,
     meta,
+    metrics,
     project,
     rollouts,
     status,
+    streams,
+    versions,
+    webhooks,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -24,4 +28,8 @@ ROUTERS: list[APIRouter] = [
     audit.router,
     events.router,
     hosts.router,
+    versions.router,
+    streams.router,
+    metrics.router,
+    webhooks.router,
 ]

@@ -17,6 +17,7 @@ from shipyard.app.rollouts import (
 )
 from shipyard.app.selectors import select_instances
 from shipyard.app.session import Session
+from shipyard.app.versions import pinned, version_revision
 from shipyard.server.errors import ApiError
 from shipyard.server.routes.deps import Caller, CallerSession, State
 
@@ -32,6 +33,9 @@ class RolloutRequest(BaseModel):
     site: str | None = None
     force: bool = Field(False, description="Deploy even what is up to date.")
     dry_run: bool = Field(False, description="Plan only: nothing is written or run.")
+    version: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="A config version to deploy (default: the served)."
+    )
 
 
 class RollbackRequest(BaseModel):
@@ -39,6 +43,9 @@ class RollbackRequest(BaseModel):
 
     instance: str = Field(description="An instance, service@host.")
     to: str | None = Field(None, description="A kept revision (a prefix will do).")
+    version: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Back to what this config version deployed."
+    )
 
 
 class CancelRequest(BaseModel):
@@ -70,6 +77,15 @@ class Deployment(BaseModel):
     error: str | None
 
 
+class Outcome(BaseModel):
+    instance: str
+    result: str
+    revision: str
+    reason: str
+    deployment_id: str | None
+    seconds: float
+
+
 class Rollout(BaseModel):
     id: str
     actor: str
@@ -82,6 +98,10 @@ class Rollout(BaseModel):
     config_version: int | None
     running_here: bool = False
     deployments: list[Deployment]
+    outcomes: list[Outcome] = Field(
+        default_factory=list, description="Each instance's result (of one rollout asked for)."
+    )
+    cancelled: str | None = None
 
 
 class RolloutPage(BaseModel):
@@ -93,9 +113,13 @@ class RolloutPage(BaseModel):
 async def start(body: RolloutRequest, state: State, caller: Caller, response: Response) -> Started:
     """Start deploying what is stale among the chosen instances (all with `force`), in
     dependency waves; answers as soon as the rollout's row is written."""
-    base = state.session
+    base, version = _version_session(state, body.version)
     chosen = select_instances(base.flatten(), body.instances or None, site=body.site)
     request = deploy_request(body.instances or None, body.site, body.force)
+    if body.version is not None:
+        request += f" --version {body.version}"
+    if not body.dry_run:
+        history.refuse_held(base, [i.name for i in chosen])
 
     async def launch(session: Session) -> Any:
         return await start_deploy(
@@ -105,6 +129,7 @@ async def start(body: RolloutRequest, state: State, caller: Caller, response: Re
             dry_run=body.dry_run,
             force=body.force,
             on_event=state.heard,
+            config_version=version,
         )
 
     handle = await state.jobs.start(base.acting_as(caller.name, own_lease=True), launch)
@@ -117,12 +142,20 @@ async def rollback(
 ) -> Started:
     """Switch an instance back to a kept release (the previous one unless `to`), as a rollout
     of its own; nothing is uploaded."""
+    if body.to is not None and body.version is not None:
+        raise ApiError(422, "bad_request", "give `to` (a revision) or `version`, not both")
     session = state.session.acting_as(caller.name, own_lease=True)
-    old = rollback_target(session, body.instance, to=body.to)
-    request = " ".join(["rollback", old.name, *([f"--to {body.to}"] if body.to else [])])
+    to, version = body.to, state.version
+    if body.version is not None:
+        to, version = version_revision(session, body.version, body.instance), body.version
+    old = rollback_target(session, body.instance, to=to)
+    history.refuse_held(session, [old.name])
+    request = " ".join(["rollback", old.name, *([f"--to {to}"] if to else [])])
 
     async def launch(session: Session) -> Any:
-        return await start_rollback(session, old, request=request, on_event=state.heard)
+        return await start_rollback(
+            session, old, request=request, on_event=state.heard, config_version=version
+        )
 
     handle = await state.jobs.start(session, launch)
     return _started(handle.id, response)
@@ -170,6 +203,13 @@ def cancel(
         f"rollout {rollout_id} is run by another controller (a CLI or another server);"
         " cancel it there",
     )
+
+
+def _version_session(state: State, version: int | None) -> tuple[Session, int | None]:
+    """The session to deploy from and its config version: the served one, or a pinned one."""
+    if version is None or version == state.version:
+        return state.session, state.version
+    return pinned(state.session, version), version
 
 
 def _started(rollout_id: str, response: Response) -> Started:

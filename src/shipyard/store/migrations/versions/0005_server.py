@@ -64,6 +64,7 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_by", sa.String(255), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("event_cursor", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_webhooks"),
     )
     op.create_table(
@@ -77,6 +78,7 @@ def upgrade() -> None:
         sa.Column("last_status_code", sa.Integer()),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True)),
         sa.PrimaryKeyConstraint("id", name="pk_webhook_deliveries"),
         sa.ForeignKeyConstraint(

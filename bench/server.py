@@ -1,0 +1,380 @@
+"""Benchmark: the server against the CLI, status over HTTP, and live events to 50 clients.
+
+Three measurements, each printed beside its goal (issue 11) with the ratio figure / goal:
+
+    rollout   the deploy benchmark's first deploy (bench/deploy.py: a real SSH fleet of --hosts
+              sshd hosts x --services services, 1,000 instances by default), once as
+              `shipyard deploy --json` (a CLI process) and once started over the API
+              (`POST /api/rollouts` to a running `shipyard serve`, timed until the rollout is
+              finished), each from a clean slate (programs, releases and the store cleared).
+              Goal: the API at most 1.05x the CLI (median of --runs).
+    sse       --clients SSE clients follow `GET /api/events/stream` while the server redeploys
+              every instance (force): each must receive every event of the rollout (compared with
+              the store's), and the time from an event's publication (its `at`) to its arrival
+              is collected over all clients. Goal: 99th percentile under 100 ms. The server's
+              peak RSS (VmHWM) is printed.
+    status    `GET /api/status?limit=10000` of a 10,000-instance project with a full store
+              (bench/scale.py's project and store filling), median of 10 after a warm-up.
+              Goal: under 200 ms.
+
+The clients run in a helper process of this script (`_sse`) using only the standard library
+(HTTP/1.0, so the stream comes unchunked); the server and CLI are `.venv/bin/shipyard`. Every
+process started here is stopped by its PID. Not a timed test: the figures depend on the machine
+and its load (printed).
+
+    .venv/bin/python bench/server.py [--hosts 50] [--services 20] [--runs 3] [--clients 50]
+                                     [--only rollout,sse,status]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+SHIPYARD = REPO / ".venv" / "bin" / "shipyard"
+API_OVER_CLI = 1.05
+SSE_P99_SECONDS = 0.100
+STATUS_SECONDS = 0.200
+STATUS_RUNS = 10
+START_TIMEOUT = 120.0
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def goal_line(label: str, figure: float, goal: float, unit: str = "s") -> str:
+    met = "met" if figure <= goal else "NOT met"
+    ratio = figure / goal
+    return f"  {label:<52} {figure:8.3f} {unit}  goal <= {goal:g} {unit}  ({ratio:5.2f}x)  {met}"
+
+
+# --- a running `shipyard serve` -----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    token: str
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return json.loads(answer.read())
+
+    def peak_rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+
+@contextlib.contextmanager
+def serving(project: Path, env: dict[str, str], log_file: Path) -> Iterator[Server]:
+    """`shipyard serve` over `project` until /api/health answers; stopped by PID (SIGTERM, then
+    SIGKILL) at the end."""
+    port = free_port()
+    with log_file.open("w") as out:
+        process = subprocess.Popen(
+            [str(SHIPYARD), "-p", str(project), "serve", "--listen", f"127.0.0.1:{port}",
+             "--max-rollouts", "4"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"shipyard serve exited:\n{log_file.read_text()}")
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"{url}/api/health", timeout=2).read()
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"shipyard serve did not start:\n{log_file.read_text()}")
+            time.sleep(0.1)
+        token = next(w for w in log_file.read_text().split() if w.startswith("shy_"))
+        yield Server(process, url, token)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_rollout(server: Server, rollout_id: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found: dict[str, Any] = server.request("GET", f"/api/rollouts/{rollout_id}")
+        if found["status"] != "in_progress" and not found.get("running_here"):
+            return found
+        time.sleep(0.05)
+    raise RuntimeError(f"rollout {rollout_id} not finished after {timeout:g} s")
+
+
+def results(found: dict[str, Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for deployment in found["deployments"]:
+        counts[deployment["status"]] = counts.get(deployment["status"], 0) + 1
+    return counts
+
+
+# --- SSE clients (the `_sse` helper process) ----------------------------------------------------
+
+
+async def _one_client(host: str, port: int, token: str, after: int) -> list[tuple[int, float, str]]:
+    """Follow the stream (HTTP/1.0: unchunked) until a rollout finishes: (id, arrival, at)."""
+    reader, writer = await asyncio.open_connection(host, port, limit=1 << 22)
+    writer.write(
+        f"GET /api/events/stream?after={after} HTTP/1.0\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode()
+    )
+    await writer.drain()
+    got: list[tuple[int, float, str]] = []
+    while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+        pass  # the response headers
+    event_id, data = 0, ""
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            text = line.decode().rstrip("\r\n")
+            if text.startswith("id:"):
+                event_id = int(text[3:].strip())
+            elif text.startswith("data:"):
+                data += text[5:].strip()
+            elif text == "" and data:
+                arrived = time.time()
+                value = json.loads(data)
+                got.append((event_id, arrived, value.get("at", "")))
+                if value.get("phase") == "rollout-finished":
+                    break
+                event_id, data = 0, ""
+    finally:
+        writer.close()
+    return got
+
+
+def sse_clients(url: str, token: str, count: int, after: int) -> None:
+    """`_sse URL TOKEN COUNT AFTER`: prints `ready`, then at the end one JSON line per client."""
+    host, port = url.removeprefix("http://").split(":")
+
+    async def run() -> list[list[tuple[int, float, str]]]:
+        tasks = [
+            asyncio.create_task(_one_client(host, int(port), token, after)) for _ in range(count)
+        ]
+        await asyncio.sleep(1.0)  # every client connected
+        print("ready", flush=True)
+        return list(await asyncio.gather(*tasks))
+
+    for got in asyncio.run(run()):
+        print(json.dumps(got), flush=True)
+
+
+# --- the measurements ---------------------------------------------------------------------------
+
+
+def measure_rollout(args: argparse.Namespace, lines: list[str]) -> None:
+    sys.path.insert(0, str(BENCH))
+    import deploy as bench_deploy
+
+    scenario = bench_deploy.Scenario(args.hosts, args.services)
+    expected = args.hosts * args.services
+    fleet = bench_deploy.start_fleet(args.hosts)
+    try:
+        bench_deploy.bootstrap(fleet, scenario)
+        project = bench_deploy.PROJECT_DIR / "shipyard.yaml"
+        env = bench_deploy.shipyard_env()
+        cli, api = [], []
+        for run in range(1, args.runs + 1):
+            bench_deploy.clear_tool(fleet, "shipyard")
+            bench_deploy.write_project(fleet, scenario)
+            ran, counts = bench_deploy.shipyard_deploy(3600, f"server-cli-r{run}")
+            assert counts == {"success": expected}, counts
+            cli.append(ran.seconds)
+            log(f"  run {run}: CLI first deploy of {expected}: {ran.seconds:.2f} s")
+            bench_deploy.clear_tool(fleet, "shipyard")
+            bench_deploy.write_project(fleet, scenario)
+            with serving(project, env, bench_deploy.WORK / f"serve-r{run}.log") as server:
+                started = time.perf_counter()
+                rollout = server.request("POST", "/api/rollouts", {"instances": []})
+                found = wait_rollout(server, rollout["id"], 3600)
+                seconds = time.perf_counter() - started
+                assert results(found) == {"success": expected}, results(found)
+                api.append(seconds)
+                log(f"  run {run}: API first deploy of {expected}: {seconds:.2f} s")
+                if run == args.runs and "sse" in args.only:
+                    measure_sse(server, args, expected, lines)
+        ratio = statistics.median(api) / statistics.median(cli)
+        lines.append(
+            f"  rollout of {expected} instances: CLI {statistics.median(cli):.2f} s, "
+            f"API {statistics.median(api):.2f} s (median of {args.runs})"
+        )
+        lines.append(
+            goal_line("rollout started over the API / from the CLI", ratio, API_OVER_CLI, "x")
+        )
+    finally:
+        bench_deploy.clear_tool(fleet, "shipyard")
+        bench_deploy.stop_everything(fleet)
+
+
+def measure_sse(server: Server, args: argparse.Namespace, expected: int, lines: list[str]) -> None:
+    """50 clients follow a forced redeploy of every instance; latency and completeness."""
+    last = _last_event_id(server)
+    clients = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "_sse", server.url, server.token,
+         str(args.clients), str(last)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert clients.stdout is not None
+    try:
+        assert clients.stdout.readline().strip() == "ready"
+        rollout = server.request("POST", "/api/rollouts", {"instances": [], "force": True})
+        found = wait_rollout(server, rollout["id"], 3600)
+        assert results(found) == {"success": expected}, results(found)
+        received = [json.loads(line) for line in clients.stdout]
+        clients.wait(timeout=120)
+    finally:
+        if clients.poll() is None:
+            clients.kill()
+            clients.wait()
+    stored = _rollout_event_ids(server, rollout["id"], last)
+    delays: list[float] = []
+    complete = 0
+    for got in received:
+        ids = {event_id for event_id, _, _ in got}
+        complete += stored <= ids
+        delays.extend(
+            arrived - datetime.fromisoformat(at).timestamp() for _, arrived, at in got if at
+        )
+    delays.sort()
+    p99 = delays[int(len(delays) * 0.99) - 1] if delays else float("inf")
+    lines.append(
+        f"  {args.clients} SSE clients, {len(stored)} events of the rollout: {complete} clients"
+        f" got every one; publish -> client p50 {statistics.median(delays) * 1000:.1f} ms, "
+        f"p99 {p99 * 1000:.1f} ms, max {delays[-1] * 1000:.1f} ms"
+    )
+    lines.append(goal_line("SSE publish -> client, 99th percentile", p99, SSE_P99_SECONDS))
+    lines.append(
+        f"  every client received every event: {'met' if complete == args.clients else 'NOT met'}"
+    )
+    lines.append(f"  server peak RSS (VmHWM) through the rollouts: {server.peak_rss_mib():.1f} MiB")
+
+
+def _last_event_id(server: Server) -> int:
+    last, after = 0, 0
+    while True:
+        page = server.request("GET", f"/api/events?after={after}&limit=1000")["events"]
+        if not page:
+            return last
+        last = after = page[-1]["id"]
+
+
+def _rollout_event_ids(server: Server, rollout_id: str, after: int) -> set[int]:
+    ids: set[int] = set()
+    while True:
+        page = server.request("GET", f"/api/events?after={after}&limit=1000&rollout={rollout_id}")
+        if not page["events"]:
+            return ids
+        ids.update(e["id"] for e in page["events"])
+        after = page["events"][-1]["id"]
+
+
+def measure_status(args: argparse.Namespace, lines: list[str]) -> None:
+    scale = [sys.executable, str(BENCH / "scale.py")]
+    with tempfile.TemporaryDirectory(prefix="shipyard-bench-server-") as tmp:
+        directory = Path(tmp)
+        built = subprocess.run(
+            [*scale, "_build", tmp, "500", "20"], check=True, capture_output=True, text=True
+        )
+        project = Path(built.stdout.strip().splitlines()[-1])
+        url = f"sqlite:///{directory / 'state.db'}"
+        subprocess.run([*scale, "_fill", url, str(project), "1"], check=True, capture_output=True)
+        env = {**os.environ, "SHIPYARD_DATABASE_URL": url}
+        with serving(project, env, directory / "serve.log") as server:
+            first = server.request("GET", "/api/status?limit=10000")
+            rows = len(first["rows"])
+            times = []
+            for _ in range(STATUS_RUNS):
+                started = time.perf_counter()
+                server.request("GET", "/api/status?limit=10000")
+                times.append(time.perf_counter() - started)
+            rss = server.peak_rss_mib()
+        lines.append(
+            f"  GET /api/status of {rows} instances:"
+            f" median {statistics.median(times) * 1000:.0f} ms,"
+            f" least {min(times) * 1000:.0f} ms; server peak RSS {rss:.1f} MiB"
+        )
+        lines.append(
+            goal_line("GET /api/status?limit=10000", statistics.median(times), STATUS_SECONDS)
+        )
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["_sse"]:
+        sse_clients(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--services", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--only", default="rollout,sse,status")
+    args = parser.parse_args()
+    args.only = {w.strip() for w in args.only.split(",")}
+    commit = subprocess.run(
+        ["git", "log", "-1", "--format=%h %s"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print(f"commit: {commit.stdout.strip()[:100]}")
+    print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    started = time.perf_counter()
+    lines: list[str] = []
+    if args.only & {"rollout", "sse"}:
+        measure_rollout(args, lines)
+    if "status" in args.only:
+        measure_status(args, lines)
+    print("figures (ratio = figure / goal):")
+    print("\n".join(lines))
+    print(f"load average at end:   {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"whole benchmark: {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""What the server streams, followed from here as the same values the CLI shows locally: the
+events (`Event`), one deployment's step output (`StepOutput`, then its `DeploymentLog`), and a
+rollout the server runs, with Ctrl-C turned into a cancel through the API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from shipyard.app.logs import DeploymentLog, StepOutput
+from shipyard.app.rollouts import RolloutResult
+from shipyard.client.http import ApiClient, RemoteError
+from shipyard.events import Event
+
+EventSink = Callable[[Event], None]
+
+
+def events(api: ApiClient, *, rollout: str | None = None, after: int = 0) -> Iterator[Event]:
+    """Every event stored after `after`, oldest first, as it comes; of one rollout, until it
+    finishes. A stream that fell behind (`resume`) is reopened after the last event told, so
+    none is missed or told twice."""
+    last = str(after)
+    while True:
+        resumed = False
+        for item in api.stream("/api/events/stream", {"rollout": rollout}, last_event_id=last):
+            if item.event == "resume":
+                last, resumed = str(item.data["after"]), True
+                break
+            if not isinstance(item.data, dict):
+                continue
+            event = Event.from_json(item.data)
+            last = item.id or last
+            yield event
+            if rollout is not None and event.final:
+                return
+        if not resumed:
+            raise RemoteError(
+                api.url, 0, "stream_ended",
+                "the server ended the event stream (is it shutting down?); events after"
+                f" {last} are still to read (--after {last})",
+            )  # fmt: skip
+
+
+def follow_rollout(
+    api: ApiClient,
+    rollout_id: str,
+    heard: EventSink,
+    *,
+    cancel_reason: str,
+    on_cancel: Callable[[], None] | None = None,
+) -> RolloutResult:
+    """Hand every event of the rollout to `heard`, from its first, until it finishes; on
+    Ctrl-C ask the server to cancel it (once: a second Ctrl-C stops following) and follow it
+    to its end. Then the result as the server recorded it."""
+    last = 0
+    cancelled = False
+    while True:
+        try:
+            for event in events(api, rollout=rollout_id, after=last):
+                last = event.id
+                heard(event)
+            break
+        except KeyboardInterrupt:
+            if cancelled:
+                raise
+            cancelled = True
+            api.post(f"/api/rollouts/{rollout_id}/cancel", {"reason": cancel_reason})
+            if on_cancel is not None:
+                on_cancel()
+    return RolloutResult.from_json(api.get(f"/api/rollouts/{rollout_id}"))
+
+
+def deployment_log(api: ApiClient, deployment_id: str) -> DeploymentLog:
+    return DeploymentLog.from_json(api.get(f"/api/deployments/{deployment_id}/log"))
+
+
+def follow_log(api: ApiClient, deployment_id: str) -> Iterator[StepOutput | DeploymentLog]:
+    """Each step's output as it is stored, then (with its status and error) the deployment's
+    end, like app.logs.follow_log does locally."""
+    path = f"/api/deployments/{deployment_id}/log/stream"
+    for item in api.stream(path):
+        if item.event == "step":
+            yield StepOutput.from_json(item.data)
+        elif item.event == "end":
+            yield DeploymentLog(
+                deployment_id, "", "", str(item.data["status"]), item.data.get("error"), ()
+            )
+            return
+    raise RemoteError(
+        api.url, 0, "stream_ended",
+        f"the server ended the log stream of {deployment_id} before the deployment was over",
+    )  # fmt: skip

@@ -1,0 +1,276 @@
+"""Live events for any number of SSE clients: one reader (the hub) and a bounded queue each.
+
+The events table is the source: rollouts of this server and of CLI processes all write there.
+The hub reads what is new once (`app.logs.events`), when woken (`state.wakeup`, set by
+`state.heard` once a rollout of this server has stored an event) or every `POLL_SECONDS` for
+what other processes wrote, renders each event's SSE frame once (masked), and hands it to
+every client whose filter it matches. A client's queue holds at most `settings.sse_buffer`
+frames: one that falls behind is dropped from the hub and told to resume (`event: resume`,
+`data: {"after": <the last id it got>}`), so a slow reader never slows the hub or a rollout.
+Every stream ends when `state.closing` is set. The hub's cursor is an event id: the store makes
+events visible in the order of their ids (store.journal.write_events), so it never moves past
+one that another writer has yet to commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.responses import StreamingResponse
+
+from shipyard.app.logs import events as stored_events
+from shipyard.app.logs import last_event_id
+from shipyard.events import Event
+from shipyard.masking import Masker
+from shipyard.server.state import ServerState
+
+log = logging.getLogger("shipyard.server")
+
+POLL_SECONDS = 0.5  # how often the hub looks for events other processes wrote
+KEEP_ALIVE_SECONDS = 15.0
+PAGE = 500
+
+
+class EventStream(StreamingResponse):
+    """A `text/event-stream` response that proxies pass through unbuffered."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, content: AsyncIterator[str]) -> None:
+        super().__init__(
+            content,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+
+def frame(kind: str, data: Any, masker: Masker, event_id: int | str | None = None) -> str:
+    """One SSE message; `data` is masked JSON on one line."""
+    text = masker.text(json.dumps(masker.json(data), sort_keys=True, default=str))
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: {text}\n\n"
+
+
+def event_frame(event: Event, masker: Masker) -> str:
+    return frame(event.phase.value, event.to_json(), masker, event.id)
+
+
+KEEP_ALIVE = ": keep-alive\n\n"
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which events a client wants: of one rollout, instance and/or site."""
+
+    rollout: str | None = None
+    instance: str | None = None
+    site: str | None = None
+
+    def matches(self, event: Event) -> bool:
+        return (
+            (self.rollout is None or event.rollout_id == self.rollout)
+            and (self.instance is None or event.instance == self.instance)
+            and (self.site is None or event.site == self.site)
+        )
+
+
+@dataclass(eq=False)
+class Client:
+    """One connected stream: what it wants and the frames the hub has for it."""
+
+    wants: Filter
+    queue: asyncio.Queue[tuple[Event, str] | None]
+    overflowed: bool = False
+
+
+@dataclass
+class Hub:
+    """The one reader of new events of a server, fanning them out to its clients."""
+
+    state: ServerState
+    poll: float = POLL_SECONDS
+    after: int = 0  # the last event id read
+    clients: set[Client] = field(default_factory=set)
+    _task: asyncio.Task[None] | None = None
+    # Reads in a thread of their own: a big rollout's store writes fill the loop's default
+    # pool, and a new event must not wait behind them.
+    _reader: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="sse-hub")
+    )
+
+    async def start(self) -> None:
+        self.after = await asyncio.to_thread(last_event_id, self.state.session)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="sse hub")
+
+    async def stop(self) -> None:
+        self._end_all()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._reader.shutdown(wait=False, cancel_futures=True)
+
+    def join(self, wants: Filter) -> tuple[Client, int]:
+        """A new client, and the id up to which it must read the store itself (the hub gives
+        it every matching event after that one)."""
+        client = Client(wants, asyncio.Queue(maxsize=self.state.settings.sse_buffer))
+        self.clients.add(client)
+        return client, self.after
+
+    def leave(self, client: Client) -> None:
+        self.clients.discard(client)
+
+    async def _run(self) -> None:
+        state = self.state
+        while not state.closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.wakeup.wait(), self.poll)
+            state.wakeup.clear()
+            try:
+                await self._read()
+            except Exception:  # the store is away for a moment: try again at the next poll
+                log.exception("the event stream could not read new events")
+        self._end_all()
+
+    async def _read(self) -> None:
+        session = self.state.session
+        while True:
+            page = await asyncio.get_running_loop().run_in_executor(
+                self._reader,
+                lambda: list(stored_events(session, after_id=self.after, limit=PAGE)),
+            )
+            if not page:
+                return
+            self.after = page[-1].id
+            if self.clients:
+                self._fan_out(page, session.masker())
+            if len(page) < PAGE:
+                return
+
+    def _fan_out(self, page: list[Event], masker: Masker) -> None:
+        for event in page:
+            rendered: str | None = None
+            for client in list(self.clients):
+                if not client.wants.matches(event):
+                    continue
+                if rendered is None:
+                    rendered = event_frame(event, masker)
+                try:
+                    client.queue.put_nowait((event, rendered))
+                except asyncio.QueueFull:
+                    client.overflowed = True
+                    self.clients.discard(client)
+
+    def _end_all(self) -> None:
+        for client in list(self.clients):
+            with contextlib.suppress(asyncio.QueueFull):
+                client.queue.put_nowait(None)
+        self.clients.clear()
+
+
+async def follow_events(
+    state: ServerState, hub: Hub, wants: Filter, after: int | None
+) -> AsyncIterator[str]:
+    """The frames of one client: what the store has after `after` (None: from now on; from
+    the rollout's first event when one is named), then live ones from the hub. Ends after
+    ROLLOUT_FINISHED when a rollout is named, at closing, or with `resume` when it fell behind.
+    """
+    client, upto = hub.join(wants)
+    masker = state.masker()
+    start = after if after is not None else (0 if wants.rollout is not None else upto)
+    last = start
+    try:
+        # What was stored before the hub took this client on.
+        while last < upto and not state.closing.is_set():
+            page = await asyncio.to_thread(_page, state, last, wants.rollout)
+            for event in page:
+                if event.id > upto:
+                    break
+                last = event.id
+                if wants.matches(event):
+                    yield event_frame(event, masker)
+                    if wants.rollout is not None and event.final:
+                        return
+            if not page or page[-1].id >= upto or len(page) < PAGE:
+                break
+        last = max(last, upto)  # what the hub has after `upto` is in the queue
+        async for batch in _live(state, client):
+            out: list[str] = []
+            for live, rendered in batch:
+                if live is not None:  # else a keep-alive comment
+                    if live.id <= last:
+                        continue
+                    last = live.id
+                out.append(rendered)
+                if live is not None and wants.rollout is not None and live.final:
+                    yield "".join(out)
+                    return
+            if out:
+                yield "".join(out)
+        if client.overflowed:
+            yield frame("resume", {"after": last}, masker)
+    finally:
+        hub.leave(client)
+
+
+def _page(state: ServerState, after: int, rollout: str | None) -> list[Event]:
+    return list(stored_events(state.session, after_id=after, rollout_id=rollout, limit=PAGE))
+
+
+async def _live(
+    state: ServerState, client: Client
+) -> AsyncIterator[list[tuple[Event | None, str]]]:
+    """The client's queued frames, all that are waiting at once (one write for many), and a
+    keep-alive comment (with no event) when it is quiet, until closing or overflow."""
+    queue = client.queue
+    while not state.closing.is_set() and not client.overflowed:
+        try:
+            item = queue.get_nowait()
+        except asyncio.QueueEmpty:
+            try:
+                item = await asyncio.wait_for(queue.get(), KEEP_ALIVE_SECONDS)
+            except TimeoutError:
+                yield [(None, KEEP_ALIVE)]
+                continue
+        batch: list[tuple[Event | None, str]] = []
+        while item is not None:
+            batch.append(item)
+            if len(batch) >= PAGE:
+                break
+            try:
+                item = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+        if batch:
+            yield batch
+        if item is None:
+            return
+
+
+def install(app: FastAPI) -> None:
+    """Run one hub per server, from its start to its stop (`hub_of` finds it)."""
+
+    async def start(state: ServerState) -> None:
+        hub = Hub(state)
+        app.state.hub = hub
+        await hub.start()
+
+    async def stop(state: ServerState) -> None:
+        hub: Hub | None = getattr(app.state, "hub", None)
+        if hub is not None:
+            await hub.stop()
+
+    app.state.starters.append(start)
+    app.state.stoppers.append(stop)
+
+
+def hub_of(app: FastAPI) -> Hub:
+    hub: Hub = app.state.hub
+    return hub
