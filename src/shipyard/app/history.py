@@ -42,6 +42,14 @@ class DeploymentView:
         }
 
 
+def deployment(session: Session, deployment_id: str) -> DeploymentView:
+    """One deployment; RecordNotFound when there is none."""
+    found = session.store.deployment(deployment_id)
+    if found is None:
+        raise RecordNotFound("deployment", deployment_id)
+    return _deployment_view(session, found)
+
+
 @dataclass(frozen=True)
 class RolloutView:
     """A rollout as the store records it; `deployments` only when one rollout is asked for."""
@@ -111,19 +119,8 @@ def rollout(session: Session, rollout_id: str) -> RolloutView:
     found = store.rollout(rollout_id)
     if found is None:
         raise RecordNotFound("rollout", rollout_id)
-    masker = session.masker()
     deployments = tuple(
-        DeploymentView(
-            id=d.id,
-            instance=d.instance,
-            kind=d.kind.value,
-            revision=d.revision,
-            status=d.status.value,
-            actor=d.actor,
-            started_at=d.started_at,
-            finished_at=d.finished_at,
-            error=masker.text(d.error) if d.error else None,
-        )
+        _deployment_view(session, d)
         for d in reversed(store.deployments(rollout_id=rollout_id, limit=100_000))
     )
     view = _view(session, found)
@@ -179,4 +176,19 @@ def _view(session: Session, found: Any) -> RolloutView:
         finished_at=found.finished_at,
         summary=summary if isinstance(summary, dict) else {},
         config_version=getattr(found, "config_version", None),
+    )
+
+
+def _deployment_view(session: Session, found: Any) -> DeploymentView:
+    masker = session.masker()
+    return DeploymentView(
+        id=found.id,
+        instance=found.instance,
+        kind=found.kind.value,
+        revision=found.revision,
+        status=found.status.value,
+        actor=found.actor,
+        started_at=found.started_at,
+        finished_at=found.finished_at,
+        error=masker.text(found.error) if found.error else None,
     )

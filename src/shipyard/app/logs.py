@@ -136,19 +136,23 @@ def events(
     *,
     after_id: int = 0,
     rollout_id: str | None = None,
+    instance: str | None = None,
+    site: str | None = None,
     follow: bool = False,
     limit: int | None = None,
     poll: float = POLL_SECONDS,
     sleep: Sleep = time.sleep,
 ) -> Iterator[Event]:
-    """Stored events after `after_id` (of one rollout), oldest first. With `follow`, keep
-    reading as more are stored: until the rollout finishes when one is named, else until the
-    caller stops. At most `limit` events when given."""
+    """Stored events after `after_id` (of one rollout, instance or site), oldest first. With
+    `follow`, keep reading as more are stored: until the rollout finishes when one is named,
+    else until the caller stops. At most `limit` events when given."""
     store = session.store
     after = after_id
     told = 0
     while True:
-        page = store.events(after_id=after, limit=PAGE, rollout_id=rollout_id)
+        page = store.events(
+            after_id=after, limit=PAGE, rollout_id=rollout_id, instance=instance, site=site
+        )
         for event in page:
             after = event.id
             yield event

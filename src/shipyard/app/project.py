@@ -3,13 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from shipyard.app.selectors import find_instance, select_instances
 from shipyard.app.session import Session
 from shipyard.app.statusrows import deployed_revisions
-from shipyard.plan.rollout import Plan, Target, make_plan
+from shipyard.plan.rollout import Plan, Step, Target, make_plan
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    name: str
+    hosts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProjectSummary:
+    """What the served project holds: its sites and hosts, services, instance count, and the
+    config version it was loaded as (None when it is not a stored version)."""
+
+    name: str
+    sites: tuple[SiteSummary, ...]
+    services: tuple[str, ...]
+    instances: int
+    version: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sites": [{"name": s.name, "hosts": list(s.hosts)} for s in self.sites],
+            "services": list(self.services),
+            "instances": self.instances,
+            "version": self.version,
+        }
+
+
+def describe(session: Session, *, version: int | None = None) -> ProjectSummary:
+    """The project's outline; a project with no instance yet is described too."""
+    flat = session.flatten(empty_ok=True)
+    project = flat.loaded.project
+    return ProjectSummary(
+        name=project.name,
+        sites=tuple(SiteSummary(name, tuple(site.hosts)) for name, site in project.sites.items()),
+        services=tuple(project.services),
+        instances=len(flat.instances),
+        version=version,
+    )
 
 
 @dataclass(frozen=True)
@@ -25,6 +65,13 @@ class Validation:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Validation:
+        sites, hosts, templates, services, instances = (
+            int(data[k]) for k in ("sites", "hosts", "templates", "services", "instances")
+        )
+        return cls(sites, hosts, templates, services, instances)
 
 
 def validate(session: Session) -> Validation:
@@ -50,6 +97,10 @@ class InstanceConfig:
 
     def to_json(self) -> dict[str, Any]:
         return {"instance": self.instance, "revision": self.revision, "config": self.config}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InstanceConfig:
+        return cls(str(data["instance"]), str(data["revision"]), dict(data["config"]))
 
 
 def show(session: Session, instance: str) -> InstanceConfig:
@@ -87,14 +138,45 @@ class PlanView:
             "changes": len(plan.changes),
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlanView:
+        waves = tuple(
+            tuple(
+                Step(
+                    name=s["instance"],
+                    service=s["service"],
+                    host=s["host"],
+                    site=s["site"],
+                    revision=s["revision"],
+                    deployed_revision=s.get("deployed_revision"),
+                    action=s["action"],
+                )
+                for s in wave
+            )
+            for wave in data["waves"]
+        )
+        return cls(Plan(waves, tuple(data["orphans"])))
+
 
 def plan(
-    session: Session, names: Sequence[str] | None = None, *, site: str | None = None
+    session: Session,
+    names: Sequence[str] | None = None,
+    *,
+    site: str | None = None,
+    force: bool = False,
 ) -> PlanView:
-    """Instances, their revisions, what is stale, and the dependency waves of a deploy."""
+    """Instances, their revisions, what is stale, and the dependency waves of a deploy. With
+    `force` (as `deploy --force` does) an up-to-date instance is planned as an update too."""
     flat = session.flatten()
     chosen = select_instances(flat, names, site=site)
     targets = [Target(i.name, i.service, i.host, i.site, i.revision) for i in chosen]
     with session.status_reads() as reads:
         deployed = deployed_revisions(reads)
-    return PlanView(make_plan(targets, flat.service_edges(), deployed, flat.instances))
+    made = make_plan(targets, flat.service_edges(), deployed, flat.instances)
+    if force:
+        waves = tuple(
+            tuple(replace(s, action="update") if s.action == "none" else s for s in wave)
+            for wave in made.waves
+        )
+        made = Plan(waves, made.orphans)
+    return PlanView(made)

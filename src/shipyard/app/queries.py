@@ -41,6 +41,12 @@ class Slots:
             "green": self.green,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Slots:
+        if data.get("error") is not None:
+            return cls(error=str(data["error"]))
+        return cls(data.get("live"), data.get("draining"), data.get("blue"), data.get("green"))
+
 
 @dataclass(frozen=True)
 class StatusRow:
@@ -54,6 +60,7 @@ class StatusRow:
     revision: str
     last: LastDeployment | None
     slots: Slots | None = None
+    service: str = ""
 
     @property
     def stale(self) -> bool:
@@ -69,6 +76,7 @@ class StatusRow:
         return {
             "slots": None if self.slots is None else self.slots.to_json(),
             "instance": self.instance,
+            "service": self.service,
             "site": self.site,
             "host": self.host,
             "status": self.status,
@@ -89,6 +97,33 @@ class StatusRow:
             },
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StatusRow:
+        """The row `to_json` gave (as a server sends it)."""
+        last = data.get("last")
+        slots = data.get("slots")
+        return cls(
+            instance=data["instance"],
+            site=data["site"],
+            host=data["host"],
+            status=data["status"],
+            deployed_revision=data.get("deployed_revision"),
+            revision=data["revision"],
+            last=None
+            if last is None
+            else LastDeployment(
+                id=last["id"],
+                kind=last["kind"],
+                actor=last["actor"],
+                status=last["status"],
+                started_at=datetime.fromisoformat(last["started"]),
+                finished_at=datetime.fromisoformat(last["finished"]) if last["finished"] else None,
+                error=last.get("error"),
+            ),
+            slots=None if slots is None else Slots.from_json(slots),
+            service=data.get("service", ""),
+        )
+
 
 @dataclass(frozen=True)
 class StatusReport:
@@ -105,20 +140,34 @@ class StatusReport:
     def to_json(self) -> list[dict[str, Any]]:
         return [row.to_json() for row in self.rows]
 
+    @classmethod
+    def of_rows(cls, rows: Sequence[StatusRow]) -> StatusReport:
+        """The report of these rows, with their counts per site and status."""
+        counts: dict[str, dict[str, int]] = {}
+        stale: dict[str, int] = {}
+        for row in rows:
+            per_site = counts.setdefault(row.site, {})
+            per_site[row.status] = per_site.get(row.status, 0) + 1
+            if row.stale:
+                stale[row.site] = stale.get(row.site, 0) + 1
+        return cls(tuple(rows), counts, stale)
 
-async def status(session: Session, *, site: str | None = None) -> StatusReport:
-    """Per instance: site, host, status, deployed revision, stale or not, last deployment; the
-    slots of blue/green instances as their hosts report them."""
+    @classmethod
+    def from_json(cls, rows: Sequence[dict[str, Any]]) -> StatusReport:
+        return cls.of_rows([StatusRow.from_json(row) for row in rows])
+
+
+async def status(session: Session, *, site: str | None = None, slots: bool = True) -> StatusReport:
+    """Per instance: site, host, status, deployed revision, stale or not, last deployment; with
+    `slots`, the slots of blue/green instances as their hosts report them (contacts hosts)."""
     flat = session.flatten()
     chosen = select_instances(flat, site=site)
     with session.status_reads() as reads:
         stored = stored_instances(reads, site=site)
-    slotted = [i for i in chosen if i.strategy.uses_slots]
-    slots = await slot_states(session, slotted) if slotted else {}
+    slotted = [i for i in chosen if i.strategy.uses_slots] if slots else []
+    found_slots = await slot_states(session, slotted) if slotted else {}
     masker = session.masker()
     rows: list[StatusRow] = []
-    counts: dict[str, dict[str, int]] = {}
-    stale: dict[str, int] = {}
     for instance in chosen:
         found = stored.get(instance.name)
         last = found.last if found else None
@@ -132,14 +181,17 @@ async def status(session: Session, *, site: str | None = None) -> StatusReport:
             deployed_revision=found.deployed_revision if found else None,
             revision=instance.revision,
             last=last,
-            slots=slots.get(instance.name),
+            slots=found_slots.get(instance.name),
+            service=instance.service,
         )
         rows.append(row)
-        per_site = counts.setdefault(row.site, {})
-        per_site[row.status] = per_site.get(row.status, 0) + 1
-        if row.stale:
-            stale[row.site] = stale.get(row.site, 0) + 1
-    return StatusReport(tuple(rows), counts, stale)
+    return StatusReport.of_rows(rows)
+
+
+def last_change(session: Session) -> int:
+    """The id of the newest stored event: every deployment change writes one, so a view built
+    at one id is current while the id stays the same (one cheap read)."""
+    return session.store.last_event_id()
 
 
 async def slot_states(session: Session, instances: Sequence[Instance]) -> dict[str, Slots]:
@@ -179,13 +231,27 @@ class InstanceDiff:
     def to_json(self) -> list[dict[str, Any]]:
         return [e.as_json() for e in self.entries]
 
+    @classmethod
+    def from_json(cls, instance: str, entries: Sequence[dict[str, Any]]) -> InstanceDiff:
+        from shipyard.plan.diff import DiffEntry
 
-def diff(session: Session, names: Sequence[str] | None = None) -> list[InstanceDiff]:
+        return cls(
+            instance,
+            tuple(
+                DiffEntry(e["kind"], e["path"], e.get("old"), e.get("new"), e.get("unified"))
+                for e in entries
+            ),
+        )
+
+
+def diff(
+    session: Session, names: Sequence[str] | None = None, *, site: str | None = None
+) -> list[InstanceDiff]:
     """Deployed snapshot against derived config per chosen instance (secrets masked)."""
     from shipyard.plan.diff import diff_configs
 
     flat = session.flatten()
-    chosen = select_instances(flat, names)
+    chosen = select_instances(flat, names, site=site)
     states = {s.name: s for s in session.store.instance_states()}
     masker = session.masker()
     out: list[InstanceDiff] = []
@@ -226,6 +292,19 @@ class AuditLine:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AuditLine:
+        at = data["at"]
+        return cls(
+            id=int(data["id"]),
+            at=at if isinstance(at, datetime) else datetime.fromisoformat(at),
+            actor=data["actor"],
+            action=data["action"],
+            target=data["target"],
+            result=data["result"],
+            detail=dict(data["detail"]),
+        )
+
 
 @dataclass(frozen=True)
 class AuditPage:
@@ -241,20 +320,35 @@ class AuditPage:
     def to_json(self) -> list[dict[str, Any]]:
         return [e.to_json() for e in self.entries]
 
+    @classmethod
+    def from_json(cls, entries: Sequence[dict[str, Any]], *, more: bool) -> AuditPage:
+        return cls(tuple(AuditLine.from_json(e) for e in entries), more)
+
 
 def audit(
     session: Session,
     *,
     instance: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
+    actor: str | None = None,
+    action: str | None = None,
     limit: int = 100,
     before: int | None = None,
 ) -> AuditPage:
-    """The audit log, newest first; a naive `since` is UTC."""
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
+    """The audit log, newest first, of one target (`instance`), actor or action, between
+    `since` and `until`; a naive time is UTC."""
+    since, until = (_utc(t) for t in (since, until))
     masker = session.masker()
-    found = session.store.audit(instance=instance, since=since, limit=limit, before=before)
+    found = session.store.audit(
+        instance=instance,
+        since=since,
+        until=until,
+        actor=actor,
+        action=action,
+        limit=limit,
+        before=before,
+    )
     lines = []
     for e in sorted(found, key=lambda e: e.id, reverse=True):
         detail = masker.json(dict(e.detail))
@@ -284,6 +378,17 @@ class AuditVerdict:
         )
         return {"whole": self.whole, "count": self.count, "head": self.head, "broken": broken}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AuditVerdict:
+        broken = data.get("broken") or {}
+        return cls(
+            bool(data["whole"]),
+            int(data["count"]),
+            str(data["head"]),
+            broken.get("row"),
+            broken.get("reason"),
+        )
+
 
 def audit_verify(session: Session) -> AuditVerdict:
     """Check the chain. Only reads: no recovery here, so verifying never writes to what it
@@ -294,6 +399,10 @@ def audit_verify(session: Session) -> AuditVerdict:
     if broken is None:
         return AuditVerdict(True, report.count, report.head)
     return AuditVerdict(False, report.count, report.head, broken.row_id, broken.reason)
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 def _when(at: datetime) -> str:

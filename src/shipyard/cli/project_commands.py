@@ -11,8 +11,9 @@ from rich.console import Console
 
 from shipyard.cli.app import app
 from shipyard.cli.columns import BIG, print_columns
-from shipyard.cli.context import port_number, session
+from shipyard.cli.context import port_number, remote, session
 from shipyard.cli.render import PLAN_HEADERS, JsonFlag, console, plan_cells, plan_table, print_json
+from shipyard.masking import NO_SECRETS
 
 
 @app.command()
@@ -67,10 +68,15 @@ def validate(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """Check the project: schema, references, cycles, locks and every template's rendering."""
     from shipyard.app import project
 
-    cli = session(ctx)
-    summary = project.validate(cli)
+    client = remote(ctx)
+    if client is not None:
+        masker, summary = NO_SECRETS, project.Validation.from_json(client.get("/api/validate"))
+    else:
+        cli = session(ctx)
+        summary = project.validate(cli)
+        masker = cli.masker()
     if json_output:
-        print_json(summary.to_json(), masker=cli.masker())
+        print_json(summary.to_json(), masker=masker)
         return
     console().print(
         f"[green]valid[/]: {summary.sites} site(s), {summary.hosts} host(s), "
@@ -86,19 +92,29 @@ def show(
     json_output: JsonFlag = False,
 ) -> None:
     """Print the flattened config of INSTANCE, with its revision (secrets read ***)."""
+    from urllib.parse import quote
+
     from shipyard.app import project
 
-    cli = session(ctx)
-    found = project.show(cli, instance)
+    client = remote(ctx)
+    if client is not None:
+        masker = NO_SECRETS
+        found = project.InstanceConfig.from_json(
+            client.get(f"/api/instances/{quote(instance, safe='@')}")
+        )
+    else:
+        cli = session(ctx)
+        found = project.show(cli, instance)
+        masker = cli.masker()
     if json_output:
-        print_json(found.to_json(), masker=cli.masker())
+        print_json(found.to_json(), masker=masker)
         return
     from rich.syntax import Syntax
 
     out = console()
     out.print(f"[bold]{found.instance}[/]  revision [cyan]{found.revision}[/]")
     text = json.dumps(found.config, indent=2, sort_keys=True, ensure_ascii=False)
-    text = cli.masker().shown(text)
+    text = masker.shown(text)
     out.print(Syntax(text, "json", theme="ansi_dark", background_color="default"))
 
 
@@ -112,10 +128,18 @@ def plan(
     """Show instances, their revisions, what is stale, and the dependency waves of a deploy."""
     from shipyard.app import project
 
-    cli = session(ctx)
-    view = project.plan(cli, names, site=site)
+    client = remote(ctx)
+    if client is not None:
+        masker = NO_SECRETS
+        view = project.PlanView.from_json(
+            client.get("/api/plan", {"instances": names or None, "site": site})
+        )
+    else:
+        cli = session(ctx)
+        view = project.plan(cli, names, site=site)
+        masker = cli.masker()
     if json_output:
-        print_json(view.to_json(), masker=cli.masker())
+        print_json(view.to_json(), masker=masker)
         return
     result = view.plan
     out = console()

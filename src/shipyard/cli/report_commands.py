@@ -11,12 +11,22 @@ from rich.text import Text
 
 from shipyard.cli.app import app
 from shipyard.cli.columns import BIG, Cell, print_columns
-from shipyard.cli.context import run_async, session, whole_number
+from shipyard.cli.context import remote, run_async, session, whole_number
 from shipyard.cli.render import STYLE, JsonFlag, console, host_text, print_json, short
-from shipyard.masking import Masker
+from shipyard.masking import NO_SECRETS, Masker
 
 if TYPE_CHECKING:
-    from shipyard.app.queries import Slots, StatusReport, StatusRow
+    from shipyard.app.queries import (
+        AuditPage,
+        AuditVerdict,
+        InstanceDiff,
+        Slots,
+        StatusReport,
+        StatusRow,
+    )
+    from shipyard.client.http import ApiClient
+
+STATUS_PAGE = 10_000  # rows asked of a server at once
 
 
 @app.command()
@@ -32,9 +42,13 @@ def status(
     progress), or every instance with --all; --json gives every instance."""
     from shipyard.app.queries import status as status_of
 
-    cli = session(ctx)
-    masker = cli.masker()
-    report = run_async(status_of(cli, site=site))
+    client = remote(ctx)
+    if client is not None:
+        masker, report = NO_SECRETS, remote_status(client, site=site)
+    else:
+        cli = session(ctx)
+        masker = cli.masker()
+        report = run_async(status_of(cli, site=site))
     if json_output:
         print_json(report.to_json(), masker=masker)
         return
@@ -52,6 +66,21 @@ def status(
     hidden = len(report.rows) - len(rows)
     if hidden:
         out.print(Text(f"{hidden} current instance(s) not shown (--all shows them)", "dim"))
+
+
+def remote_status(client: ApiClient, *, site: str | None) -> StatusReport:
+    """The status a server reports (slots included, as here), every page of it."""
+    from shipyard.app.queries import StatusReport
+
+    rows: list[dict[str, object]] = []
+    after: str | None = None
+    while True:
+        params = {"site": site, "slots": "true", "limit": STATUS_PAGE, "after": after}
+        page = client.get("/api/status", params)
+        rows.extend(page["rows"])
+        after = page["next_after"]
+        if after is None:
+            return StatusReport.from_json(rows)
 
 
 def _counts_table(report: StatusReport) -> Table:
@@ -140,15 +169,26 @@ def diff(
     from shipyard.app.queries import diff as diff_of
     from shipyard.cli.render import print_diff
 
-    cli = session(ctx)
-    masker = cli.masker()
-    diffs = diff_of(cli, names)
+    client = remote(ctx)
+    if client is not None:
+        masker, diffs = NO_SECRETS, remote_diff(client, names)
+    else:
+        cli = session(ctx)
+        masker = cli.masker()
+        diffs = diff_of(cli, names)
     if json_output:
         print_json({d.instance: d.to_json() for d in diffs}, masker=masker)
         return
     out = console()
     for d in diffs:
         print_diff(out, d.instance, d.entries, masker=masker)
+
+
+def remote_diff(client: ApiClient, names: list[str] | None) -> list[InstanceDiff]:
+    from shipyard.app.queries import InstanceDiff
+
+    found = client.get("/api/diff", {"instances": names or None})
+    return [InstanceDiff.from_json(d["instance"], d["entries"]) for d in found["diffs"]]
 
 
 audit_app = typer.Typer()  # `audit` prints the log, `audit verify` checks its chain
@@ -179,9 +219,14 @@ def audit(
         return
     from shipyard.app.queries import audit as audit_of
 
-    cli = session(ctx)
-    masker = cli.masker()
-    page = audit_of(cli, instance=instance, since=since, limit=limit, before=before)
+    client = remote(ctx)
+    if client is not None:
+        masker = NO_SECRETS
+        page = remote_audit(client, instance=instance, since=since, limit=limit, before=before)
+    else:
+        cli = session(ctx)
+        masker = cli.masker()
+        page = audit_of(cli, instance=instance, since=since, limit=limit, before=before)
     if json_output:
         print_json(page.to_json(), masker=masker)
         return
@@ -203,15 +248,46 @@ def audit(
         out.print(Text(f"older entries may follow: {' '.join(more)}", "dim"))
 
 
+def remote_audit(
+    client: ApiClient,
+    *,
+    instance: str | None,
+    since: datetime | None,
+    limit: int,
+    before: int | None,
+) -> AuditPage:
+    from shipyard.app.queries import AuditPage
+
+    params = {
+        "target": instance,
+        "since": since.isoformat() if since is not None else None,
+        "limit": limit,
+        "before": before,
+    }
+    found = client.get("/api/audit", params)
+    return AuditPage.from_json(found["entries"], more=bool(found["more"]))
+
+
+def remote_verdict(client: ApiClient) -> AuditVerdict:
+    from shipyard.app.queries import AuditVerdict
+
+    return AuditVerdict.from_json(client.get("/api/audit/verify"))
+
+
 @audit_app.command("verify")
 def audit_verify(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """Check the audit log's hash chain; exit 1 naming the first row where it breaks."""
     from shipyard.app.queries import audit_verify as verify
 
-    cli = session(ctx)
-    verdict = verify(cli)
+    client = remote(ctx)
+    if client is not None:
+        masker, verdict = NO_SECRETS, remote_verdict(client)
+    else:
+        cli = session(ctx)
+        verdict = verify(cli)
+        masker = cli.masker()
     if json_output:
-        print_json(verdict.to_json(), masker=cli.masker())
+        print_json(verdict.to_json(), masker=masker)
     elif verdict.whole:
         line = f"audit log whole: {verdict.count} row(s), head {verdict.head}"
         console().print(line, markup=False, highlight=False, soft_wrap=True)

@@ -43,7 +43,8 @@ def create_app(
 
     def masker() -> Masker:
         state = holder.get("state")
-        return state.masker() if state is not None else NO_SECRETS
+        # A served project that does not load (a config error to report) knows no secret.
+        return state.session.masker_if_loaded() if state is not None else NO_SECRETS
 
     class MaskedJSON(JSONResponse):
         """JSON with every secret value of the project masked, before and after encoding."""

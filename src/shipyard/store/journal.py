@@ -169,18 +169,28 @@ class Journal:
         *,
         instance: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
         limit: int | None = None,
         before: int | None = None,
     ) -> list[AuditEntry]:
         """Audit lines in the order they were written; with `limit`, the newest `limit` of them;
-        with `before`, only lines older than the one with that id (to page back)."""
+        with `before`, only lines older than the one with that id (to page back). `instance` is
+        the target; `since` and `until` bound the time (both included)."""
         query = select(audit).order_by(audit.c.id.desc()).limit(limit)
         if before is not None:
             query = query.where(audit.c.id < before)
         if instance is not None:
             query = query.where(audit.c.target == instance)
+        if actor is not None:
+            query = query.where(audit.c.actor == actor)
+        if action is not None:
+            query = query.where(audit.c.action == action)
         if since is not None:
             query = query.where(audit.c.at >= since)
+        if until is not None:
+            query = query.where(audit.c.at <= until)
         return self._all(query, rows.audit_entry)[::-1]
 
     def verify_audit(self) -> ChainReport:
@@ -200,13 +210,23 @@ class Journal:
             return write_events(conn, batch)
 
     def events(
-        self, *, after_id: int = 0, limit: int = 500, rollout_id: str | None = None
+        self,
+        *,
+        after_id: int = 0,
+        limit: int = 500,
+        rollout_id: str | None = None,
+        instance: str | None = None,
+        site: str | None = None,
     ) -> list[Event]:
-        """Events stored after `after_id`, oldest first (of one rollout, with `rollout_id`):
-        what a live view has not seen yet."""
+        """Events stored after `after_id`, oldest first (of one rollout, instance or site when
+        named): what a live view has not seen yet."""
         query = select(events).where(events.c.id > after_id)
         if rollout_id is not None:
             query = query.where(events.c.rollout_id == rollout_id)
+        if instance is not None:
+            query = query.where(events.c.instance == instance)
+        if site is not None:
+            query = query.where(events.c.site == site)
         return self._all(query.order_by(events.c.id).limit(limit), rows.event)
 
     def append_step_logs(self, logs: Sequence[StepLog]) -> None:

@@ -4,11 +4,30 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from shipyard.server.routes import meta, metrics, rollouts, streams, versions, webhooks
+from shipyard.server.routes import (
+    audit,
+    deployments,
+    events,
+    hosts,
+    meta,
+    metrics,
+    project,
+    rollouts,
+    status,
+    streams,
+    versions,
+    webhooks,
+)
 
 ROUTERS: list[APIRouter] = [
     meta.router,
     rollouts.router,
+    project.router,
+    status.router,
+    deployments.router,
+    audit.router,
+    events.router,
+    hosts.router,
     versions.router,
     streams.router,
     metrics.router,

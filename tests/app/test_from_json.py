@@ -1,0 +1,65 @@
+"""The app values the CLI renders in client mode come back whole from their JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+from shipyard.app import project, queries
+from shipyard.app.queries import (
+    AuditLine,
+    AuditPage,
+    AuditVerdict,
+    InstanceDiff,
+    Slots,
+    StatusReport,
+    StatusRow,
+)
+from shipyard.app.session import Session
+from shipyard.app.statusrows import LastDeployment
+
+INSTANCE = "web@local"
+
+
+def over_the_wire(value: object) -> object:
+    return json.loads(json.dumps(value, default=str))
+
+
+def test_a_status_report_comes_back_with_its_counts(session: Session) -> None:
+    report = asyncio.run(queries.status(session))
+    back = StatusReport.from_json(over_the_wire(report.to_json()))  # type: ignore[arg-type]
+    assert back == report
+
+
+def test_a_status_row_with_its_last_deployment_and_slots_comes_back() -> None:
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    last = LastDeployment("d-1", "deploy", "ann", "failed", at, at, "boom")
+    for slots in (Slots("blue", None, "r1", "r2"), Slots(error="unreachable"), None):
+        row = StatusRow(INSTANCE, "dev", "local", "failed", "r0", "r1", last, slots, "web")
+        assert StatusRow.from_json(over_the_wire(row.to_json())) == row  # type: ignore[arg-type]
+
+
+def test_validate_show_and_plan_come_back(session: Session) -> None:
+    summary = project.validate(session)
+    assert project.Validation.from_json(over_the_wire(summary.to_json())) == summary  # type: ignore[arg-type]
+    shown = project.show(session, INSTANCE)
+    assert project.InstanceConfig.from_json(over_the_wire(shown.to_json())) == shown  # type: ignore[arg-type]
+    view = project.plan(session)
+    assert project.PlanView.from_json(over_the_wire(view.to_json())) == view  # type: ignore[arg-type]
+
+
+def test_a_diff_an_audit_page_and_a_verdict_come_back(session: Session) -> None:
+    [found] = queries.diff(session)
+    back = InstanceDiff.from_json(found.instance, over_the_wire(found.to_json()))  # type: ignore[arg-type]
+    assert back == found
+    line = AuditLine(7, datetime(2026, 1, 2, tzinfo=UTC), "ann", "deploy", INSTANCE, "ok", {"a": 1})
+    page = AuditPage((line,), more=True)
+    assert AuditPage.from_json(over_the_wire(page.to_json()), more=True) == page  # type: ignore[arg-type]
+    for verdict in (AuditVerdict(True, 3, "abc"), AuditVerdict(False, 2, "abc", 3, "changed")):
+        assert AuditVerdict.from_json(over_the_wire(verdict.to_json())) == verdict  # type: ignore[arg-type]
+
+
+def test_plan_with_force_still_creates_what_was_never_deployed(session: Session) -> None:
+    forced = project.plan(session, force=True)
+    assert [s.action for s in forced.plan.steps] == ["create"]
