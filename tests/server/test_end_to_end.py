@@ -150,7 +150,7 @@ def test_a_team_drives_the_hello_fleet_through_the_server(
             json={"files": upload(hello, ("release: v1", "release: v2")), "message": "v2"},
         )
         assert published.status_code in (200, 201), published.text
-        assert published.json()["id"] == 2
+        assert published.json()["version"]["id"] == 2
         stale = client.get("/api/status").json()
         assert all(row["stale"] for row in stale["rows"])
         second, _ = roll_out(client, {"instances": ["greeter"]})
