@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from shipyard.config.flatten import Flattened
+from shipyard.config.models import Strategy
 
 Flatten = Callable[..., Flattened]
 
@@ -169,3 +170,39 @@ def test_the_same_input_gives_the_same_revision(flatten: Flatten) -> None:
     again = {n: i.revision for n, i in flatten(text).instances.items()}
     assert first == again
     assert len(set(first.values())) == len(first)  # each host renders differently
+
+
+def test_each_instance_gets_its_own_rendered_strings_in_nested_lists_and_maps(
+    flatten: Flatten,
+) -> None:
+    flat = flatten(
+        BASE
+        + """
+services:
+  api:
+    template: root
+    sites: [east, west]
+    overrides:
+      commands: {start: [serve, --name, "{{ instance }}", --tier, "{{ tier }}"]}
+      env: {WHO: "{{ host.name }}"}
+"""
+    )
+    e1, e2, w1 = (flat.instances[n].config for n in ("api@e1", "api@e2", "api@w1"))
+    assert e1["commands"]["start"] == ["serve", "--name", "api@e1", "--tier", "host"]
+    assert e2["commands"]["start"] == ["serve", "--name", "api@e2", "--tier", "site"]
+    assert w1["commands"]["start"] == ["serve", "--name", "api@w1", "--tier", "template"]
+    assert [c["env"]["WHO"] for c in (e1, e2, w1)] == ["e1", "e2", "w1"]
+    assert e1["ports"] is w1["ports"]  # what no template changes is shared, not copied
+
+
+def test_an_instance_strategy_is_what_its_config_says(flatten: Flatten) -> None:
+    flat = flatten(
+        BASE
+        + """
+services:
+  api: {template: root, sites: [east], overrides: {strategy: {kind: rolling, batch: "50%"}}}
+"""
+    )
+    for instance in flat.instances.values():
+        assert instance.strategy == Strategy.model_validate(instance.config["strategy"])
+        assert instance.strategy.kind == "rolling"

@@ -29,7 +29,7 @@ from shipyard.config.artifact import (
 from shipyard.config.loader import LoadedProject, display_name
 from shipyard.config.merge import Origins, deep_merge, merge_layer, origin_of
 from shipyard.config.models import InstanceSpec, Service, Strategy
-from shipyard.config.reads import VarPath, used_variables
+from shipyard.config.reads import ByName, VarPath, by_name, used_variables
 from shipyard.config.render import (
     Compiled,
     Renderer,
@@ -66,10 +66,14 @@ class Instance:
     depends_on: tuple[str, ...]
     secrets: dict[str, str] = field(default_factory=dict)  # name -> fingerprint
     sealed: dict[ConfigPath, str] = field(default_factory=dict)  # path -> text with tokens
+    # The service's strategy, validated once for all its instances (None: read from config).
+    known_strategy: Strategy | None = field(default=None, compare=False, repr=False)
 
     @property
     def strategy(self) -> Strategy:
         """How the instance's service rolls out (its config holds no secret there)."""
+        if self.known_strategy is not None:
+            return self.known_strategy
         return Strategy.model_validate(self.config.get("strategy", {}))
 
     def as_deployed(self, revision: str, config: Json, secrets: dict[str, str]) -> Instance:
@@ -107,8 +111,13 @@ class Flattened:
         return {n: list(s.depends_on) for n, s in self.loaded.project.services.items()}
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Sorted keys, no spaces, text as it is; one encoder for all (json.dumps with options
+    builds a new one at each call)."""
+    return _CANONICAL.encode(value)
 
 
 def revision_of(config: Json, secrets: dict[str, str]) -> str:
@@ -157,6 +166,10 @@ class _Prepared:
     vars: Json
     reads: frozenset[VarPath] | None  # what its templates read; None: anything
     complete: bool = True  # False: a problem was found already, render only to find others
+    strategy: Strategy | None = None
+    grouped_reads: ByName | None = None  # `reads` grouped by variable (None: anything)
+    # The containers holding templated strings, parents first: what each instance copies.
+    containers: list[tuple[ConfigPath, str | int, ConfigPath]] = field(default_factory=list)
 
 
 class _Flattener:
@@ -256,6 +269,8 @@ class _Flattener:
                 reads = None
                 break
             reads |= compiled.reads
+        strategy = doc.get("strategy", {})
+        templated_strategy = any(path[0] == "strategy" for path, _ in templated)
         return _Prepared(
             doc,
             origins,
@@ -264,6 +279,10 @@ class _Flattener:
             variables,
             None if reads is None else frozenset(reads),
             complete=files is not None,
+            # As `Instance.strategy` reads it from the config, once for every instance.
+            strategy=None if templated_strategy else Strategy.model_validate(strategy),
+            grouped_reads=None if reads is None else by_name(reads),
+            containers=_containers(doc, [path for path, _ in templated]),
         )
 
     def _compile_files(
@@ -338,11 +357,18 @@ class _Flattener:
             "service": name,
             "site": ref.site,
             "host": host,
-            "vars": used_variables(variables, prepared.reads),
+            "vars": used_variables(variables, prepared.grouped_reads),
         }
         sealed: dict[ConfigPath, str] = {}
         used: set[str] = set()
         ok = True
+        # A copy of each container holding a templated string, so the service's spec, which
+        # every instance shares, is never changed.
+        copies: dict[ConfigPath, Any] = {(): config}
+        for parent, key, own in prepared.containers:
+            above = copies[parent]
+            found = above[key]
+            copies[own] = above[key] = dict(found) if isinstance(found, dict) else list(found)
         for path, template in prepared.templated:
             try:
                 text = render(template, context)
@@ -352,7 +378,11 @@ class _Flattener:
                 )
                 ok = False
                 continue
-            config = _set_path(config, path, self._seal(text, path, sealed, used))
+            container = copies[path[:-1]]
+            last = path[-1]
+            container[int(last) if isinstance(container, list) else last] = self._seal(
+                text, path, sealed, used
+            )
         if prepared.files:
             rendered: Json = {}
             for dest, source, template in prepared.files:
@@ -385,6 +415,7 @@ class _Flattener:
             depends_on=tuple(service.depends_on),
             secrets=secrets,
             sealed=sealed,
+            known_strategy=prepared.strategy,
         )
 
     @staticmethod
@@ -431,6 +462,23 @@ def _strings(value: Any, path: ConfigPath = ()) -> Iterator[tuple[ConfigPath, st
             yield from _strings(item, (*path, str(index)))
     elif isinstance(value, str):
         yield path, value
+
+
+def _containers(
+    doc: Json, paths: list[ConfigPath]
+) -> list[tuple[ConfigPath, str | int, ConfigPath]]:
+    """Each container above `paths` in `doc` (not `doc` itself), parents first: its parent's
+    path, its key there (an int in a list) and its own path (paths as `_strings` gives them)."""
+    out: dict[ConfigPath, tuple[ConfigPath, str | int, ConfigPath]] = {}
+    for path in paths:
+        value: Any = doc
+        for depth in range(1, len(path)):
+            key: str | int = path[depth - 1]
+            if isinstance(value, list):
+                key = int(key)
+            value = value[key]
+            out.setdefault(path[:depth], (path[: depth - 1], key, path[:depth]))
+    return sorted(out.values(), key=lambda item: len(item[2]))
 
 
 def _set_path(config: Json, path: ConfigPath, value: Any) -> Json:
