@@ -9,6 +9,7 @@ import pytest
 
 from shipyard.config.flatten import Flattened
 from shipyard.config.models import Strategy
+from shipyard.errors import ConfigError
 
 Flatten = Callable[..., Flattened]
 
@@ -206,3 +207,26 @@ services:
     for instance in flat.instances.values():
         assert instance.strategy == Strategy.model_validate(instance.config["strategy"])
         assert instance.strategy.kind == "rolling"
+
+
+def test_a_string_rendered_once_per_site_still_differs_by_site_and_fails_where_it_fails(
+    flatten: Flatten,
+) -> None:
+    text = """
+sites:
+  east: {vars: {region: east}, hosts: {e1: {}, e2: {}}}
+  west: {vars: {region: west}, hosts: {w1: {}}}
+  north: {hosts: {n1: {}}}
+templates:
+  t: {commands: {start: [run, "{{ region }}", "{{ ports.http }}"]}, ports: {http: 8000}}
+"""
+    flat = flatten(text + "services: {api: {template: t, sites: [east, west]}}")
+    starts = {n: i.config["commands"]["start"] for n, i in flat.instances.items()}
+    assert starts == {
+        "api@e1": ["run", "east", "8000"],
+        "api@e2": ["run", "east", "8000"],
+        "api@w1": ["run", "west", "8000"],
+    }
+    with pytest.raises(ConfigError) as failed:
+        flatten(text + "services: {api: {template: t, sites: [east, north]}}")
+    assert [p.message for p in failed.value.problems] == ["'region' is undefined (in api@n1)"]

@@ -51,6 +51,9 @@ from shipyard.errors import ConfigError, Problem
 Json = dict[str, Any]
 ConfigPath = tuple[str, ...]
 NOT_RENDERED = ("vars", "files", "artifact")
+# What a config string's text depends on: the same for every instance of the service, for
+# each site, or for each instance (it reads the instance, its host or a host's variable).
+SERVICE, SITE, INSTANCE = "service", "site", "instance"
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,10 @@ class _Prepared:
     grouped_reads: ByName | None = None  # `reads` grouped by variable (None: anything)
     # The containers holding templated strings, parents first: what each instance copies.
     containers: list[tuple[ConfigPath, str | int, ConfigPath]] = field(default_factory=list)
+    # Per templated string: what its text depends on (SERVICE, SITE or INSTANCE), and the
+    # texts (or failures) already rendered by (string's index, site).
+    scopes: list[str] = field(default_factory=list)
+    rendered: dict[tuple[int, str], str | RenderFailed] = field(default_factory=dict)
 
 
 class _Flattener:
@@ -184,6 +191,10 @@ class _Flattener:
         self.secrets = Secrets(self.project.secrets, loaded.root, environ)
         self.problems = _Problems()
         self.artifacts: dict[tuple[str, tuple[str, ...]], tuple[Contents, str] | None] = {}
+        sites = self.project.sites.values()
+        self.site_names = {n for s in sites for n in s.vars} | {"site"}
+        self.host_names = {n for s in sites for h in s.hosts.values() for n in h.vars}
+        self.host_names |= {"instance", "host"}
 
     def problem(self, path: PathKey, message: str) -> Problem:
         return self.marks.problem(path, message)
@@ -283,6 +294,7 @@ class _Flattener:
             strategy=None if templated_strategy else Strategy.model_validate(strategy),
             grouped_reads=None if reads is None else by_name(reads),
             containers=_containers(doc, [path for path, _ in templated]),
+            scopes=[self._scope(compiled) for _, compiled in templated],
         )
 
     def _compile_files(
@@ -369,9 +381,9 @@ class _Flattener:
             above = copies[parent]
             found = above[key]
             copies[own] = above[key] = dict(found) if isinstance(found, dict) else list(found)
-        for path, template in prepared.templated:
+        for index, (path, template) in enumerate(prepared.templated):
             try:
-                text = render(template, context)
+                text = self._render_string(prepared, index, template, context, ref.site)
             except RenderFailed as exc:
                 self.problems.add(
                     self.problem(origin_of(prepared.origins, path), exc.message), label
@@ -417,6 +429,36 @@ class _Flattener:
             sealed=sealed,
             known_strategy=prepared.strategy,
         )
+
+    def _scope(self, compiled: Compiled) -> str:
+        """What a config string's text depends on, from the variables it reads."""
+        if compiled.reads is None:
+            return INSTANCE
+        names = {str(path[0]) for path in compiled.reads}
+        if names & self.host_names:
+            return INSTANCE
+        return SITE if names & self.site_names else SERVICE
+
+    @staticmethod
+    def _render_string(
+        prepared: _Prepared, index: int, template: Compiled, context: dict[str, object], site: str
+    ) -> str:
+        """The string's text: rendered once per service or site when it reads nothing of the
+        instance, its host or a host's variables (the rest of the context is the same)."""
+        scope = prepared.scopes[index]
+        if scope == INSTANCE:
+            return render(template, context)
+        key = (index, site if scope == SITE else "")
+        found = prepared.rendered.get(key)
+        if found is None:
+            try:
+                found = render(template, context)
+            except RenderFailed as exc:
+                found = exc
+            prepared.rendered[key] = found
+        if isinstance(found, RenderFailed):
+            raise found
+        return found
 
     @staticmethod
     def _seal(text: str, path: ConfigPath, sealed: dict[ConfigPath, str], used: set[str]) -> str:
