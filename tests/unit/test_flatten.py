@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from shipyard.config.flatten import Flattened
+from shipyard.config.models import Strategy
+from shipyard.errors import ConfigError
 
 Flatten = Callable[..., Flattened]
 
@@ -169,3 +171,62 @@ def test_the_same_input_gives_the_same_revision(flatten: Flatten) -> None:
     again = {n: i.revision for n, i in flatten(text).instances.items()}
     assert first == again
     assert len(set(first.values())) == len(first)  # each host renders differently
+
+
+def test_each_instance_gets_its_own_rendered_strings_in_nested_lists_and_maps(
+    flatten: Flatten,
+) -> None:
+    flat = flatten(
+        BASE
+        + """
+services:
+  api:
+    template: root
+    sites: [east, west]
+    overrides:
+      commands: {start: [serve, --name, "{{ instance }}", --tier, "{{ tier }}"]}
+      env: {WHO: "{{ host.name }}"}
+"""
+    )
+    e1, e2, w1 = (flat.instances[n].config for n in ("api@e1", "api@e2", "api@w1"))
+    assert e1["commands"]["start"] == ["serve", "--name", "api@e1", "--tier", "host"]
+    assert e2["commands"]["start"] == ["serve", "--name", "api@e2", "--tier", "site"]
+    assert w1["commands"]["start"] == ["serve", "--name", "api@w1", "--tier", "template"]
+    assert [c["env"]["WHO"] for c in (e1, e2, w1)] == ["e1", "e2", "w1"]
+    assert e1["ports"] is w1["ports"]  # what no template changes is shared, not copied
+
+
+def test_an_instance_strategy_is_what_its_config_says(flatten: Flatten) -> None:
+    flat = flatten(
+        BASE
+        + """
+services:
+  api: {template: root, sites: [east], overrides: {strategy: {kind: rolling, batch: "50%"}}}
+"""
+    )
+    for instance in flat.instances.values():
+        assert instance.strategy == Strategy.model_validate(instance.config["strategy"])
+        assert instance.strategy.kind == "rolling"
+
+
+def test_a_string_rendered_once_per_site_still_differs_by_site_and_fails_where_it_fails(
+    flatten: Flatten,
+) -> None:
+    text = """
+sites:
+  east: {vars: {region: east}, hosts: {e1: {}, e2: {}}}
+  west: {vars: {region: west}, hosts: {w1: {}}}
+  north: {hosts: {n1: {}}}
+templates:
+  t: {commands: {start: [run, "{{ region }}", "{{ ports.http }}"]}, ports: {http: 8000}}
+"""
+    flat = flatten(text + "services: {api: {template: t, sites: [east, west]}}")
+    starts = {n: i.config["commands"]["start"] for n, i in flat.instances.items()}
+    assert starts == {
+        "api@e1": ["run", "east", "8000"],
+        "api@e2": ["run", "east", "8000"],
+        "api@w1": ["run", "west", "8000"],
+    }
+    with pytest.raises(ConfigError) as failed:
+        flatten(text + "services: {api: {template: t, sites: [east, north]}}")
+    assert [p.message for p in failed.value.problems] == ["'region' is undefined (in api@n1)"]

@@ -28,7 +28,7 @@ CONTEXT: dict[str, object] = {
         ("{# a comment #}{{ weight }}", True),
         ("{{ on }} {{ nothing }}", True),  # not plain values: Jinja prints them
         ("{{ host.labels }}", True),
-        ("{{ host.items }}", True),  # a dict method by that name: Jinja decides
+        ("{{ host.items }}", False),  # a dict method by that name: left to Jinja
         ("pw={{ secrets.db }}", True),
         ("{{ region | upper }}", False),
         ("{{ host['address'] }}", False),

@@ -54,18 +54,20 @@ def stored_instances(store: StatusReads, *, site: str | None = None) -> dict[str
 
 
 def _stored(row: StatusRow) -> StoredInstance:
+    # The statuses are StrEnums: str() is their value, without the property lookup of `.value`
+    # (several times cheaper, at 10,000 rows).
     last = None
     if row.last_deployment_id and row.last_status and row.last_started_at:
         last = LastDeployment(
             row.last_deployment_id,
             row.last_kind or "deploy",
             row.last_actor or "",
-            row.last_status.value,
+            str(row.last_status),
             row.last_started_at,
             row.last_finished_at,
             row.last_error,
         )
-    status = row.status.value
+    status = str(row.status)
     return StoredInstance(row.name, row.site, row.host, status, row.deployed_revision, last)
 
 

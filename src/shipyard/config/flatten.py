@@ -9,9 +9,6 @@ hold only the variables its templates read, so changing one touches only the ins
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -26,10 +23,19 @@ from shipyard.config.artifact import (
     read_artifact,
     release_path_problem,
 )
+from shipyard.config.instance import (
+    ConfigPath,
+    Flattened,
+    Instance,
+    Json,
+    config_strings,
+    containers_of,
+    revision_of,
+)
 from shipyard.config.loader import LoadedProject, display_name
 from shipyard.config.merge import Origins, deep_merge, merge_layer, origin_of
 from shipyard.config.models import InstanceSpec, Service, Strategy
-from shipyard.config.reads import VarPath, used_variables
+from shipyard.config.reads import ByName, VarPath, by_name, used_variables
 from shipyard.config.render import (
     Compiled,
     Renderer,
@@ -39,7 +45,6 @@ from shipyard.config.render import (
     is_template,
     mask,
     render,
-    reveal,
     sealed_names,
     syntax_problem,
 )
@@ -48,74 +53,13 @@ from shipyard.config.topology import HostRef, all_hosts, instance_name, place
 from shipyard.config.yamlsource import PathKey, format_path
 from shipyard.errors import ConfigError, Problem
 
-Json = dict[str, Any]
-ConfigPath = tuple[str, ...]
+# Flattened and Instance are defined in config.instance; every front end imports them here.
+__all__ = ["Flattened", "Instance", "flatten_project", "revision_of"]
+
 NOT_RENDERED = ("vars", "files", "artifact")
-
-
-@dataclass(frozen=True)
-class Instance:
-    """One service on one host, flattened. `config` is masked: secrets read `***`."""
-
-    name: str
-    service: str
-    host: str
-    site: str
-    config: Json
-    revision: str
-    depends_on: tuple[str, ...]
-    secrets: dict[str, str] = field(default_factory=dict)  # name -> fingerprint
-    sealed: dict[ConfigPath, str] = field(default_factory=dict)  # path -> text with tokens
-
-    @property
-    def strategy(self) -> Strategy:
-        """How the instance's service rolls out (its config holds no secret there)."""
-        return Strategy.model_validate(self.config.get("strategy", {}))
-
-    def as_deployed(self, revision: str, config: Json, secrets: dict[str, str]) -> Instance:
-        """This instance as an earlier deployment left it (a stored snapshot), for rollback."""
-        return Instance(
-            self.name,
-            self.service,
-            self.host,
-            self.site,
-            config,
-            revision,
-            self.depends_on,
-            secrets,
-        )
-
-
-@dataclass
-class Flattened:
-    """Every instance of a project, by name, in service-map order."""
-
-    loaded: LoadedProject
-    instances: dict[str, Instance]
-    secrets: Secrets
-
-    def realise(self, instance: Instance) -> Json:
-        """The config with real secret values, for the host only; never print or store it."""
-        if not instance.sealed:
-            return instance.config
-        config = instance.config
-        for path, text in instance.sealed.items():
-            config = _set_path(config, path, reveal(text, self.secrets.require))
-        return config
-
-    def service_edges(self) -> dict[str, list[str]]:
-        return {n: list(s.depends_on) for n, s in self.loaded.project.services.items()}
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def revision_of(config: Json, secrets: dict[str, str]) -> str:
-    digest = hashlib.sha256(canonical_json(config).encode())
-    if secrets:
-        digest.update(b"\0" + canonical_json(secrets).encode())
-    return digest.hexdigest()
+# What a config string's text depends on: the same for every instance of the service, for
+# each site, or for each instance (it reads the instance, its host or a host's variable).
+SERVICE, SITE, INSTANCE = "service", "site", "instance"
 
 
 @dataclass
@@ -157,6 +101,14 @@ class _Prepared:
     vars: Json
     reads: frozenset[VarPath] | None  # what its templates read; None: anything
     complete: bool = True  # False: a problem was found already, render only to find others
+    strategy: Strategy | None = None
+    grouped_reads: ByName | None = None  # `reads` grouped by variable (None: anything)
+    # The containers holding templated strings, parents first: what each instance copies.
+    containers: list[tuple[ConfigPath, str | int, ConfigPath]] = field(default_factory=list)
+    # Per templated string: what its text depends on (SERVICE, SITE or INSTANCE), and the
+    # texts (or failures) already rendered by (string's index, site).
+    scopes: list[str] = field(default_factory=list)
+    rendered: dict[tuple[int, str], str | RenderFailed] = field(default_factory=dict)
 
 
 class _Flattener:
@@ -171,6 +123,10 @@ class _Flattener:
         self.secrets = Secrets(self.project.secrets, loaded.root, environ)
         self.problems = _Problems()
         self.artifacts: dict[tuple[str, tuple[str, ...]], tuple[Contents, str] | None] = {}
+        sites = self.project.sites.values()
+        self.site_names = {n for s in sites for n in s.vars} | {"site"}
+        self.host_names = {n for s in sites for h in s.hosts.values() for n in h.vars}
+        self.host_names |= {"instance", "host"}
 
     def problem(self, path: PathKey, message: str) -> Problem:
         return self.marks.problem(path, message)
@@ -234,7 +190,7 @@ class _Flattener:
             if clash is not None:
                 self.problems.add(self.problem(origin_of(origins, ("files", dest)), clash))
         templated = []
-        for path, text in _strings(doc):
+        for path, text in config_strings(doc):
             if path[0] in NOT_RENDERED or not is_template(text):
                 continue
             try:
@@ -256,6 +212,8 @@ class _Flattener:
                 reads = None
                 break
             reads |= compiled.reads
+        strategy = doc.get("strategy", {})
+        templated_strategy = any(path[0] == "strategy" for path, _ in templated)
         return _Prepared(
             doc,
             origins,
@@ -264,6 +222,11 @@ class _Flattener:
             variables,
             None if reads is None else frozenset(reads),
             complete=files is not None,
+            # As `Instance.strategy` reads it from the config, once for every instance.
+            strategy=None if templated_strategy else Strategy.model_validate(strategy),
+            grouped_reads=None if reads is None else by_name(reads),
+            containers=containers_of(doc, [path for path, _ in templated]),
+            scopes=[self._scope(compiled) for _, compiled in templated],
         )
 
     def _compile_files(
@@ -338,21 +301,32 @@ class _Flattener:
             "service": name,
             "site": ref.site,
             "host": host,
-            "vars": used_variables(variables, prepared.reads),
+            "vars": used_variables(variables, prepared.grouped_reads),
         }
         sealed: dict[ConfigPath, str] = {}
         used: set[str] = set()
         ok = True
-        for path, template in prepared.templated:
+        # A copy of each container holding a templated string, so the service's spec, which
+        # every instance shares, is never changed.
+        copies: dict[ConfigPath, Any] = {(): config}
+        for parent, key, own in prepared.containers:
+            above = copies[parent]
+            found = above[key]
+            copies[own] = above[key] = dict(found) if isinstance(found, dict) else list(found)
+        for index, (path, template) in enumerate(prepared.templated):
             try:
-                text = render(template, context)
+                text = self._render_string(prepared, index, template, context, ref.site)
             except RenderFailed as exc:
                 self.problems.add(
                     self.problem(origin_of(prepared.origins, path), exc.message), label
                 )
                 ok = False
                 continue
-            config = _set_path(config, path, self._seal(text, path, sealed, used))
+            container = copies[path[:-1]]
+            last = path[-1]
+            container[int(last) if isinstance(container, list) else last] = self._seal(
+                text, path, sealed, used
+            )
         if prepared.files:
             rendered: Json = {}
             for dest, source, template in prepared.files:
@@ -385,7 +359,38 @@ class _Flattener:
             depends_on=tuple(service.depends_on),
             secrets=secrets,
             sealed=sealed,
+            known_strategy=prepared.strategy,
         )
+
+    def _scope(self, compiled: Compiled) -> str:
+        """What a config string's text depends on, from the variables it reads."""
+        if compiled.reads is None:
+            return INSTANCE
+        names = {str(path[0]) for path in compiled.reads}
+        if names & self.host_names:
+            return INSTANCE
+        return SITE if names & self.site_names else SERVICE
+
+    @staticmethod
+    def _render_string(
+        prepared: _Prepared, index: int, template: Compiled, context: dict[str, object], site: str
+    ) -> str:
+        """The string's text: rendered once per service or site when it reads nothing of the
+        instance, its host or a host's variables (the rest of the context is the same)."""
+        scope = prepared.scopes[index]
+        if scope == INSTANCE:
+            return render(template, context)
+        key = (index, site if scope == SITE else "")
+        found = prepared.rendered.get(key)
+        if found is None:
+            try:
+                found = render(template, context)
+            except RenderFailed as exc:
+                found = exc
+            prepared.rendered[key] = found
+        if isinstance(found, RenderFailed):
+            raise found
+        return found
 
     @staticmethod
     def _seal(text: str, path: ConfigPath, sealed: dict[ConfigPath, str], used: set[str]) -> str:
@@ -420,32 +425,3 @@ def flatten_project(
     if problems:
         raise ConfigError(problems)
     return Flattened(loaded=loaded, instances=instances, secrets=flattener.secrets)
-
-
-def _strings(value: Any, path: ConfigPath = ()) -> Iterator[tuple[ConfigPath, str]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(item, (*path, str(key)))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, (*path, str(index)))
-    elif isinstance(value, str):
-        yield path, value
-
-
-def _set_path(config: Json, path: ConfigPath, value: Any) -> Json:
-    """A copy of `config` with `path` set, copying only the containers along the path."""
-    head, rest = path[0], path[1:]
-    out = dict(config)
-    if not rest:
-        out[head] = value
-        return out
-    child = out[head]
-    if isinstance(child, list):
-        items = list(child)
-        index = int(rest[0])
-        items[index] = value if len(rest) == 1 else _set_path(items[index], rest[1:], value)
-        out[head] = items
-    else:
-        out[head] = _set_path(child, rest, value)
-    return out

@@ -67,18 +67,30 @@ def _collect(node: nodes.Node, names: set[str], out: set[VarPath]) -> None:
         _collect(child, names, out)
 
 
-def used_variables(variables: Mapping[str, Any], paths: Iterable[VarPath] | None) -> dict[str, Any]:
+# What a set of paths reads of each variable: its name -> the members below it that are read.
+ByName = dict[str, list[VarPath]]
+
+
+def by_name(paths: Iterable[VarPath]) -> ByName:
+    """`paths` grouped by variable, for `used_variables` (group once, use for many)."""
+    grouped: ByName = {}
+    for path in paths:
+        grouped.setdefault(str(path[0]), []).append(path[1:])
+    return grouped
+
+
+def used_variables(
+    variables: Mapping[str, Any], paths: Iterable[VarPath] | ByName | None
+) -> dict[str, Any]:
     """The part of `variables` that `paths` reach (all of it for None), in their order."""
     if paths is None:
         return dict(variables)
-    by_name: dict[str, list[VarPath]] = {}
-    for path in paths:
-        by_name.setdefault(str(path[0]), []).append(path[1:])
-    return {k: _part(v, by_name[k]) for k, v in variables.items() if k in by_name}
+    grouped = paths if isinstance(paths, dict) else by_name(paths)
+    return {k: _part(v, grouped[k]) for k, v in variables.items() if k in grouped}
 
 
 def _part(value: Any, paths: list[VarPath]) -> Any:
-    if not isinstance(value, dict) or any(not p for p in paths):
+    if not isinstance(value, dict) or () in paths:
         return value  # read whole, or a member of something that is not a mapping
     out: dict[str, Any] = {}
     for key, item in value.items():

@@ -175,13 +175,16 @@ def simple_parts(tree: nodes.Template) -> Parts | None:
                 node = node.node
             if not isinstance(node, nodes.Name) or node.ctx != "load":
                 return None
+            if any(hasattr(dict, key) for key in path):
+                return None  # `a.items` is dict's method to Jinja, not the member `items`
             parts.append((node.name, *reversed(path)))
     return tuple(parts)
 
 
 def _render_parts(parts: Parts, context: dict[str, object]) -> str | None:
     """`parts` rendered from `context`, or None when a lookup is not plainly a dict's item
-    (missing, an attribute of dict, a value that is not text or a number): Jinja decides."""
+    (missing, a value that is not text or a number): Jinja decides. No key of `parts` names
+    an attribute of dict (`simple_parts` leaves those to Jinja)."""
     out = []
     for part in parts:
         if isinstance(part, str):
@@ -189,7 +192,7 @@ def _render_parts(parts: Parts, context: dict[str, object]) -> str | None:
             continue
         value: object = context
         for key in part:
-            if not isinstance(value, dict) or key not in value or hasattr(dict, key):
+            if not isinstance(value, dict) or key not in value:
                 return None
             value = value[key]
         if type(value) not in PLAIN:
