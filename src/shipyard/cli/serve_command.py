@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from shipyard.cli.app import app
-from shipyard.cli.context import session
+from shipyard.cli.context import seconds, session, whole_number
 from shipyard.errors import UsageError
 
 if TYPE_CHECKING:
@@ -31,11 +31,14 @@ def serve(
         Path | None, typer.Option("--settings", help="A TOML settings file.", dir_okay=False)
     ] = None,
     max_rollouts: Annotated[
-        int | None, typer.Option("--max-rollouts", help="Rollouts that run at once.", min=1)
+        int | None,
+        typer.Option("--max-rollouts", help="Rollouts that run at once.", callback=whole_number),
     ] = None,
     shutdown_grace: Annotated[
         float | None,
-        typer.Option("--shutdown-grace", help="Seconds steps in flight get on SIGTERM.", min=0),
+        typer.Option(
+            "--shutdown-grace", help="Seconds steps in flight get on SIGTERM.", callback=seconds
+        ),
     ] = None,
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="Ask for no token (loopback addresses only).")
