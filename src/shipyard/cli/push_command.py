@@ -36,6 +36,7 @@ def push_command(
     from shipyard.app.projectfiles import read_project
 
     cli = session(ctx)
+    cli.load()  # an invalid project is refused here, with every problem, before any upload
     client = _server(ctx, "push")
     files = read_project(cli.project_file.absolute().parent)
     body = {p: base64.b64encode(c).decode("ascii") for p, c in files.items()}
