@@ -46,6 +46,11 @@ FAILING = ["sh", "-c", 'echo "unhealthy: {{ secrets.token }}" >&2; exit 1']
 
 @pytest.fixture
 def project(tmp_path: Path) -> LocalProject:
+    return sentinel_project(tmp_path)
+
+
+def sentinel_project(tmp_path: Path) -> LocalProject:
+    """The project, with a unique sentinel value for its secret in its environment."""
     sentinel = f"sentinel-{uuid.uuid4().hex}"
     found = LocalProject(tmp_path / "project", tmp_path / "host", env={"SENTINEL_TOKEN": sentinel})
     (found.dir / "app").mkdir(parents=True)

@@ -15,14 +15,13 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from local_project import HOST, LocalProject, bootstrapped
-from test_secret_sentinel import FAILING, HEALTHY, configure
+from test_secret_sentinel import FAILING, HEALTHY, configure, sentinel_project
 from tests.server.serve_process import ServeProcess, serving
 from tests.server.test_webhooks import receiving, wait_for
 
@@ -35,13 +34,7 @@ INSTANCE = f"web@{HOST}"
 
 @pytest.fixture
 def project(tmp_path: Path) -> LocalProject:
-    sentinel = f"sentinel-{uuid.uuid4().hex}"
-    found = LocalProject(tmp_path / "project", tmp_path / "host", env={"SENTINEL_TOKEN": sentinel})
-    (found.dir / "app").mkdir(parents=True)
-    (found.dir / "app" / "README").write_text("an artifact\n")
-    (found.dir / "files").mkdir()
-    (found.dir / "files" / "settings.conf.j2").write_text("token = {{ secrets.token }}\n")
-    return found
+    return sentinel_project(tmp_path)
 
 
 class Seen:

@@ -12,12 +12,15 @@ directory, or the suite's PostgreSQL), and a client that speaks to the app throu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -59,11 +62,19 @@ class Api:
 @pytest.fixture(scope="session")
 def served_root() -> Iterator[Path]:
     """The one-instance project of tests/store (web@local, Python's http.server), its host
-    bootstrapped once for the session. A short path: supervisord's socket must fit 108 bytes."""
+    bootstrapped once for the session."""
+    with bootstrapped_root("shipyard-srv-") as root:
+        yield root
+
+
+@contextlib.contextmanager
+def bootstrapped_root(prefix: str) -> Iterator[Path]:
+    """The one-instance project in a new temporary directory, bootstrapped; its supervisord
+    stopped by its pid at the end. A short path: supervisord's socket must fit 108 bytes."""
     from shipyard.app.hosts import bootstrap
     from shipyard.app.session import Session
 
-    workdir = Path(tempfile.mkdtemp(prefix="shipyard-srv-"))
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     root = workdir / "p"
     write_project(root)
     env = {"SHIPYARD_DATABASE_URL": f"sqlite:///{workdir}/boot.db", "SHIPYARD_ACTOR": "tester"}
@@ -75,6 +86,17 @@ def served_root() -> Iterator[Path]:
     finally:
         stop_supervisord(root / ".shipyard" / "hosts" / "local" / "supervisor")
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def wait_finished(api: Api, rollout_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    """The rollout once it is over (and this server runs it no more)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = api.client.get(f"/api/rollouts/{rollout_id}").json()
+        if found["status"] != "in_progress" and not found["running_here"]:
+            return dict(found)
+        time.sleep(0.1)
+    raise AssertionError(f"rollout {rollout_id} still running after {timeout:g} s")
 
 
 def serve(root: Path, database_url: str, **settings: object) -> Iterator[Api]:

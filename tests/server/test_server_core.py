@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -11,19 +10,9 @@ from shipyard.server.app import create_app, served_routes
 from shipyard.server.policy import ROUTES, unused_entries
 from shipyard.server.settings import Settings, load_settings
 
-from .conftest import Api
+from .conftest import Api, wait_finished
 
 pytestmark = pytest.mark.integration
-
-
-def wait_finished(api: Api, rollout_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = api.client.get(f"/api/rollouts/{rollout_id}").json()
-        if found["status"] != "in_progress" and not found["running_here"]:
-            return dict(found)
-        time.sleep(0.1)
-    raise AssertionError(f"rollout {rollout_id} still running after {timeout:g} s")
 
 
 def test_every_route_has_exactly_one_entry_in_the_route_table(tmp_path: Any) -> None:

@@ -3,14 +3,12 @@ first), diffed, and deployed pinned; and `shipyard push` against a real `shipyar
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +17,12 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from tests.store.local_project import free_port, stop_supervisord, write_project
+from tests.store.local_project import free_port
 
 from shipyard.app import projectfiles
 from shipyard.app.project import plan
 
-from .conftest import Api, serve
+from .conftest import Api, bootstrapped_root, serve, wait_finished
 
 pytestmark = pytest.mark.integration
 
@@ -32,21 +30,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def own_root() -> Iterator[Path]:
     """A project of this module's own (uploads rewrite its files), bootstrapped once."""
-    from shipyard.app.hosts import bootstrap
-    from shipyard.app.session import Session
-
-    workdir = Path(tempfile.mkdtemp(prefix="shipyard-ver-"))
-    root = workdir / "p"
-    write_project(root)
-    env = {"SHIPYARD_DATABASE_URL": f"sqlite:///{workdir}/boot.db", "SHIPYARD_ACTOR": "tester"}
-    try:
-        with Session.from_environment(root / "shipyard.yaml", env) as session:
-            [result] = asyncio.run(bootstrap(session))
-            assert result.error == "", result
+    with bootstrapped_root("shipyard-ver-") as root:
         yield root
-    finally:
-        stop_supervisord(root / ".shipyard" / "hosts" / "local" / "supervisor")
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -76,16 +61,6 @@ def changed(root: Path, message: str) -> dict[str, str]:
     data["templates"]["web"]["env"] = {"MESSAGE": message}
     files["shipyard.yaml"] = yaml.safe_dump(data).encode()
     return {p: base64.b64encode(c).decode() for p, c in files.items()}
-
-
-def wait_finished(api: Api, rollout_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = api.client.get(f"/api/rollouts/{rollout_id}").json()
-        if found["status"] != "in_progress" and not found["running_here"]:
-            return dict(found)
-        time.sleep(0.1)
-    raise AssertionError(f"rollout {rollout_id} still running after {timeout:g} s")
 
 
 def action_of(api: Api, instance: str) -> str:

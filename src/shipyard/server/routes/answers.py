@@ -5,18 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    details: dict[str, Any]
-
-
-class ErrorBody(BaseModel):
-    error: ErrorDetail
-
+from shipyard.server.errors import ErrorBody
 
 _ANSWER: dict[str, Any] = {"model": ErrorBody}
 
