@@ -19,7 +19,7 @@ demo: $(STAMP) system-deps
 	PATH=$(CURDIR)/$(BIN):$$PATH scripts/demo
 
 test: $(STAMP) system-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

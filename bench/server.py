@@ -321,7 +321,8 @@ def measure_status(args: argparse.Namespace, lines: list[str]) -> None:
             [*scale, "_build", tmp, "500", "20"], check=True, capture_output=True, text=True
         )
         project = Path(built.stdout.strip().splitlines()[-1])
-        url = f"sqlite:///{directory / 'state.db'}"
+        (directory / "store").mkdir()
+        url = f"sqlite:///{directory / 'store' / 'state.db'}"
         subprocess.run([*scale, "_fill", url, str(project), "1"], check=True, capture_output=True)
         env = {**os.environ, "SHIPYARD_DATABASE_URL": url}
         with serving(project, env, directory / "serve.log") as server:
@@ -365,13 +366,19 @@ def main() -> None:
     print(f"commit: {commit.stdout.strip()[:100]}")
     print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     started = time.perf_counter()
-    lines: list[str] = []
+    print("figures (ratio = figure / goal):", flush=True)
     if args.only & {"rollout", "sse"}:
-        measure_rollout(args, lines)
+        lines: list[str] = []
+        try:
+            measure_rollout(args, lines)
+        finally:
+            print("\n".join(lines), flush=True)  # what was measured, also when a part failed
     if "status" in args.only:
-        measure_status(args, lines)
-    print("figures (ratio = figure / goal):")
-    print("\n".join(lines))
+        lines = []
+        try:
+            measure_status(args, lines)
+        finally:
+            print("\n".join(lines), flush=True)
     print(f"load average at end:   {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"whole benchmark: {time.perf_counter() - started:.0f} s")
 

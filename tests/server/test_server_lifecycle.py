@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ import yaml
 from tests.store.local_project import LocalProject, local_project
 
 from shipyard.events import Phase
-from shipyard.store import default_url, open_store
+from shipyard.store import open_store
 
 from .serve_process import ServeProcess, free_port, serving
 
@@ -28,8 +29,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 SLOW_START = 4  # seconds the program sleeps before it listens
 
 
-@pytest.fixture
-def slow_project() -> Iterator[LocalProject]:
+@pytest.fixture(scope="module")
+def booted_slow_project() -> Iterator[LocalProject]:
+    """The project and its host, bootstrapped once for the module."""
     with local_project() as project:
         path = project.root / "shipyard.yaml"
         data = yaml.safe_load(path.read_text())
@@ -43,6 +45,13 @@ def slow_project() -> Iterator[LocalProject]:
         yield project
 
 
+@pytest.fixture
+def slow_project(booted_slow_project: LocalProject, tmp_path: Path) -> LocalProject:
+    """The module's project with a store of this test's own (a new admin token with it)."""
+    env = {**booted_slow_project.env, "SHIPYARD_DATABASE_URL": f"sqlite:///{tmp_path}/state.db"}
+    return LocalProject(booted_slow_project.root, env)
+
+
 def start_rollout(client: httpx.Client) -> str:
     started = client.post("/api/rollouts", json={"instances": ["web@local"], "force": True})
     assert started.status_code == 202, started.text
@@ -53,7 +62,7 @@ def wait_in_flight(project: LocalProject, rollout_id: str) -> None:
     """Until the rollout's deployment is waiting for the new program to get healthy: its
     longest step, surely in flight for a few seconds more."""
     deadline = time.monotonic() + 60
-    with open_store(default_url(project.root)) as store:
+    with open_store(project.env["SHIPYARD_DATABASE_URL"]) as store:
         while time.monotonic() < deadline:
             phases = {e.phase for e in store.events(rollout_id=rollout_id, limit=10_000)}
             if Phase.HEALTH_CHECKING in phases:

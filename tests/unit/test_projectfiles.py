@@ -70,3 +70,19 @@ def test_replacing_a_project_leaves_exactly_the_new_files(tmp_path: Path) -> Non
     replace_project(tmp_path, {"same": b"kept", "sub/new": b"made"})
     assert read_project(tmp_path) == {"same": b"kept", "sub/new": b"made"}
     assert (tmp_path / ".shipyard" / "state.db").read_text() == "state"
+
+
+def test_a_store_kept_in_the_project_is_no_part_of_it_and_is_never_written_or_removed(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "shipyard.yaml").write_text("name: p\n")
+    store = root / "state.db"
+    store.write_bytes(b"\0" * (MAX_FILE_BYTES + 1))  # over the limit for a file
+    assert read_project(root, [store]) == {"shipyard.yaml": b"name: p\n"}
+    replace_project(root, {"shipyard.yaml": b"name: q\n"}, [store])
+    assert store.stat().st_size == MAX_FILE_BYTES + 1
+    with pytest.raises(UsageError, match=r"state\.db: the state store's own file"):
+        replace_project(root, {"state.db": b"overwritten"}, [store])
+    assert store.stat().st_size == MAX_FILE_BYTES + 1

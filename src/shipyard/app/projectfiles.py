@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path, PurePosixPath
 
 from shipyard.errors import UsageError
@@ -36,9 +36,11 @@ def version_hash(files: Mapping[str, bytes]) -> str:
     return digest.hexdigest()
 
 
-def read_project(root: Path) -> dict[str, bytes]:
-    """Every file of the project at `root`, path -> content (limits and symlinks checked)."""
+def read_project(root: Path, skip: Collection[Path] = ()) -> dict[str, bytes]:
+    """Every file of the project at `root`, path -> content (limits and symlinks checked);
+    the files in `skip` (the state store's, when it lives in the project) are no part of it."""
     top = root.resolve()
+    skipped = {p.resolve() for p in skip}
     found: dict[str, bytes] = {}
     total = 0
     seen_dirs: set[Path] = set()
@@ -54,6 +56,8 @@ def read_project(root: Path) -> dict[str, bytes]:
             if (not relative.parts and entry.name in SKIPPED) or entry.name == ".git":
                 continue
             path = Path(entry.path)
+            if path.resolve() in skipped:
+                continue
             if entry.is_symlink() and not path.resolve().is_relative_to(top):
                 raise UsageError(f"{name}: a symlink that leaves the project directory")
             if entry.is_dir():
@@ -124,10 +128,17 @@ def write_files(root: Path, files: Mapping[str, bytes]) -> None:
         os.replace(aside, target)
 
 
-def replace_project(root: Path, files: Mapping[str, bytes]) -> None:
+def replace_project(root: Path, files: Mapping[str, bytes], skip: Collection[Path] = ()) -> None:
     """Make the project at `root` hold exactly `files`: new and changed ones written
-    atomically (each aside, then renamed), then the files no longer in it removed."""
-    current = read_project(root)
+    atomically (each aside, then renamed), then the files no longer in it removed. The files
+    in `skip` are neither read, written nor removed (an upload naming one is refused)."""
+    skipped = {p.resolve() for p in skip}
+    clashes = sorted(
+        n for n in files if root.joinpath(*PurePosixPath(n).parts).resolve() in skipped
+    )
+    if clashes:
+        raise UsageError(f"{clashes[0]}: the state store's own file, not a project file")
+    current = read_project(root, skip)
     write_files(root, {n: c for n, c in files.items() if current.get(n) != c})
     for name in sorted(set(current) - set(files)):
         root.joinpath(*PurePosixPath(name).parts).unlink(missing_ok=True)

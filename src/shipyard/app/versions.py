@@ -78,10 +78,21 @@ def project_file_name(session: Session) -> str:
     return loaded.file.relative_to(loaded.root).as_posix()
 
 
+def state_files(session: Session) -> list[Path]:
+    """The store's own files when it is a SQLite file (with its journal companions): a store
+    kept in the project directory is never part of a version, nor overwritten by one."""
+    from shipyard.store.engine import sqlite_path
+
+    path = sqlite_path(session.database_url())
+    if path is None:
+        return []
+    return [path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))]
+
+
 def publish_directory(session: Session, *, source: str, message: str = "") -> Published:
     """Publish the served directory as `session` loaded it (a version with the same files,
     when there is one, is returned as it is)."""
-    files = projectfiles.read_project(session.root)
+    files = projectfiles.read_project(session.root, state_files(session))
     return _publish(session, files, source=source, message=message)
 
 
@@ -120,7 +131,7 @@ def publish_upload(
         except ConfigError as invalid:
             raise ConfigError([_relative(p, Path(scratch)) for p in invalid.problems]) from None
     published = _publish(session.acting_as(actor), files, source="upload", message=message)
-    projectfiles.replace_project(session.root, files)
+    projectfiles.replace_project(session.root, files, state_files(session))
     fresh = session.over(session.project_file)
     fresh.flatten(empty_ok=True)
     fresh.take_store_from(session)

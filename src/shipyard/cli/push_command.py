@@ -34,11 +34,12 @@ def push_command(
     """Upload the project's directory (`--project`'s) to the server: validated there, refused
     with every problem if invalid, else published and served as a new config version."""
     from shipyard.app.projectfiles import read_project
+    from shipyard.app.versions import state_files
 
     cli = session(ctx)
     cli.load()  # an invalid project is refused here, with every problem, before any upload
     client = _server(ctx, "push")
-    files = read_project(cli.project_file.absolute().parent)
+    files = read_project(cli.project_file.absolute().parent, state_files(cli))
     body = {p: base64.b64encode(c).decode("ascii") for p, c in files.items()}
     answer: dict[str, Any] = client.post("/api/versions", {"files": body, "message": message})
     if json_output:
