@@ -17,7 +17,11 @@ import pytest
 from tests.store.local_project import LocalProject
 
 from .serve_process import ServeProcess, serving
-from .test_server_lifecycle import assert_stopped_cleanly, slow_project  # noqa: F401
+from .test_server_lifecycle import (  # noqa: F401 (fixtures)
+    assert_stopped_cleanly,
+    booted_slow_project,
+    slow_project,
+)
 
 pytestmark = pytest.mark.integration
 
