@@ -4,8 +4,9 @@ Importing SQLAlchemy and building the store's engine costs about 0.4 s, more tha
 themselves; `status` and `plan` need neither. `open_quick` answers only when that is exactly
 what `open_store` would have answered: a SQLite file or a PostgreSQL database (psycopg, the
 driver the store uses) at the newest migration with nothing in flight, so that recovery has
-nothing to finish. Otherwise it returns None and the caller opens the store. The queries are
-those of `status.py`; a test holds both alike on both databases.
+nothing to finish. Otherwise it returns None and the caller opens the store. The store's own
+`status_rows` and `deployed_revisions` run these same queries on its connection (`status.py`);
+a test holds both paths alike on both databases.
 """
 
 from __future__ import annotations
