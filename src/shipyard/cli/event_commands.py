@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -129,8 +129,7 @@ def events(
         if follow:
             found = streams.events(api, rollout=rollout, after=after or 0)
         else:
-            params = {"rollout": rollout, "after": after, "limit": limit}
-            found = [Event.from_json(e) for e in _listed(api.get("/api/events", params))]
+            found = streams.stored_events(api, rollout=rollout, after=after or 0, limit=limit)
     else:
         from shipyard.app.logs import events as events_of
 
@@ -161,12 +160,6 @@ def events(
                 _print_event(out, event, masker)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-
-
-def _listed(body: Any) -> list[dict[str, Any]]:
-    """The events GET /api/events answers: a list, or under "events"."""
-    listed = body.get("events", []) if isinstance(body, dict) else body
-    return [e for e in listed if isinstance(e, dict)]
 
 
 def _print_event(out: Console, event: Event, masker: Masker) -> None:

@@ -12,6 +12,25 @@ from shipyard.client.http import ApiClient, RemoteError
 from shipyard.events import Event
 
 EventSink = Callable[[Event], None]
+PAGE = 1_000  # events per GET /api/events
+
+
+def stored_events(
+    api: ApiClient, *, rollout: str | None = None, after: int = 0, limit: int | None = None
+) -> Iterator[Event]:
+    """The events stored after `after` (of one rollout), oldest first, page by page until the
+    server has no more or `limit` are told: what the local `events` prints, without --follow."""
+    told = 0
+    while limit is None or told < limit:
+        size = PAGE if limit is None else min(PAGE, limit - told)
+        body = api.get("/api/events", {"rollout": rollout, "after": after, "limit": size})
+        page = [e for e in body.get("events", []) if isinstance(e, dict)]
+        for item in page:
+            yield Event.from_json(item)
+        told += len(page)
+        if len(page) < size:
+            return
+        after = int(body["last_id"])
 
 
 def events(api: ApiClient, *, rollout: str | None = None, after: int = 0) -> Iterator[Event]:
