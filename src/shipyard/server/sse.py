@@ -115,7 +115,9 @@ class Hub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._reader.shutdown(wait=False, cancel_futures=True)
+        # A read in flight finishes before the store closes: a connection handed back to a
+        # disposed pool would be left open for the garbage collector.
+        await asyncio.to_thread(self._reader.shutdown, wait=True, cancel_futures=True)
 
     def join(self, wants: Filter) -> tuple[Client, int]:
         """A new client, and the id up to which it must read the store itself (the hub gives
