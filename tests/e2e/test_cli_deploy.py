@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -150,16 +149,22 @@ def test_ctrl_c_cancels_the_rollout_and_events_and_logs_tell_what_happened(
     gate.touch()
     hold_install(local_project, gate)
     running = shipyard_background("deploy", "--json", cwd=local_project)
+    seen: list[str] = []
     try:
         assert running.stderr is not None
         for line in running.stderr:  # progress goes to stderr under --json
+            seen.append(line)
             found = PROGRESS_LINE.match(line.rstrip("\n"))
             if found and found.group(1) == "installing":
                 break
         running.send_signal(signal.SIGINT)
-        time.sleep(0.5)  # the cancel is in before the install may end
+        for line in running.stderr:  # the cancel is in before the install may end
+            seen.append(line)
+            if "cancelling rollout" in line:
+                break
         gate.unlink()
-        out, err = running.communicate(timeout=120)
+        out, rest = running.communicate(timeout=120)
+        err = "".join(seen) + rest
     finally:
         gate.unlink(missing_ok=True)
         if running.poll() is None:
