@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -88,10 +89,12 @@ Writer = Callable[[Sequence[Event]], list[int]]  # stores events in one go, retu
 class EventBus:
     """Publishes events to subscribers in this process and, in order, to the store.
 
-    `publish` never blocks: the store writes run in a worker thread, one batch at a time, in the
-    order of publishing; subscribers receive each event once it is stored, with its id (with id
-    0 when the store could not take it: the live view still learns of it). `await flush()`
-    waits until everything published so far is stored and delivered.
+    `publish` never blocks: the store writes run in a worker thread of the bus's own (not the
+    loop's default pool, which a big rollout's store calls keep busy: an event must not wait
+    behind them), one batch at a time, in the order of publishing; subscribers receive each
+    event once it is stored, with its id (with id 0 when the store could not take it: the live
+    view still learns of it). `await flush()` waits until everything published so far is
+    stored and delivered.
     """
 
     def __init__(self, writer: Writer | None = None) -> None:
@@ -137,10 +140,16 @@ class EventBus:
             stop()
 
     async def _drain(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            stored = await asyncio.to_thread(self._store, batch)
-            self._deliver(stored)
+        loop = asyncio.get_running_loop()
+        # One thread for as long as there is something to write; it ends when the bus is idle.
+        writer = ThreadPoolExecutor(1, thread_name_prefix="events")
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                stored = await loop.run_in_executor(writer, self._store, batch)
+                self._deliver(stored)
+        finally:
+            writer.shutdown(wait=False)
 
     def _write_now(self) -> None:
         batch, self._pending = self._pending, []
