@@ -23,8 +23,10 @@ def cancel_while_held(
     host: str,
     service: str,
     step: str = "health",
+    begun: tuple[str, ...] = (),
 ) -> tuple[RolloutReport, Fleet, list[Event], int]:
-    """Deploy `services`; while `step` of `service` is held on `host`, cancel; then let it go.
+    """Deploy `services`; while `step` of `service` is held on `host` (and the hosts in `begun`
+    have had a call, so their deployments are in flight), cancel; then let it go.
     Returns the report, the fleet, the events, and the journal's length at the cancel."""
     flat = project(services)
     fleet = Fleet.of(flat)
@@ -38,6 +40,7 @@ def cancel_while_held(
     async def scenario() -> tuple[RolloutReport, int]:
         rollout = asyncio.create_task(deployer.deploy(list(flat.instances.values()), request="r"))
         await until(lambda: any(c.step == step for h, c in fleet.journal if h == host))
+        await until(lambda: all(any(h == other for h, _ in fleet.journal) for other in begun))
         deployer.cancel(REASON)
         at = len(fleet.journal)
         gate.set()
@@ -82,7 +85,7 @@ def test_cancel_begins_no_later_wave(project: MakeProject, store: Store) -> None
         "db": {"hosts": ["h1", "h2"]},
         "api": {"hosts": ["h3"], "depends_on": ["db"]},
     }
-    report, fleet, _, at = cancel_while_held(project, store, services, "h1", "db")
+    report, fleet, _, at = cancel_while_held(project, store, services, "h1", "db", begun=("h2",))
     found = by_instance(report.outcomes)
     assert (found["db@h1"].result, found["db@h2"].result) == ("success", "success")
     assert (found["api@h3"].result, found["api@h3"].reason) == ("skipped", f"cancelled: {REASON}")
