@@ -9,7 +9,7 @@ import pytest
 
 from shipyard.store import DeploymentKind, DeploymentStatus, Store
 
-from .builders import Fleet, by_instance, service_dir
+from .builders import Fleet, by_instance, health_command, service_dir, until
 from .conftest import MakeProject, make_deployer, roll_back
 
 
@@ -113,3 +113,42 @@ def test_a_rollback_to_a_release_the_host_no_longer_keeps_fails_and_uploads_noth
     state = store.instance_state("api@h1")
     assert state is not None
     assert state.deployed_revision == v2.instances["api@h1"].revision
+
+
+def test_a_health_round_the_host_stops_at_its_time_limit_is_one_failed_attempt(
+    project: MakeProject, store: Store
+) -> None:
+    """A host too busy to answer a round in time (50 deploys on two cores) fails that attempt;
+    the next round, answered in time, passes while the check has retries left."""
+    check = {"command": ["check-api", "{{ release }}"], "retries": 3, "interval": 0, "timeout": 0.1}
+    flat = project({"api": {"hosts": ["h1"], "health": check}})
+    fleet = Fleet.of(flat)
+    fake = fleet["h1"]
+    fake.reply_part(health_command("api"), step="health", delay=30.0)
+
+    async def deploy() -> bool:
+        rollout = asyncio.create_task(
+            make_deployer(flat, store, fleet).deploy(list(flat.instances.values()), request="r")
+        )
+        await until(lambda: any(c.step == "health" for c in fake.calls))
+        fake.reply_part(health_command("api"), step="health")  # answers at once from now on
+        report = await rollout
+        return report.ok
+
+    assert asyncio.run(deploy())
+    assert [c.step for c in fake.calls].count("health") == 2
+
+
+def test_health_rounds_the_host_keeps_stopping_fail_the_instance_saying_so(
+    project: MakeProject, store: Store
+) -> None:
+    check = {"command": ["check-api", "{{ release }}"], "retries": 1, "interval": 0, "timeout": 0.1}
+    flat = project({"api": {"hosts": ["h1"], "health": check}})
+    fleet = Fleet.of(flat)
+    fleet["h1"].reply_part(health_command("api"), step="health", delay=30.0)
+    report = asyncio.run(
+        make_deployer(flat, store, fleet).deploy(list(flat.instances.values()), request="r")
+    )
+    reason = by_instance(report.outcomes)["api@h1"].reason
+    assert "failed 2 time(s)" in reason  # the first attempt and its one retry
+    assert "the health round did not finish within 2.1 s: the host stopped it" in reason

@@ -15,7 +15,7 @@ from shipyard.commands.control import HEALTH_FILE, Control
 from shipyard.commands.health import TIMEOUT_MARGIN, HealthProbe, probe_for
 from shipyard.commands.script import UnsafeValue, command_script
 from shipyard.config.models import HealthCheck
-from shipyard.deploy.hostops import log_tail, parts_of, run_parts
+from shipyard.deploy.hostops import STOPPED_ON_HOST, log_tail, parts_of, run_parts
 from shipyard.deploy.instance import Release
 from shipyard.executors.base import Executor, Script
 
@@ -50,19 +50,18 @@ async def await_healthy(
     await asyncio.sleep(max((c.settle for c in _by_control(targets)), default=0.0))
     while pending:
         round_targets = dict(pending)
-        states, reasons, answers = await _health_round(executor, round_targets, probes)
+        answered = await _health_round(executor, round_targets, probes)
         for name, target in round_targets.items():
             attempts[name] += 1
-            probe, state = probes[name], states.get(target.program, "not loaded")
-            answer = answers.get(name)
-            if state == "RUNNING" and (answer is None or answer.ok):
-                del pending[name]
-                continue
-            if state != "RUNNING":
-                why = reasons.get(target.program)
-                last[name] = f"program is {state}" + (f" ({why})" if why else "")
-            elif answer is not None:
-                last[name] = _first_line(answer) or f"exit status {answer.exit_status}"
+            probe = probes[name]
+            if answered is None:  # a round the host stopped is a failed attempt, as a slow probe is
+                state, last[name] = "unknown", answered_late(round_targets, probes)
+            else:
+                state, why = _verdict(answered, name, target)
+                if why is None:
+                    del pending[name]
+                    continue
+                last[name] = why
             if state in ENDED or attempts[name] >= _attempts(probe):
                 what = probe.description if probe else "the program runs"
                 count = attempts[name]
@@ -101,11 +100,38 @@ async def restored_probes(
     return probes
 
 
+def _verdict(answered: Round, name: str, target: Release) -> tuple[str, str | None]:
+    """The program's state in one round, and why it is not healthy (None when it is)."""
+    states, reasons, answers = answered
+    state, answer = states.get(target.program, "not loaded"), answers.get(name)
+    if state != "RUNNING":
+        why = reasons.get(target.program)
+        return state, f"program is {state}" + (f" ({why})" if why else "")
+    if answer is None or answer.ok:
+        return state, None
+    return state, _first_line(answer) or f"exit status {answer.exit_status}"
+
+
+def _round_limit(targets: Mapping[str, Release], probes: Probes) -> float:
+    """How long the host gives one round: the slowest probe's timeout and a margin."""
+    timeouts = [probe.timeout for name in targets if (probe := probes[name]) is not None]
+    return max(timeouts, default=5.0) + TIMEOUT_MARGIN
+
+
+def answered_late(targets: Mapping[str, Release], probes: Probes) -> str:
+    limit = _round_limit(targets, probes)
+    return f"the health round did not finish within {limit:g} s: the host stopped it"
+
+
+Round = tuple[dict[str, str], dict[str, str], dict[str, PartResult]]
+
+
 async def _health_round(
     executor: Executor, targets: Mapping[str, Release], probes: Probes
-) -> tuple[dict[str, str], dict[str, str], dict[str, PartResult]]:
+) -> Round | None:
     """One attempt for each instance at once: program states and why those not running are
-    not, and each probe's result."""
+    not, and each probe's result; None when the host stopped the round at its time limit
+    (a host too busy to answer in time: every instance's attempt failed)."""
     checked = {name: probe for name in targets if (probe := probes[name]) is not None}
     controls = _by_control(targets)
     status_parts = [
@@ -116,7 +142,7 @@ async def _health_round(
         command_script(probe.argv, cwd=targets[name].layout.current, env=targets[name].probe_env)
         for name, probe in checked.items()
     ]
-    limit = max((probe.timeout for probe in checked.values()), default=5.0)
+    limit = _round_limit(targets, probes) - TIMEOUT_MARGIN
     combined = batch(
         [*status_parts, *probe_parts],
         secrets.token_hex(12),
@@ -128,6 +154,8 @@ async def _health_round(
         timeout=limit + TIMEOUT_MARGIN + 10.0,
         check=False,
     )
+    if result.exit_status == STOPPED_ON_HOST:
+        return None
     parts = parts_of(combined, result, "health", limit + TIMEOUT_MARGIN)
     states: dict[str, str] = {}
     reasons: dict[str, str] = {}
