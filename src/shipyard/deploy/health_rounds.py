@@ -25,6 +25,8 @@ NO_CHECK_ATTEMPTS, NO_CHECK_INTERVAL = 20, 0.25
 ENDED = frozenset({"FATAL", "EXITED"})
 
 Probes = dict[str, HealthProbe | None]
+# One round's answer: program states, why those not running are not, each probe's result.
+Round = tuple[dict[str, str], dict[str, str], dict[str, PartResult]]
 
 
 def probe_of(target: Release) -> HealthProbe | None:
@@ -51,11 +53,12 @@ async def await_healthy(
     while pending:
         round_targets = dict(pending)
         answered = await _health_round(executor, round_targets, probes)
+        stopped = _stopped(round_targets, probes) if answered is None else ""
         for name, target in round_targets.items():
             attempts[name] += 1
             probe = probes[name]
             if answered is None:  # a round the host stopped is a failed attempt, as a slow probe is
-                state, last[name] = "unknown", answered_late(round_targets, probes)
+                state, last[name] = "unknown", stopped
             else:
                 state, why = _verdict(answered, name, target)
                 if why is None:
@@ -118,12 +121,9 @@ def _round_limit(targets: Mapping[str, Release], probes: Probes) -> float:
     return max(timeouts, default=5.0) + TIMEOUT_MARGIN
 
 
-def answered_late(targets: Mapping[str, Release], probes: Probes) -> str:
+def _stopped(targets: Mapping[str, Release], probes: Probes) -> str:
     limit = _round_limit(targets, probes)
     return f"the health round did not finish within {limit:g} s: the host stopped it"
-
-
-Round = tuple[dict[str, str], dict[str, str], dict[str, PartResult]]
 
 
 async def _health_round(
@@ -142,21 +142,16 @@ async def _health_round(
         command_script(probe.argv, cwd=targets[name].layout.current, env=targets[name].probe_env)
         for name, probe in checked.items()
     ]
-    limit = _round_limit(targets, probes) - TIMEOUT_MARGIN
+    limit = _round_limit(targets, probes)
     combined = batch(
-        [*status_parts, *probe_parts],
-        secrets.token_hex(12),
-        parallel=True,
-        limit=limit + TIMEOUT_MARGIN,
+        [*status_parts, *probe_parts], secrets.token_hex(12), parallel=True, limit=limit
     )
     result = await executor.run(
-        Script(combined.script.text, name="health"),
-        timeout=limit + TIMEOUT_MARGIN + 10.0,
-        check=False,
+        Script(combined.script.text, name="health"), timeout=limit + 10.0, check=False
     )
     if result.exit_status == STOPPED_ON_HOST:
         return None
-    parts = parts_of(combined, result, "health", limit + TIMEOUT_MARGIN)
+    parts = parts_of(combined, result, "health", limit)
     states: dict[str, str] = {}
     reasons: dict[str, str] = {}
     for (control, group), part in zip(controls.items(), parts, strict=False):
