@@ -228,6 +228,26 @@ def test_a_hanging_receiver_holds_up_neither_the_rollout_nor_other_receivers(
         assert all(s["verified"] for s in other.seen)
 
 
+def test_the_server_stops_at_once_while_a_receiver_still_holds_its_sends(
+    served_root: Path, tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.hang.set()  # and never released before the stop
+    running = serve(served_root, f"sqlite:///{tmp_path}/state.db", webhook_timeout=300.0)
+    api = next(running)
+    try:
+        subscribe(api, receiver)
+        rollout_id = roll_out(api)
+        wait_for(lambda: finished(api, rollout_id))
+        wait_for(lambda: receiver.hanging >= 4)  # every slot of the webhook is held
+    finally:
+        began = time.monotonic()
+        running.close()  # the lifespan's shutdown: cancels the held sends
+        took = time.monotonic() - began
+    # A stop that waited for the held sends would take the receiver's 60 s (the sends' own
+    # timeout is 300 s); the stop cancels them instead.
+    assert took < 30.0, f"the stop took {took:.1f} s"
+
+
 def test_only_http_urls_are_taken_and_their_credentials_are_never_shown(api: Api) -> None:
     refused = api.client.post("/api/webhooks", json={"url": "file:///etc/passwd"})
     assert refused.status_code == 400

@@ -8,8 +8,10 @@ the server by.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,6 +28,12 @@ from shipyard.server.settings import Settings
 from shipyard.server.state import ServerState, open_state
 
 StateHook = Callable[[ServerState], None]
+
+log = logging.getLogger("shipyard.server")
+
+# Seconds a background service (webhooks, metrics, the SSE hub) gets to stop: past it the
+# server logs what is stuck and stops without it, so a stop never hangs.
+STOP_LIMIT = 10.0
 
 
 def create_app(
@@ -66,9 +74,10 @@ def create_app(
                 await start(state)
             yield
         finally:
-            await state.jobs.shutdown()
+            drain_limit = settings.shutdown_grace + STOP_LIMIT
+            await stop_within(state.jobs.shutdown(), "the rollouts' drain", drain_limit)
             for stop in reversed(app.state.stoppers):
-                await stop(state)
+                await stop_within(stop(state), f"{stop.__module__}'s stop", STOP_LIMIT)
             state.session.close()
             holder.clear()
 
@@ -111,6 +120,37 @@ def served_routes(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, str, bool]
         for method in getattr(route, "methods", None) or ():
             if method != "HEAD":
                 yield method, path, isinstance(route, APIRoute)
+
+
+async def stop_within(step: Awaitable[None], what: str, limit: float) -> None:
+    """Await `step` for at most `limit` seconds; past it log every task's stack (what the step
+    waits for) and cancel it. A failure of the step is logged: the stop goes on."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=limit)
+    if not done:
+        log.warning("%s did not finish within %g s; stopping without it\n%s", what, limit, stacks())
+        task.cancel()
+        return
+    failure = task.exception()
+    if failure is not None:
+        log.error("%s failed", what, exc_info=failure)
+
+
+def stacks() -> str:
+    """Where every task of the running loop waits (its chain of awaits, innermost last), for
+    the log of a stop that hangs."""
+    shown = []
+    for task in asyncio.all_tasks():
+        chain = []
+        awaited: Any = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                code = frame.f_code
+                chain.append(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        shown.append("\n".join([f"task {task.get_name()}:", *chain]))
+    return "\n".join(shown)
 
 
 def _services() -> list[Callable[[FastAPI], None]]:

@@ -36,6 +36,7 @@ POLL = 1.0  # seconds between looks at the store when nothing wakes the dispatch
 CONCURRENCY = 16  # sends at once
 PER_WEBHOOK = 4  # of them to one webhook: a slow receiver holds these and no more
 LEASE_MARGIN = 30.0  # seconds a claim outlives the send's timeout
+STOP_WAIT = 5.0  # seconds a stop waits for cancelled sends and the client's close
 
 
 class Dispatcher:
@@ -70,14 +71,21 @@ class Dispatcher:
         self._loop_task = asyncio.create_task(self._run(), name="webhook-dispatcher")
 
     async def stop(self) -> None:
+        """Stop the loop and cancel the sends in flight (their claims expire and they are sent
+        again by the next server), waiting for them at most STOP_WAIT seconds."""
         with contextlib.suppress(ValueError):
             self.state.listeners.remove(self.heard)
         tasks = [t for t in (self._loop_task, *self._sending) if t is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_WAIT)
+            for task in stuck:
+                log.warning("webhook task %s did not stop within %g s", task.get_name(), STOP_WAIT)
         if self._client is not None:
-            await self._client.aclose()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_WAIT):
+                    await self._client.aclose()
 
     def heard(self, event: Event) -> None:
         """A rollout of this server wrote an event: look at the store now (from any thread)."""
