@@ -31,13 +31,15 @@ def test_a_request_without_a_usable_token_is_refused_in_the_one_error_shape(api:
     wrong = api.anonymous.get("/api/rollouts", headers={"Authorization": "Bearer shy_nope"})
     assert wrong.status_code == 401
     assert api.anonymous.get("/api/health").status_code == 200
-    assert api.get("/api/whoami").json() == {"name": "token:admin", "role": "admin"}  # type: ignore[attr-defined]
+    who = api.client.get("/api/whoami").json()
+    assert (who["name"], who["roles"], who["via"]) == ("admin", ["admin"], "token")
 
 
 def test_the_admin_token_is_made_once_and_only_its_hash_is_stored(api: Api) -> None:
     store = api.state.session.store
     [made] = store.tokens()
-    assert (made.prefix, made.role) == (api.token[:8], "admin")
+    [admin] = store.users()
+    assert (made.prefix, made.user_id, admin.roles) == (api.token[:8], admin.id, ("admin",))
     with store.engine.connect() as conn:
         dumped = "\n".join(str(row) for row in conn.exec_driver_sql("SELECT * FROM api_tokens"))
     assert api.token not in dumped
@@ -62,7 +64,7 @@ def test_a_rollout_answers_202_with_its_id_then_runs_as_a_server_job(api: Api) -
     assert started.headers["location"] == body["url"] == f"/api/rollouts/{body['id']}"
     done = wait_finished(api, body["id"])
     assert done["status"] == "success", done
-    assert done["actor"] == "token:admin"
+    assert done["actor"] == "admin"
     [deployment] = done["deployments"]
     assert (deployment["instance"], deployment["status"]) == ("web@local", "success")
     listed = api.client.get("/api/rollouts").json()

@@ -173,7 +173,7 @@ def test_one_deployment_in_flight_per_instance_across_the_server_and_the_cli(
             assert refused.status_code == 409, refused.text
             error = refused.json()["error"]
             assert error["code"] == "deployment_in_flight"
-            assert error["details"]["holder"]["actor"] == "token:admin"
+            assert error["details"]["holder"]["actor"] == "admin"
             held = error["details"]["holder"]["deployment"]
             assert held in error["message"]
             cli = slow_project.cli("deploy", "--force", "--json")

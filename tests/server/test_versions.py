@@ -95,7 +95,7 @@ def test_a_reload_after_the_directory_changed_publishes_and_serves_it(vapi: Api)
         "reload",
         "edited in place",
     )
-    assert version["published_by"] == "token:admin"
+    assert version["published_by"] == "admin"
     assert vapi.state.version == 2
     assert vapi.state.session.flatten().instances["web@local"].revision != before
 

@@ -135,6 +135,18 @@ def rollout(session: Session, rollout_id: str) -> RolloutView:
     )
 
 
+def rollout_sites(session: Session, found: RolloutView) -> set[str]:
+    """The sites a rollout's instances lie in (as the project places them; an instance the
+    project no longer has, as the store last knew it)."""
+    names = {d.instance for d in found.deployments} | {o.instance for o in found.outcomes}
+    placed = session.flatten(empty_ok=True).instances
+    sites = {placed[n].site for n in names if n in placed}
+    for name in names - placed.keys():
+        state = session.store.instance_state(name)
+        sites.add(state.site if state is not None else "?")
+    return sites
+
+
 def _outcomes(
     session: Session, rollout_id: str, deployments: tuple[DeploymentView, ...]
 ) -> tuple[OutcomeView, ...]:

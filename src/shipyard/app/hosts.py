@@ -46,6 +46,13 @@ def hosts_needing_nginx(session: Session) -> set[str]:
     return {i.host for i in flat.instances.values() if i.strategy.uses_slots}
 
 
+def bootstrap_hosts(session: Session, *, site: str | None = None) -> list[HostRef]:
+    """The hosts a bootstrap (of `site`) prepares; UsageError for an unknown site."""
+    project = session.flatten(empty_ok=True).loaded.project
+    check_site(project, site)
+    return [r for r in all_hosts(project).values() if site is None or r.site == site]
+
+
 async def bootstrap(session: Session, *, site: str | None = None) -> list[BootstrapResult]:
     """Prepare the hosts (of `site`) once: deploy root, a reachable supervisor, the user's
     rights, and nginx where a blue/green instance needs it. A host's trouble is its result."""
@@ -54,8 +61,7 @@ async def bootstrap(session: Session, *, site: str | None = None) -> list[Bootst
 
     flat = session.flatten(empty_ok=True)  # hosts are prepared before services are placed
     loaded = flat.loaded
-    check_site(loaded.project, site)
-    refs = [r for r in all_hosts(loaded.project).values() if site is None or r.site == site]
+    refs = bootstrap_hosts(session, site=site)
     needs_nginx = hosts_needing_nginx(session)
     masker = session.masker()
 

@@ -97,4 +97,5 @@ def login(
     with ApiClient(url, given.strip()) as client:
         who = client.get("/api/whoami")
         path = store_token(client.url, given.strip(), env)
-    print(f"logged in to {client.url} as {who['name']} ({who['role']}); token kept in {path}")
+    roles = ", ".join(who["roles"]) or "no role"
+    print(f"logged in to {client.url} as {who['name']} ({roles}); token kept in {path}")

@@ -61,12 +61,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in (
         (400, "A bad request: it names something that does not exist."),
-        (401, "No usable token."),
-        (403, "The token may not do this."),
+        (401, "No usable credentials (token or session)."),
+        (403, "The caller may not do this (a permission, a site, or CSRF)."),
         (404, "No such record."),
         (409, "A conflict: e.g. the instance is being deployed (the holder is named)."),
         (422, "The request or the project is invalid (each field or problem named)."),
-        (429, "Too many rollouts running."),
+        (429, "Too many rollouts running, or too many failed sign-ins."),
         (503, "The server is shutting down, or the store is unavailable."),
     )
 }

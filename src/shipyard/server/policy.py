@@ -1,26 +1,18 @@
 """The one route table: every route of the server and the permission it needs.
 
 `authorize` (auth.py) looks each request's route up here; a route the table does not name is
-refused (and `check_routes` fails at start, so a new route cannot ship without its entry). The
-accounts issue maps users and roles onto these permissions; until then the admin token holds
-them all.
+refused (and `check_routes` fails at start, so a new route cannot ship without its entry).
+Roles map onto permissions in app/access.py. The routes of TARGETED act on instances, hosts or
+artifacts: each checks that every target lies within the caller's sites (scope.py), and the
+access matrix test checks it too. PUBLIC routes are the unauthenticated surface, an allowlist a
+test pins down.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from enum import StrEnum
 
-
-class Permission(StrEnum):
-    """What a route lets its caller do."""
-
-    PUBLIC = "public"  # no token: the API's own description, liveness
-    READ = "read"  # status, plans, diffs, logs, events, audit, metrics
-    DESIGN = "design"  # publish config versions
-    DEPLOY = "deploy"  # start, cancel and roll back rollouts; bootstrap hosts
-    ADMIN = "admin"  # webhooks, tokens, settings
-
+from shipyard.app.access import Permission
 
 # (method, path as FastAPI declares it) -> permission. Keep it sorted by path.
 ROUTES: dict[tuple[str, str], Permission] = {
@@ -59,9 +51,29 @@ ROUTES: dict[tuple[str, str], Permission] = {
     ("DELETE", "/api/webhooks/{webhook_id}"): Permission.ADMIN,
     ("GET", "/api/webhooks/{webhook_id}/deliveries"): Permission.ADMIN,
     ("POST", "/api/webhooks/deliveries/{delivery_id}/redeliver"): Permission.ADMIN,
+    ("GET", "/api/tokens"): Permission.SELF,
+    ("POST", "/api/tokens"): Permission.SELF,
+    ("DELETE", "/api/tokens/{token_id}"): Permission.SELF,
+    ("GET", "/api/users"): Permission.ADMIN,
+    ("POST", "/api/users"): Permission.ADMIN,
+    ("GET", "/api/users/{name}"): Permission.ADMIN,
+    ("PATCH", "/api/users/{name}"): Permission.ADMIN,
     ("GET", "/api/whoami"): Permission.READ,
+    ("GET", "/login"): Permission.PUBLIC,
+    ("POST", "/login"): Permission.PUBLIC,
+    ("POST", "/logout"): Permission.SELF,
     ("GET", "/metrics"): Permission.READ,
 }
+
+# The routes that act on instances, hosts or artifacts, whose every target's site is checked.
+TARGETED: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/api/bootstrap"),
+        ("POST", "/api/rollbacks"),
+        ("POST", "/api/rollouts"),
+        ("POST", "/api/rollouts/{rollout_id}/cancel"),
+    }
+)
 
 
 def permission_of(method: str, path: str) -> Permission | None:

@@ -41,6 +41,18 @@ class Settings(BaseModel):
         3600.0, gt=0, description="Seconds a failing delivery is retried for."
     )
     no_auth: bool = Field(False, description="No token asked (refused unless on loopback).")
+    login_failures: int = Field(
+        5, ge=1, le=1000, description="Failed sign-ins of one account that lock it for a while."
+    )
+    login_address_failures: int = Field(
+        20, ge=1, le=100_000, description="Failed sign-ins from one address that lock it out."
+    )
+    login_window: float = Field(900.0, gt=0, description="Seconds failed sign-ins count for.")
+    login_lockout: float = Field(900.0, gt=0, description="Seconds a lockout lasts.")
+    session_idle: float = Field(3600.0, gt=0, description="Seconds a browser session may idle.")
+    session_lifetime: float = Field(
+        43_200.0, gt=0, description="Seconds a browser session lasts at most."
+    )
 
     @field_validator("listen")
     @classmethod

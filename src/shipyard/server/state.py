@@ -12,15 +12,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shipyard.app import tokens, versions
+from shipyard.app.accounts import LoginPolicy
 from shipyard.events import Event
 from shipyard.server.jobs import Jobs
 from shipyard.server.settings import Settings
 
 if TYPE_CHECKING:
+    from shipyard.app.accounts import BrowserSession
     from shipyard.app.session import Session
     from shipyard.masking import Masker
 
-TOKEN_TOUCH_SECONDS = 60.0  # a token's last-used time is written at most this often
+TOKEN_TOUCH_SECONDS = 60.0  # a token's (or session's) last-used time is written at most this often
 EventListener = Callable[[Event], None]
 
 
@@ -32,6 +34,7 @@ class ServerState:
     settings: Settings
     session: Session
     jobs: Jobs
+    login_policy: LoginPolicy = field(default_factory=LoginPolicy)
     admin_token: str | None = None  # made at this start: shown once, then forgotten
     version: int | None = None  # the config version being served
     listeners: list[EventListener] = field(default_factory=list)
@@ -67,11 +70,21 @@ class ServerState:
         self.wakeup.set()
         self._drain = asyncio.get_running_loop().create_task(self.jobs.shutdown())
 
-    def note_token_use(self, token_id: str) -> None:
+    def note_token_use(self, token_id: str, actor: str, address: str) -> None:
+        if self._due(f"token:{token_id}"):
+            tokens.note_use(self.session, token_id, actor=actor, address=address)
+
+    def note_session_use(self, found: BrowserSession) -> None:
+        """Keep a browser session from going idle (its last-seen time, once a minute)."""
+        if self._due(f"session:{found.hash}"):
+            self.session.store.touch_session(found.hash)
+
+    def _due(self, key: str) -> bool:
         now = time.monotonic()
-        if now - self._touched.get(token_id, -TOKEN_TOUCH_SECONDS) >= TOKEN_TOUCH_SECONDS:
-            self._touched[token_id] = now
-            tokens.note_use(self.session, token_id)
+        if now - self._touched.get(key, -TOKEN_TOUCH_SECONDS) < TOKEN_TOUCH_SECONDS:
+            return False
+        self._touched[key] = now
+        return True
 
 
 def open_state(settings: Settings, environ: Mapping[str, str]) -> ServerState:
@@ -83,12 +96,26 @@ def open_state(settings: Settings, environ: Mapping[str, str]) -> ServerState:
     session = Session.from_environment(settings.project, environ)
     try:
         session.flatten(empty_ok=True)
-        token = None if settings.no_auth else tokens.ensure_admin_token(session)
+        token = None if settings.no_auth else tokens.first_admin_token(session)
         served = versions.publish_directory(session, source="start").version.id
     except BaseException:
         session.close()
         raise
     jobs = Jobs(session, limit=settings.max_rollouts, grace=settings.shutdown_grace)
     return ServerState(
-        settings=settings, session=session, jobs=jobs, admin_token=token, version=served
+        settings=settings, session=session, jobs=jobs, admin_token=token, version=served,
+        login_policy=login_policy(settings),
+    )  # fmt: skip
+
+
+def login_policy(settings: Settings) -> LoginPolicy:
+    from datetime import timedelta
+
+    return LoginPolicy(
+        account_failures=settings.login_failures,
+        address_failures=settings.login_address_failures,
+        window=timedelta(seconds=settings.login_window),
+        lockout=timedelta(seconds=settings.login_lockout),
+        idle=timedelta(seconds=settings.session_idle),
+        lifetime=timedelta(seconds=settings.session_lifetime),
     )

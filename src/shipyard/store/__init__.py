@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from shipyard.store.chain import ChainBreak, ChainReport
     from shipyard.store.engine import make_engine
     from shipyard.store.journal import utc_now
+    from shipyard.store.logins import BrowserSession, Limit
     from shipyard.store.owner import Controller, certainly_gone, this_host
     from shipyard.store.places import database_url, default_url
     from shipyard.store.records import (
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     )
     from shipyard.store.repository import Recovered, Store
     from shipyard.store.tokens import ApiToken
+    from shipyard.store.users import User
 
 _RECORDS = (
     "AuditEntry", "BeganDeployment", "Deployment", "DeploymentKind", "DeploymentStatus",
@@ -54,6 +56,8 @@ _MODULES = {
     **dict.fromkeys(("database_url", "default_url"), "places"),
     "utc_now": "journal",
     "ApiToken": "tokens",
+    "User": "users",
+    **dict.fromkeys(("BrowserSession", "Limit"), "logins"),
     **dict.fromkeys(("Controller", "certainly_gone", "this_host"), "owner"),
     **dict.fromkeys(_RECORDS, "records"),
     **dict.fromkeys(("Recovered", "Store"), "repository"),
@@ -63,6 +67,7 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "BeganDeployment",
+    "BrowserSession",
     "ChainBreak",
     "ChainReport",
     "Controller",
@@ -76,6 +81,7 @@ __all__ = [
     "InstanceStatus",
     "JsonMapping",
     "JsonObject",
+    "Limit",
     "Recovered",
     "Rollout",
     "RolloutStatus",
@@ -83,6 +89,7 @@ __all__ = [
     "StatusRow",
     "StepLog",
     "Store",
+    "User",
     "certainly_gone",
     "database_url",
     "default_url",

@@ -2,7 +2,8 @@
 
 `Store` is the one public class. Its methods come in layers, a module each: the Journal's
 transactions, rollouts, audit and events (journal.py), reads (reads.py), outcomes (finish.py),
-leases and recovery (recovery.py), the server's API tokens (tokens.py), webhooks and their
+leases and recovery (recovery.py), the server's users (users.py), API tokens (tokens.py) and
+sign-ins (logins.py), webhooks and their
 deliveries (webhooks.py), config versions (versions.py), and here beginning deployments and
 moving them along.
 """
@@ -24,6 +25,7 @@ from shipyard.store import bulk
 from shipyard.store.bulk import ACTIVE, DeploymentRequest
 from shipyard.store.finish import update_deployment, update_instance
 from shipyard.store.journal import must_exist
+from shipyard.store.logins import Logins
 from shipyard.store.records import (
     BeganDeployment,
     Deployment,
@@ -34,7 +36,6 @@ from shipyard.store.records import (
 )
 from shipyard.store.recovery import Recovered, Recovery
 from shipyard.store.tables import deployments, instances
-from shipyard.store.tokens import Tokens
 from shipyard.store.versions import Versions
 from shipyard.store.webhooks import Webhooks
 
@@ -44,7 +45,7 @@ __all__ = ["Recovered", "Store"]
 BEGIN_ATTEMPTS = 3
 
 
-class Store(Recovery, Tokens, Versions, Webhooks):
+class Store(Recovery, Logins, Versions, Webhooks):
     """The state store. Each public method is one transaction; the database enforces the rules."""
 
     # Deployments: begin, mark in progress, heartbeat (finishing: finish.py; recovery: recovery.py).

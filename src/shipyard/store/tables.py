@@ -269,20 +269,62 @@ step_logs = Table(
 )
 Index("ix_step_logs_deployment_id_seq", step_logs.c.deployment_id, step_logs.c.seq)
 
-# The server (shipyard serve). Its credentials: a token is shown once and only its hash kept.
+# The server's accounts. A user has roles (admin, design, deployment, viewer) and, for the
+# deployment role, optionally the sites it may act on; a password only as its argon2id hash.
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(NAME), nullable=False, unique=True),
+    Column("password_hash", String(NAME)),  # argon2id; none: the user signs in by token only
+    Column("access", JsonText(), nullable=False),  # {"roles": [...], "sites": [...] or null}
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(NAME), nullable=False),
+    Column("changed_at", UtcDateTime(), nullable=False),
+    Column("disabled_at", UtcDateTime()),
+)
+
+# API tokens: a token is shown once and only its sha256 kept; it acts as its user.
 api_tokens = Table(
     "api_tokens",
     metadata,
     Column("id", String(ID), primary_key=True),
+    Column("user_id", String(ID), ForeignKey("users.id"), nullable=False),
     Column("name", String(NAME), nullable=False),
     Column("prefix", String(16), nullable=False),  # what a listing shows: shy_ab12...
     Column("hash", String(HASH), nullable=False, unique=True),  # sha256 of the whole token
-    Column("role", String(32), nullable=False),
+    Column("read_only", Boolean, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("created_by", String(NAME), nullable=False),
-    Column("expires_at", UtcDateTime()),
+    Column("expires_at", UtcDateTime(), nullable=False),
     Column("last_used_at", UtcDateTime()),
     Column("revoked_at", UtcDateTime()),
+)
+Index("ix_api_tokens_user_id", api_tokens.c.user_id)
+
+# Browser sessions: the cookie's sha256 only, with its idle and absolute expiry.
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("hash", String(HASH), primary_key=True),
+    Column("user_id", String(ID), ForeignKey("users.id"), nullable=False),
+    Column("csrf_hash", String(HASH), nullable=False),  # sha256 of the session's CSRF token
+    Column("address", String(NAME), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("seen_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),  # the absolute expiry
+    Column("revoked_at", UtcDateTime()),
+)
+Index("ix_user_sessions_user_id", user_sessions.c.user_id)
+
+# Failed sign-ins per account and per client address, kept so a lockout outlives a restart.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(NAME), primary_key=True),  # user:NAME or address:ADDR
+    Column("failures", Integer, nullable=False),
+    Column("first_at", UtcDateTime(), nullable=False),  # the window's start
+    Column("locked_until", UtcDateTime()),
 )
 
 # Config versions: each published state of the served project, its files content-addressed.

@@ -1,4 +1,4 @@
-"""API tokens: who may call the server. A token is shown once; the store keeps its sha256 only.
+"""API tokens: each acts as its user. A token is shown once; the store keeps its sha256 only.
 
 A token carries 256 bits of randomness, so a fast hash is the right one (nothing to slow down:
 guessing is hopeless), and a lookup by hash finds it in one indexed read.
@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy import Label, RowMapping, insert, select, update
 
-from shipyard.store.journal import Journal, must_exist
+from shipyard.store.journal import must_exist
 from shipyard.store.records import as_utc
-from shipyard.store.tables import api_tokens
+from shipyard.store.tables import api_tokens, users
+from shipyard.store.users import User, Users, user_of
 
 
 @dataclass(frozen=True)
@@ -21,20 +23,21 @@ class ApiToken:
     """A token as the store knows it: never the token itself."""
 
     id: str
+    user_id: str
     name: str
     prefix: str
-    role: str
+    read_only: bool
     created_at: datetime
     created_by: str
-    expires_at: datetime | None
+    expires_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
 
     def usable_at(self, now: datetime) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+        return self.revoked_at is None and now < self.expires_at
 
 
-class Tokens(Journal):
+class Tokens(Users):
     """The store's API tokens; each public method is one transaction."""
 
     def add_token(
@@ -44,44 +47,77 @@ class Tokens(Journal):
         name: str,
         prefix: str,
         token_hash: str,
-        role: str,
+        user_id: str,
         actor: str,
-        expires_at: datetime | None = None,
+        expires_at: datetime,
+        read_only: bool = False,
+        address: str = "",
     ) -> ApiToken:
-        """Record a new token (its hash) and audit who made it."""
+        """Record a new token (its hash) of the user `user_id` and audit who made it."""
         with self._write() as conn:
+            owner = conn.execute(select(users.c.name).where(users.c.id == user_id)).scalar()
+            must_exist(owner, "user", user_id)
             conn.execute(
                 insert(api_tokens).values(
-                    id=token_id, name=name, prefix=prefix, hash=token_hash, role=role,
-                    created_at=self._clock(), created_by=actor, expires_at=expires_at,
+                    id=token_id, user_id=user_id, name=name, prefix=prefix, hash=token_hash,
+                    read_only=read_only, created_at=self._clock(), created_by=actor,
+                    expires_at=expires_at,
                 )
             )  # fmt: skip
-            detail = {"name": name, "prefix": prefix, "role": role}
+            detail: dict[str, object] = {
+                "name": name, "prefix": prefix, "user": owner, "read_only": read_only,
+                "expires_at": expires_at.isoformat(),
+            }  # fmt: skip
+            if address:
+                detail["address"] = address
             self._audit(conn, actor, "token.create", f"token:{token_id}", "success", detail)
             found = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id))
             return _token(found.mappings().one())
 
-    def token_by_hash(self, token_hash: str) -> ApiToken | None:
+    def token_holder(self, token_hash: str) -> tuple[ApiToken, User] | None:
+        """The token with this hash and its user, in one indexed read (None: no such token)."""
+        query = (
+            select(api_tokens, *_user_columns())
+            .join(users, users.c.id == api_tokens.c.user_id)
+            .where(api_tokens.c.hash == token_hash)
+        )
         with self._read() as conn:
-            found = conn.execute(select(api_tokens).where(api_tokens.c.hash == token_hash))
+            row = conn.execute(query).mappings().first()
+            return (_token(row), user_of(_unprefixed(row))) if row else None
+
+    def token(self, token_id: str) -> ApiToken | None:
+        with self._read() as conn:
+            found = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id))
             row = found.mappings().first()
             return _token(row) if row else None
 
-    def tokens(self) -> list[ApiToken]:
-        """Every token, the oldest first (revoked ones too: the listing says so)."""
+    def tokens(self, user_id: str | None = None) -> list[ApiToken]:
+        """Every token (of one user), the oldest first (revoked ones too: the listing says so)."""
         query = select(api_tokens).order_by(api_tokens.c.created_at, api_tokens.c.id)
+        if user_id is not None:
+            query = query.where(api_tokens.c.user_id == user_id)
         return self._all(query, _token)
 
-    def touch_token(self, token_id: str) -> None:
-        """Note that the token was used now."""
+    def touch_token(self, token_id: str, *, actor: str, address: str = "") -> None:
+        """Note that the token was used now; its first use is audited."""
         with self._write() as conn:
+            first = conn.execute(
+                update(api_tokens)
+                .where(api_tokens.c.id == token_id)
+                .where(api_tokens.c.last_used_at.is_(None))
+                .values(last_used_at=self._clock())
+            ).rowcount
+            if first:
+                detail = {"address": address} if address else {}
+                self._audit(conn, actor, "token.first-use", f"token:{token_id}", "success", detail)
+                return
             conn.execute(
                 update(api_tokens)
                 .where(api_tokens.c.id == token_id)
                 .values(last_used_at=self._clock())
             )
 
-    def revoke_token(self, token_id: str, *, actor: str) -> ApiToken:
+    def revoke_token(self, token_id: str, *, actor: str, address: str = "") -> ApiToken:
         with self._write() as conn:
             conn.execute(
                 update(api_tokens)
@@ -91,7 +127,8 @@ class Tokens(Journal):
             )
             found = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id))
             row = must_exist(found.mappings().first(), "token", token_id)
-            self._audit(conn, actor, "token.revoke", f"token:{token_id}", "success", {})
+            detail = {"address": address} if address else {}
+            self._audit(conn, actor, "token.revoke", f"token:{token_id}", "success", detail)
             return _token(row)
 
 
@@ -101,12 +138,21 @@ def _token(row: RowMapping) -> ApiToken:
 
     return ApiToken(
         id=row["id"],
+        user_id=row["user_id"],
         name=row["name"],
         prefix=row["prefix"],
-        role=row["role"],
+        read_only=bool(row["read_only"]),
         created_at=as_utc(row["created_at"]),
         created_by=row["created_by"],
-        expires_at=when(row["expires_at"]),
+        expires_at=as_utc(row["expires_at"]),
         last_used_at=when(row["last_used_at"]),
         revoked_at=when(row["revoked_at"]),
     )
+
+
+def _user_columns() -> list[Label[Any]]:
+    return [column.label(f"owner_{column.name}") for column in users.c]
+
+
+def _unprefixed(row: RowMapping) -> dict[str, object]:
+    return {column.name: row[f"owner_{column.name}"] for column in users.c}

@@ -5,10 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from shipyard.server.routes import (
+    accounts,
     audit,
     deployments,
     events,
     hosts,
+    login,
     meta,
     metrics,
     project,
@@ -32,4 +34,6 @@ ROUTERS: list[APIRouter] = [
     streams.router,
     metrics.router,
     webhooks.router,
+    accounts.router,
+    login.router,
 ]

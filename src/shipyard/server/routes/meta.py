@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shipyard.server.routes.deps import Caller, State
 
@@ -19,7 +19,11 @@ class Health(BaseModel):
 
 class WhoAmI(BaseModel):
     name: str
-    role: str
+    roles: list[str]
+    sites: list[str] | None = Field(description="The deployment role's sites; null: every site.")
+    permissions: list[str]
+    via: str = Field(description="token, session, or local (a server run with --no-auth).")
+    read_only: bool
 
 
 @router.get("/api/health")
@@ -36,4 +40,12 @@ async def health(state: State) -> Health:
 @router.get("/api/whoami")
 async def whoami(caller: Caller) -> WhoAmI:
     """The caller as the server knows it."""
-    return WhoAmI(name=caller.name, role=caller.role)
+    access = caller.access
+    return WhoAmI(
+        name=caller.name,
+        roles=caller.roles,
+        sites=sorted(access.sites) if access.scoped and access.sites is not None else None,
+        permissions=sorted(p.value for p in access.permissions),
+        via=caller.via,
+        read_only=access.read_only,
+    )

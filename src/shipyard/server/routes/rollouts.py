@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipyard.app import history
@@ -20,6 +20,7 @@ from shipyard.app.session import Session
 from shipyard.app.versions import pinned, version_revision
 from shipyard.server.errors import ApiError
 from shipyard.server.routes.deps import Caller, CallerSession, State
+from shipyard.server.scope import require_record, require_sites
 
 router = APIRouter(tags=["rollouts"])
 
@@ -110,11 +111,15 @@ class RolloutPage(BaseModel):
 
 
 @router.post("/api/rollouts", status_code=202)
-async def start(body: RolloutRequest, state: State, caller: Caller, response: Response) -> Started:
+async def start(
+    body: RolloutRequest, state: State, caller: Caller, http: Request, response: Response
+) -> Started:
     """Start deploying what is stale among the chosen instances (all with `force`), in
-    dependency waves; answers as soon as the rollout's row is written."""
+    dependency waves; answers as soon as the rollout's row is written. A selection that
+    reaches a site outside the caller's is refused whole."""
     base, version = _version_session(state, body.version)
     chosen = select_instances(base.flatten(), body.instances or None, site=body.site)
+    require_sites(state, http, caller, {i.site for i in chosen}, "the rollout")
     request = deploy_request(body.instances or None, body.site, body.force)
     if body.version is not None:
         request += f" --version {body.version}"
@@ -138,7 +143,7 @@ async def start(body: RolloutRequest, state: State, caller: Caller, response: Re
 
 @router.post("/api/rollbacks", status_code=202)
 async def rollback(
-    body: RollbackRequest, state: State, caller: Caller, response: Response
+    body: RollbackRequest, state: State, caller: Caller, http: Request, response: Response
 ) -> Started:
     """Switch an instance back to a kept release (the previous one unless `to`), as a rollout
     of its own; nothing is uploaded."""
@@ -149,6 +154,7 @@ async def rollback(
     if body.version is not None:
         to, version = version_revision(session, body.version, body.instance), body.version
     old = rollback_target(session, body.instance, to=to)
+    require_sites(state, http, caller, [old.site], f"the rollback of {old.name}")
     history.refuse_held(session, [old.name])
     request = " ".join(["rollback", old.name, *([f"--to {to}"] if to else [])])
 
@@ -186,15 +192,19 @@ def get_rollout(rollout_id: str, session: CallerSession, state: State) -> Rollou
 
 @router.post("/api/rollouts/{rollout_id}/cancel", status_code=202)
 def cancel(
-    rollout_id: str, state: State, caller: Caller, session: CallerSession,
+    rollout_id: str, state: State, caller: Caller, session: CallerSession, http: Request,
     body: CancelRequest | None = None,
 ) -> Cancelling:  # fmt: skip
     """Cancel a running rollout: no new batch or host step starts, steps in flight finish,
-    what did not run is skipped with the reason."""
+    what did not run is skipped with the reason. A rollout that reaches outside the caller's
+    sites is, to them, no rollout at all (404)."""
     reason = f"{(body or CancelRequest()).reason} (by {caller.name})"
+    found = history.rollout(session, rollout_id)  # 404 when there is none
+    if caller.access.scoped:
+        sites = history.rollout_sites(session, found)
+        require_record(state, http, caller, sites, "rollout", rollout_id)
     if state.jobs.cancel(rollout_id, reason):
         return Cancelling(id=rollout_id, cancelling=True)
-    found = history.rollout(session, rollout_id)  # 404 when there is none
     if found.status != "in_progress":
         raise ApiError(409, "not_active", f"rollout {rollout_id} is already {found.status}")
     raise ApiError(
