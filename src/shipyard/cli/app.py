@@ -70,6 +70,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(("logs", "events"), "event_commands"),
     **dict.fromkeys(("serve", "login"), "serve_command"),
     **dict.fromkeys(("push", "versions"), "push_command"),
+    **dict.fromkeys(("users", "tokens"), "account_commands"),
 }
 OPTIONS_WITH_VALUE = ("--project", "-p", "--server")
 
