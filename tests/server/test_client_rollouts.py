@@ -115,7 +115,7 @@ def test_a_refused_rollback_is_refused_through_the_server_as_locally(both: Both)
     local = both.local("rollback", "web@local", "--json")
     remote = both.remote("rollback", "web@local", "--json")
     assert (remote.returncode, remote.stdout) == (local.returncode, local.stdout)
-    assert "no an earlier successful release" in remote.stdout
+    assert "no earlier successful release" in remote.stdout
 
 
 def test_ctrl_c_cancels_the_rollout_through_the_server(

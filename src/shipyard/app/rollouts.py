@@ -233,8 +233,8 @@ def rollback_target(session: Session, name: str, *, to: str | None = None) -> In
     if to is not None:
         candidates = [d for d in candidates if d.revision.startswith(to)]
     if not candidates:
-        wanted = f"revision {to}" if to else "an earlier successful release"
-        raise UsageError(f"{current.name}: no {wanted} to roll back to")
+        wanted = f"no revision {to}" if to else "no earlier successful release"
+        raise UsageError(f"{current.name}: {wanted} to roll back to")
     snapshot = store.snapshot_of(current.name, candidates[0].revision)
     if snapshot is None:
         raise DeployError(f"{current.name}: no snapshot of {candidates[0].revision[:12]}")

@@ -15,7 +15,7 @@ from shipyard.app.rollouts import (
     start_deploy,
     start_rollback,
 )
-from shipyard.app.selectors import select_instances
+from shipyard.app.selectors import find_instance, select_instances
 from shipyard.app.session import Session
 from shipyard.app.versions import pinned, version_revision
 from shipyard.server.errors import ApiError
@@ -150,11 +150,13 @@ async def rollback(
     if body.to is not None and body.version is not None:
         raise ApiError(422, "bad_request", "give `to` (a revision) or `version`, not both")
     session = state.session.acting_as(caller.name, own_lease=True)
+    # The scope first: what an instance outside it has deployed is not the caller's to learn.
+    named = find_instance(session.flatten(), body.instance)
+    require_sites(state, http, caller, [named.site], f"the rollback of {named.name}")
     to, version = body.to, state.version
     if body.version is not None:
         to, version = version_revision(session, body.version, body.instance), body.version
     old = rollback_target(session, body.instance, to=to)
-    require_sites(state, http, caller, [old.site], f"the rollback of {old.name}")
     history.refuse_held(session, [old.name])
     request = " ".join(["rollback", old.name, *([f"--to {to}"] if to else [])])
 

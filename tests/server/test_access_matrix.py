@@ -1,0 +1,179 @@
+"""The access matrix, generated from the route table (server/policy.py): every route, asked by
+every role, by a deployment user scoped to another site, and with no, an expired, a revoked or a
+disabled user's token, answers exactly as the table says.
+
+A permitted request is sent so that it changes nothing (an unknown body field, an id that does
+not exist, a query value out of bounds): what it must not answer is 401, 403 or a 5xx. A refused
+one answers 401 (no valid credentials) or 403 (a permission the caller lacks) before its input is
+even read. Targeted routes (acting on instances and hosts) are asked for real by a caller whose
+sites leave the project's instances out: refused whole, naming the site.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from shipyard.app import accounts, tokens
+from shipyard.app.access import ROLE_PERMISSIONS, Permission, Role
+from shipyard.server.policy import ROUTES, TARGETED
+
+from .conftest import Api, serve
+
+pytestmark = pytest.mark.integration
+
+# The unauthenticated surface: sign-in, the health probe and the API's own description.
+PUBLIC_ALLOWLIST = {
+    ("GET", "/api/docs"),
+    ("GET", "/api/docs/oauth2-redirect"),
+    ("GET", "/api/health"),
+    ("GET", "/api/openapi.json"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+}
+REFUSED_CREDENTIALS = ("none", "expired", "revoked", "disabled user")
+
+
+@dataclass(frozen=True)
+class Callers:
+    by_role: dict[str, str]  # role -> token
+    scoped_out: str  # a deployment user whose only site is not the project's
+    bad: dict[str, str | None]  # refused credentials -> token (None: no header)
+
+
+@pytest.fixture(scope="module")
+def matrix_api(served_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    database = tmp_path_factory.mktemp("matrix") / "state.db"
+    with contextlib.contextmanager(serve)(served_root, f"sqlite:///{database}") as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def callers(matrix_api: Api) -> Callers:
+    session = matrix_api.state.session.acting_as("admin")
+    store = session.store
+
+    def token_of(name: str, roles: list[str], **made: object) -> str:
+        accounts.add_user(session, name, roles=roles)
+        return tokens.create_token(session, name, name="matrix", **made).token  # type: ignore[arg-type]
+
+    by_role = {"admin": matrix_api.token}
+    for role in ("design", "deployment", "viewer"):
+        by_role[role] = token_of(f"a-{role}", [role])
+    store.add_user(
+        user_id=str(uuid.uuid4()), name="far-away", roles=["deployment"], sites=["other"],
+        password_hash=None, actor="admin",
+    )  # fmt: skip
+    scoped_out = tokens.create_token(session, "far-away", name="matrix").token
+    expired = tokens.new_token()
+    owner = store.user("a-viewer")
+    assert owner is not None
+    store.add_token(
+        token_id=str(uuid.uuid4()), name="old", prefix=expired[:8],
+        token_hash=accounts.digest(expired), user_id=owner.id, actor="admin", read_only=False,
+        expires_at=store.clock() - timedelta(seconds=1),
+    )  # fmt: skip
+    revoked = tokens.create_token(session, "a-viewer", name="gone")
+    tokens.revoke(session, revoked.info.id)
+    disabled = token_of("a-leaver", ["admin"])
+    accounts.change_user(session, "a-leaver", disabled=True)
+    bad: dict[str, str | None] = {
+        "none": None, "expired": expired, "revoked": revoked.token, "disabled user": disabled,
+    }  # fmt: skip
+    return Callers(by_role, scoped_out, bad)
+
+
+def concrete(path: str) -> str:
+    """The path with every parameter an id that names nothing."""
+    return re.sub(r"\{[^}]+\}", lambda m: "1" if m.group(0) in ("{old}", "{new}") else "nope", path)
+
+
+def ask(api: Api, method: str, path: str, token: str | None) -> int:
+    """Ask `method path` so that, permitted, it changes nothing; the status code."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url, params, body = concrete(path), {}, None
+    if path in ("/api/events/stream", "/api/events"):
+        params = {"rollout": "x" * 65}  # too long: 422 rather than a stream that never ends
+    if method in ("POST", "PATCH") and path not in ("/logout", "/login"):
+        body = {"no such field": 1}
+    if path == "/api/versions/{old}/diff/{new}":
+        url = "/api/versions/999998/diff/999999"
+    response = api.anonymous.request(method, url, headers=headers, params=params, json=body)
+    return int(response.status_code)
+
+
+ENTRIES = sorted(ROUTES)
+
+
+def test_the_unauthenticated_surface_is_exactly_the_allowlist() -> None:
+    public = {entry for entry, permission in ROUTES.items() if permission is Permission.PUBLIC}
+    assert public == PUBLIC_ALLOWLIST
+
+
+@pytest.mark.parametrize(("method", "path"), ENTRIES, ids=[f"{m} {p}" for m, p in ENTRIES])
+@pytest.mark.parametrize("credentials", REFUSED_CREDENTIALS)
+def test_without_valid_credentials_only_the_public_routes_answer(
+    matrix_api: Api, callers: Callers, method: str, path: str, credentials: str
+) -> None:
+    code = ask(matrix_api, method, path, callers.bad[credentials])
+    if ROUTES[(method, path)] is Permission.PUBLIC:
+        assert code not in (401, 403), code
+        assert code < 500, code
+    else:
+        assert code == 401, code
+
+
+@pytest.mark.parametrize(("method", "path"), ENTRIES, ids=[f"{m} {p}" for m, p in ENTRIES])
+@pytest.mark.parametrize("role", [r.value for r in Role])
+def test_each_role_gets_what_its_permissions_allow_and_403_for_the_rest(
+    matrix_api: Api, callers: Callers, method: str, path: str, role: str
+) -> None:
+    needed = ROUTES[(method, path)]
+    code = ask(matrix_api, method, path, callers.by_role[role])
+    if needed in ROLE_PERMISSIONS[Role(role)] or needed in (Permission.PUBLIC, Permission.SELF):
+        assert code not in (401, 403), code
+        assert code < 500, code
+    else:
+        assert code == 403, code
+
+
+@pytest.mark.parametrize(("method", "path"), ENTRIES, ids=[f"{m} {p}" for m, p in ENTRIES])
+def test_a_deployment_user_scoped_to_another_site_reads_but_deploys_nothing_here(
+    matrix_api: Api, callers: Callers, method: str, path: str
+) -> None:
+    code = ask(matrix_api, method, path, callers.scoped_out)
+    needed = ROUTES[(method, path)]
+    if needed in ROLE_PERMISSIONS[Role.DEPLOYMENT] | {Permission.SELF}:
+        assert code not in (401, 403) or (method, path) in TARGETED, code
+        assert code < 500, code
+    else:
+        assert code == 403, code
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/rollouts", {"instances": []}),
+        ("/api/rollouts", {"instances": ["web@local"]}),
+        ("/api/rollbacks", {"instance": "web@local"}),
+        ("/api/bootstrap", {}),
+    ],
+)
+def test_a_targeted_request_reaching_a_site_outside_the_scope_is_refused_whole_naming_it(
+    matrix_api: Api, callers: Callers, path: str, body: dict[str, object]
+) -> None:
+    before = matrix_api.client.get("/api/rollouts").json()
+    response = matrix_api.anonymous.post(
+        path, json=body, headers={"Authorization": f"Bearer {callers.scoped_out}"}
+    )
+    assert response.status_code == 403, response.text
+    error = response.json()["error"]
+    assert "dev" in error["message"]
+    assert matrix_api.client.get("/api/rollouts").json() == before  # nothing started
