@@ -99,15 +99,18 @@ def wait_finished(api: Api, rollout_id: str, timeout: float = 120.0) -> dict[str
     raise AssertionError(f"rollout {rollout_id} still running after {timeout:g} s")
 
 
-def serve(root: Path, database_url: str, **settings: object) -> Iterator[Api]:
+def serve(
+    root: Path, database_url: str, admin_token: str | None = None, **settings: object
+) -> Iterator[Api]:
     """The app over `root` with its store at `database_url`, started and stopped around the
-    test; `settings` override Settings' defaults."""
+    test; `settings` override Settings' defaults. A store used before needs its `admin_token`
+    (one is made, and shown, only at the first start)."""
     env = {"SHIPYARD_DATABASE_URL": database_url, "SHIPYARD_ACTOR": "server"}
     made = Settings(project=root / "shipyard.yaml", **settings)  # type: ignore[arg-type]
     app = create_app(made, environ=env)
     with TestClient(app, raise_server_exceptions=False) as client:
         state: ServerState = app.state.shipyard
-        token = state.admin_token
+        token = state.admin_token or admin_token
         assert token is not None  # a fresh store: made at this start
         client.headers["Authorization"] = f"Bearer {token}"
         anonymous = TestClient(app, raise_server_exceptions=False)

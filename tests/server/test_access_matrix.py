@@ -177,3 +177,64 @@ def test_a_targeted_request_reaching_a_site_outside_the_scope_is_refused_whole_n
     error = response.json()["error"]
     assert "dev" in error["message"]
     assert matrix_api.client.get("/api/rollouts").json() == before  # nothing started
+
+
+# Privileges: what a caller could try in order to get more than its roles give.
+
+
+def as_(callers: Callers, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {callers.by_role[role]}"}
+
+
+def test_a_deployment_user_cannot_give_itself_roles_widen_its_sites_or_make_users(
+    matrix_api: Api, callers: Callers
+) -> None:
+    web, me = matrix_api.anonymous, as_(callers, "deployment")
+    for body in ({"roles": ["admin"]}, {"sites": None}, {"sites": ["dev", "other"]}):
+        answer = web.patch("/api/users/a-deployment", json=body, headers=me)
+        assert answer.status_code == 403, answer.text
+    made = web.post("/api/users", json={"name": "sock-puppet", "roles": ["admin"]}, headers=me)
+    assert made.status_code == 403
+    user = matrix_api.state.session.store.user("a-deployment")
+    assert user is not None
+    assert user.roles == ("deployment",)
+    assert matrix_api.state.session.store.user("sock-puppet") is None
+
+
+def test_a_user_sees_and_revokes_only_their_own_tokens_and_makes_tokens_only_for_themself(
+    matrix_api: Api, callers: Callers
+) -> None:
+    web, me = matrix_api.anonymous, as_(callers, "deployment")
+    mine = web.get("/api/tokens", headers=me).json()["tokens"]
+    assert {t["user"] for t in mine} == {"a-deployment"}
+    assert "token" not in mine[0]
+    assert web.get("/api/tokens", params={"user": "a-viewer"}, headers=me).status_code == 403
+    assert web.get("/api/tokens", params={"user": "*"}, headers=me).status_code == 403
+    made = web.post("/api/tokens", json={"name": "x", "user": "admin"}, headers=me)
+    assert made.status_code == 403
+    everyone = matrix_api.client.get("/api/tokens", params={"user": "*"}).json()["tokens"]
+    theirs = next(t for t in everyone if t["user"] == "a-viewer" and not t["revoked_at"])
+    assert web.delete(f"/api/tokens/{theirs['id']}", headers=me).status_code == 404
+    still = matrix_api.client.get("/api/tokens", params={"user": "a-viewer"}).json()["tokens"]
+    assert next(t for t in still if t["id"] == theirs["id"])["revoked_at"] is None
+    denied = matrix_api.client.get("/api/audit", params={"limit": 500}).json()["entries"]
+    assert any(e["action"] == "permission.denied" and e["actor"] == "a-deployment" for e in denied)
+
+
+def test_a_read_only_token_reads_but_changes_nothing(matrix_api: Api, callers: Callers) -> None:
+    session = matrix_api.state.session.acting_as("admin")
+    read_only = tokens.create_token(session, "admin", name="dashboard", read_only=True).token
+    headers = {"Authorization": f"Bearer {read_only}"}
+    web = matrix_api.anonymous
+    assert web.get("/api/status", headers=headers).status_code == 200
+    assert web.post("/api/rollouts", json={"instances": []}, headers=headers).status_code == 403
+    assert web.get("/api/users", headers=headers).status_code == 403
+
+
+def test_revoking_a_token_refuses_its_very_next_request(matrix_api: Api) -> None:
+    session = matrix_api.state.session.acting_as("admin")
+    made = tokens.create_token(session, "a-viewer", name="soon gone")
+    headers = {"Authorization": f"Bearer {made.token}"}
+    assert matrix_api.anonymous.get("/api/status", headers=headers).status_code == 200
+    assert matrix_api.client.delete(f"/api/tokens/{made.info.id}").status_code == 200
+    assert matrix_api.anonymous.get("/api/status", headers=headers).status_code == 401
