@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from cli_runner import cli_env
 
+from conftest import free_port
+
 PROJECT = "name: accounts\nsites: {dev: {hosts: {local: {connection: local}}}}\nservices: {}\n"
 PASSWORD = "correct horse battery staple"
 
@@ -102,3 +104,31 @@ def test_a_token_lasts_at_most_a_year(root: Path) -> None:
     done = run(root, "tokens", "create", "--user", "ci", "--name", "x", "--days", "366")
     assert done.returncode == 2
     assert "a token lasts 1 to 365 days, not 366" in done.stderr
+
+
+def test_serve_init_admin_makes_the_first_admin_once_and_no_token_is_printed(root: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "shipyard", "serve", "--listen", f"127.0.0.1:{port}",
+         "--init-admin", "boss"],
+        cwd=root, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cli_env(SHIPYARD_ACTOR="owner"),
+    )  # fmt: skip
+    assert server.stdin is not None
+    assert server.stderr is not None
+    try:
+        server.stdin.write(PASSWORD + "\n")
+        server.stdin.close()
+        said = [server.stderr.readline() for _ in range(2)]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        server.stderr.close()
+    assert said[0].startswith("boss is the first admin"), said
+    assert "serving" in said[1], said
+    assert "shy_" not in "".join(said)  # the first admin signs in; no token made for them
+    [boss] = json.loads(run(root, "users", "list", "--json").stdout)["users"]
+    assert (boss["name"], boss["roles"], boss["has_password"]) == ("boss", ["admin"], True)
+    again = run(root, "serve", "--init-admin", "other", stdin=PASSWORD + "\n")
+    assert again.returncode == 2
+    assert "the store has users already" in again.stderr

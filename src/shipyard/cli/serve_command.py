@@ -18,6 +18,7 @@ from shipyard.cli.context import seconds, session, whole_number
 from shipyard.errors import UsageError
 
 if TYPE_CHECKING:
+    from shipyard.app.session import Session
     from shipyard.server.state import ServerState
 
 
@@ -43,6 +44,15 @@ def serve(
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="Ask for no token (loopback addresses only).")
     ] = False,
+    init_admin: Annotated[
+        str | None,
+        typer.Option(
+            "--init-admin",
+            metavar="NAME",
+            help="On a store with no user yet: make NAME its first admin, with a password"
+            " asked for (or read from standard input), before serving.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the project's REST API, live events and metrics."""
     import os
@@ -65,6 +75,9 @@ def serve(
             f"--no-auth on {settings.listen}: a server without tokens may only listen on a"
             " loopback address (127.0.0.1, ::1)"
         )
+
+    if init_admin is not None:
+        _first_admin(cli, init_admin)
 
     def started(state: ServerState) -> None:
         if state.admin_token is not None:
@@ -99,3 +112,22 @@ def login(
         path = store_token(client.url, given.strip(), env)
     roles = ", ".join(who["roles"]) or "no role"
     print(f"logged in to {client.url} as {who['name']} ({roles}); token kept in {path}")
+
+
+def _first_admin(cli: Session, name: str) -> None:
+    """`serve --init-admin NAME`: the store's first user, an admin with a password."""
+    import sys
+
+    from shipyard.app import accounts
+
+    if cli.store.users():
+        raise UsageError(
+            "--init-admin: the store has users already; add more with `shipyard users add`"
+        )
+    if sys.stdin.isatty():
+        password = typer.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    accounts.add_user(cli, name, roles=["admin"], password=password)
+    cli.close()
+    print(f"{name} is the first admin: sign in at /login", file=sys.stderr, flush=True)
