@@ -238,3 +238,41 @@ def test_revoking_a_token_refuses_its_very_next_request(matrix_api: Api) -> None
     assert matrix_api.anonymous.get("/api/status", headers=headers).status_code == 200
     assert matrix_api.client.delete(f"/api/tokens/{made.info.id}").status_code == 200
     assert matrix_api.anonymous.get("/api/status", headers=headers).status_code == 401
+
+
+def test_no_password_token_or_hash_leaves_by_any_account_route_the_audit_or_the_log(
+    matrix_api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    password = "a long password no page may show"
+    web = matrix_api.client
+    made = web.post("/api/users", json={"name": "gina", "roles": ["viewer"], "password": password})
+    assert made.status_code == 201, made.text
+    created = web.post("/api/tokens", json={"name": "job", "user": "gina"})
+    assert created.status_code == 201
+    token = created.json()["token"]  # the one answer that carries it: its creation
+    user = matrix_api.state.session.store.user("gina")
+    assert user is not None
+    found = matrix_api.state.session.store.password_hash("gina")
+    assert found is not None
+    stored_hash = found[1]
+    assert stored_hash
+    secrets_ = [password, token, accounts.digest(token), stored_hash, token[8:]]
+    failed = matrix_api.anonymous.post(
+        "/login", data={"username": "gina", "password": password + "x", "csrf_token": "x"}
+    )
+    texts = [failed.text, str(failed.headers)]
+    for path, params in [
+        ("/api/users", {}), ("/api/users/gina", {}), ("/api/tokens", {"user": "*"}),
+        ("/api/audit", {"limit": 500}), ("/api/events", {"after": 0, "limit": 1000}),
+        ("/api/whoami", {}), ("/metrics", {}),
+    ]:  # fmt: skip
+        answer = web.get(path, params=params)
+        assert answer.status_code == 200, (path, answer.text)
+        texts.append(answer.text)
+    with_token = matrix_api.anonymous.get(
+        "/api/whoami", headers={"Authorization": f"Bearer {token}"}
+    )
+    texts += [with_token.text, caplog.text]
+    for text in texts:
+        for secret in secrets_:
+            assert secret not in text
