@@ -4,8 +4,8 @@ The project of test_secret_sentinel.py (a secret from the environment in env, a 
 and the health check; its install, program and failing health check echo it) is served by a
 real `shipyard serve`. Through it: a successful rollout and a failing one, followed on the SSE
 stream; then every reading route (project, plan, show, diff, status, rollouts, deployments and
-their logs, events, audit, versions and their diff), the log stream, /metrics, the CLI in client
-mode, and a webhook receiving every event. The sentinel must be in no answer, no stream, no
+their logs, events, audit, versions and their diff, users, tokens, whoami, the login form), the
+log stream, /metrics, the CLI in client mode, and a webhook receiving every event. The sentinel must be in no answer, no stream, no
 webhook body, no line the server printed and no byte under `.shipyard`.
 """
 
@@ -119,8 +119,10 @@ def test_a_secret_leaves_the_server_by_no_way(project: LocalProject) -> None:
 
 def read_everything(seen: Seen, client: httpx.Client, rollouts: list[str]) -> None:
     for path in ("/api/project", "/api/validate", "/api/plan", "/api/diff", "/api/status",
-                 "/api/rollouts", "/api/audit", "/api/versions", "/metrics"):  # fmt: skip
+                 "/api/rollouts", "/api/audit", "/api/versions", "/metrics", "/api/whoami",
+                 "/api/users", "/login"):  # fmt: skip
         seen.get(client, path)
+    seen.get(client, "/api/tokens", user="*")
     seen.get(client, f"/api/instances/{INSTANCE}")
     seen.get(client, f"/api/instances/{INSTANCE}/diff")
     seen.get(client, "/api/versions/1/diff/2")
