@@ -1,5 +1,7 @@
 """schemathesis over the server's own OpenAPI schema, against a real `shipyard serve`: no answer
-is a 500, and every answer matches the schema (its status is declared, its body validates).
+is a 500, and every answer matches the schema (its status is declared, its body validates), for
+the admin and for a deployment user scoped to the project's site (the admin's routes refuse it,
+and the refusals too must be declared and well formed).
 
 Bounded: a few examples per operation. Left out: the streams (they follow until a rollout ends)
 and creating webhooks (a generated URL could point anywhere; tests/server/test_webhooks.py
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import hypothesis
 import pytest
 import schemathesis
@@ -40,14 +43,30 @@ def api_schema(served: ServeProcess) -> Any:
     return loaded.exclude(path_regex=".*/stream$").exclude(method="POST", path="/api/webhooks")
 
 
-def test_every_operation_answers_within_its_schema(api_schema: Any, served: ServeProcess) -> None:
+def scoped_token(served: ServeProcess) -> str:
+    """A token of a deployment user limited to the project's one site."""
+    admin = {"Authorization": f"Bearer {served.token}"}
+    user = {"name": "far-away", "roles": ["deployment"], "sites": ["dev"]}
+    made = httpx.post(f"{served.url}/api/users", json=user, headers=admin)
+    assert made.status_code == 201, made.text
+    body = {"name": "schemathesis", "user": "far-away"}
+    token = httpx.post(f"{served.url}/api/tokens", json=body, headers=admin)
+    assert token.status_code == 201, token.text
+    return str(token.json()["token"])
+
+
+@pytest.mark.parametrize("caller", ["admin", "deployment user of one site"])
+def test_every_operation_answers_within_its_schema(
+    api_schema: Any, served: ServeProcess, caller: str
+) -> None:
     checks = [
         schemathesis.checks.not_a_server_error,
         status_code_conformance,
         content_type_conformance,
         response_schema_conformance,
     ]
-    headers = {"Authorization": f"Bearer {served.token}"}
+    token = served.token if caller == "admin" else scoped_token(served)
+    headers = {"Authorization": f"Bearer {token}"}
     tried = []
     for result in api_schema.get_all_operations():
         operation = result.ok()
