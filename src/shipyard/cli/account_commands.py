@@ -18,7 +18,7 @@ from shipyard.cli.render import JsonFlag, console, host_text, print_json
 from shipyard.masking import NO_SECRETS
 
 if TYPE_CHECKING:
-    from shipyard.store import User
+    from shipyard.app.accounts import User
 
 users_app = typer.Typer(help="Users, their roles and sites.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (shown once, stored hashed).", no_args_is_help=True)
