@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from shipyard.deploy import health_rounds
 from shipyard.store import DeploymentKind, DeploymentStatus, Store
 
 from .builders import Fleet, by_instance, health_command, service_dir, until
@@ -151,4 +152,29 @@ def test_health_rounds_the_host_keeps_stopping_fail_the_instance_saying_so(
     )
     reason = by_instance(report.outcomes)["api@h1"].reason
     assert "failed 2 time(s)" in reason  # the first attempt and its one retry
-    assert "the health round did not finish within 2.1 s: the host stopped it" in reason
+    assert "the health round did not finish within 2.1 s and was stopped" in reason
+
+
+def test_a_health_round_the_host_is_too_busy_to_stop_is_one_failed_attempt_too(
+    project: MakeProject, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host's own stop did not come (a host at load 60); the executor's backstop stops the
+    round, and that is one failed attempt, not the end of the instance."""
+    monkeypatch.setattr(health_rounds, "BACKSTOP", 0.2)
+    check = {"command": ["check-api", "{{ release }}"], "retries": 3, "interval": 0, "timeout": 0.1}
+    flat = project({"api": {"hosts": ["h1"], "health": check}})
+    fleet = Fleet.of(flat)
+    fake = fleet["h1"]
+    fake.reply_part(health_command("api"), step="health", gate=asyncio.Event())  # never opens
+
+    async def deploy() -> bool:
+        rollout = asyncio.create_task(
+            make_deployer(flat, store, fleet).deploy(list(flat.instances.values()), request="r")
+        )
+        await until(lambda: any(c.step == "health" for c in fake.calls))
+        fake.reply_part(health_command("api"), step="health")  # answers at once from now on
+        report = await rollout
+        return report.ok
+
+    assert asyncio.run(deploy())
+    assert [c.step for c in fake.calls].count("health") == 2

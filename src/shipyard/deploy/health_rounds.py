@@ -17,7 +17,7 @@ from shipyard.commands.script import UnsafeValue, command_script
 from shipyard.config.models import HealthCheck
 from shipyard.deploy.hostops import STOPPED_ON_HOST, log_tail, parts_of, run_parts
 from shipyard.deploy.instance import Release
-from shipyard.executors.base import Executor, Script
+from shipyard.executors.base import CommandTimeout, Executor, Script
 
 # Without a health check, how long a program may take to be RUNNING.
 NO_CHECK_ATTEMPTS, NO_CHECK_INTERVAL = 20, 0.25
@@ -27,6 +27,9 @@ ENDED = frozenset({"FATAL", "EXITED"})
 Probes = dict[str, HealthProbe | None]
 # One round's answer: program states, why those not running are not, each probe's result.
 Round = tuple[dict[str, str], dict[str, str], dict[str, PartResult]]
+
+# Seconds past a round's limit the executor waits before it stops a round the host did not.
+BACKSTOP = 10.0
 
 
 def probe_of(target: Release) -> HealthProbe | None:
@@ -123,15 +126,15 @@ def _round_limit(targets: Mapping[str, Release], probes: Probes) -> float:
 
 def _stopped(targets: Mapping[str, Release], probes: Probes) -> str:
     limit = _round_limit(targets, probes)
-    return f"the health round did not finish within {limit:g} s: the host stopped it"
+    return f"the health round did not finish within {limit:g} s and was stopped"
 
 
 async def _health_round(
     executor: Executor, targets: Mapping[str, Release], probes: Probes
 ) -> Round | None:
     """One attempt for each instance at once: program states and why those not running are
-    not, and each probe's result; None when the host stopped the round at its time limit
-    (a host too busy to answer in time: every instance's attempt failed)."""
+    not, and each probe's result; None when the round was stopped at its time limit, by the
+    host or, when the host was too busy to, by the executor (every instance's attempt failed)."""
     checked = {name: probe for name in targets if (probe := probes[name]) is not None}
     controls = _by_control(targets)
     status_parts = [
@@ -146,9 +149,12 @@ async def _health_round(
     combined = batch(
         [*status_parts, *probe_parts], secrets.token_hex(12), parallel=True, limit=limit
     )
-    result = await executor.run(
-        Script(combined.script.text, name="health"), timeout=limit + 10.0, check=False
-    )
+    try:
+        result = await executor.run(
+            Script(combined.script.text, name="health"), timeout=limit + BACKSTOP, check=False
+        )
+    except CommandTimeout:  # the host was too busy even to stop it at its limit
+        return None
     if result.exit_status == STOPPED_ON_HOST:
         return None
     parts = parts_of(combined, result, "health", limit)
