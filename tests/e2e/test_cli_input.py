@@ -35,12 +35,18 @@ def commands() -> Iterator[tuple[list[str], object]]:
     yield from walk([], root)
 
 
+# What a command needs besides its arguments to get as far as reading the project.
+NEEDS = {"tokens create": ["--user", "x", "--name", "ci"], "users add": ["--role", "viewer"]}
+
+
 def call(words: list[str], command: object, *options: str) -> list[str]:
-    """The command line for `words` with `options`, and a filler for each required argument."""
+    """The command line for `words` with `options`, what it NEEDS, and a filler for each
+    required argument."""
     required = [
         p for p in getattr(command, "params", []) if p.param_type_name == "argument" and p.required
     ]
-    return [*words, *options, *(["--", *["x"] * len(required)] if required else [])]
+    needs = NEEDS.get(" ".join(words), [])
+    return [*words, *needs, *options, *(["--", *["x"] * len(required)] if required else [])]
 
 
 def number_kind(param: object) -> str:

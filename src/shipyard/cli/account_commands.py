@@ -42,6 +42,13 @@ def _password(from_stdin: bool) -> str | None:
     return sys.stdin.readline().rstrip("\r\n") if from_stdin else None
 
 
+def token_days(value: int) -> int:
+    """A token's lifetime (`--days`): 1 to 365, refused by the parser so it names the option."""
+    if not 1 <= value <= 365:
+        raise typer.BadParameter(f"a token lasts 1 to 365 days, not {value}")
+    return value
+
+
 def _user_json(user: User) -> dict[str, object]:
     return {
         "name": user.name,
@@ -157,7 +164,9 @@ def tokens_create(
     ctx: typer.Context,
     user: Annotated[str, typer.Option(help="The token's user.")],
     name: Annotated[str, typer.Option(help="What the token is for (shown in listings).")],
-    days: Annotated[int, typer.Option(help="Days until it expires (1 to 365).")] = 90,
+    days: Annotated[
+        int, typer.Option(help="Days until it expires (1 to 365).", callback=token_days)
+    ] = 90,
     read_only: Annotated[bool, typer.Option("--read-only", help="Reading only.")] = False,
     json_output: JsonFlag = False,
 ) -> None:
