@@ -1,10 +1,11 @@
 """Live events for any number of SSE clients: one reader (the hub) and a bounded queue each.
 
 The events table is the source: rollouts of this server and of CLI processes all write there.
-The hub reads what is new once (`app.logs.events`), when woken (`state.wakeup`, set by
-`state.heard` once a rollout of this server has stored an event) or every `POLL_SECONDS` for
-what other processes wrote, renders each event's SSE frame once (masked), and hands it to
-every client whose filter it matches. A client's queue holds at most `settings.sse_buffer`
+An event a rollout of this server has stored reaches the hub at once (`Hub.heard`, a listener
+of `state.heard`, with its id); when it is the next id the hub hands it out without reading the
+store. Otherwise, and every `POLL_SECONDS` for what other processes wrote, the hub reads what is
+new (`app.logs.events`). Each event's SSE frame is rendered once (masked) and handed to every
+client whose filter it matches. A client's queue holds at most `settings.sse_buffer`
 frames: one that falls behind is dropped from the hub and told to resume (`event: resume`,
 `data: {"after": <the last id it got>}`), so a slow reader never slows the hub or a rollout.
 Every stream ends when `state.closing` is set. The hub's cursor is an event id: the store makes
@@ -108,8 +109,22 @@ class Hub:
     async def start(self) -> None:
         self.after = await asyncio.to_thread(last_event_id, self.state.session)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sse hub")
+        self.state.listeners.append(self.heard)
+
+    def heard(self, event: Event) -> None:
+        """An event a rollout of this server has just stored: when it is the next id, it goes
+        to the clients now, with no read of the store; after a gap (another process's events,
+        or a write that failed: id 0) the hub's next read brings them in order."""
+        if event.id == self.after + 1:
+            self.after = event.id
+            if self.clients:
+                self._fan_out([event], self.state.masker())
+        elif event.id == 0 or event.id > self.after:
+            self.state.wakeup.set()
 
     async def stop(self) -> None:
+        if self.heard in self.state.listeners:
+            self.state.listeners.remove(self.heard)
         self._end_all()
         if self._task is not None:
             self._task.cancel()
@@ -150,10 +165,14 @@ class Hub:
             )
             if not page:
                 return
-            self.after = page[-1].id
-            if self.clients:
-                self._fan_out(page, session.masker())
-            if len(page) < PAGE:
+            full = len(page) == PAGE
+            # Those `heard` handed out while the read was in flight are not sent twice.
+            page = [event for event in page if event.id > self.after]
+            if page:
+                self.after = page[-1].id
+                if self.clients:
+                    self._fan_out(page, session.masker())
+            if not full:
                 return
 
     def _fan_out(self, page: list[Event], masker: Masker) -> None:

@@ -38,7 +38,7 @@ class ServerState:
     admin_token: str | None = None  # made at this start: shown once, then forgotten
     version: int | None = None  # the config version being served
     listeners: list[EventListener] = field(default_factory=list)
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)  # the SSE hub: read the store
     closing: asyncio.Event = field(default_factory=asyncio.Event)  # streams end when set
     publishing: threading.Lock = field(default_factory=threading.Lock)  # one publish at a time
     _touched: dict[str, float] = field(default_factory=dict)
@@ -58,9 +58,8 @@ class ServerState:
 
     def heard(self, event: Event) -> None:
         """An event a rollout of this server stored (the EventBus hands its subscribers each
-        event after the write, with its id): wake the streams up and tell every listener
-        (metrics, webhooks)."""
-        self.wakeup.set()
+        event after the write, with its id): tell every listener (the SSE hub, metrics,
+        webhooks)."""
         for listener in self.listeners:
             listener(event)
 
