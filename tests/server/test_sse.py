@@ -189,3 +189,43 @@ def test_the_client_resumes_by_itself_and_misses_nothing(tiny_buffer: Api) -> No
     client.close()
     assert [e.id for e in got] == everything
     assert "resume" in told, "the client fell behind and was told to resume"
+
+
+def test_events_another_process_writes_mid_rollout_reach_a_follower_in_id_order_once(
+    api: Api,
+) -> None:
+    """The hub hands out this server's events as they are stored; another writer's (a CLI's)
+    events leave gaps in the ids, which the hub fills from the store: nothing lost, nothing
+    twice, all in id order."""
+    import threading
+    from datetime import UTC, datetime
+
+    from shipyard.events import Event, Phase
+
+    start = last_event_id(api.state.session)
+    store = api.state.session.store
+    stop = threading.Event()
+
+    def other_writer() -> None:
+        while not stop.is_set():
+            store.append_events([Event(Phase.QUEUED, datetime.now(UTC), rollout_id="cli-r")])
+            stop.wait(0.01)
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    try:
+        rollout_id = start_rollout(api)
+        with api.client.stream("GET", f"/api/events/stream?after={start}") as response:
+            got: list[int] = []
+            for event in parse_sse(response.iter_lines()):
+                got.append(int(event.id or 0))
+                if event.data.get("rollout_id") == rollout_id and event.event == "rollout-finished":
+                    break
+    finally:
+        stop.set()
+        writer.join()
+    stored = [e.id for e in stored_events(api.state.session, after_id=start) if e.id <= got[-1]]
+    assert got == stored
+    assert {e.rollout_id for e in stored_events(api.state.session, after_id=start)} >= {
+        rollout_id, "cli-r",
+    }  # fmt: skip
