@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -68,11 +68,21 @@ class Event:
         return self.phase is Phase.ROLLOUT_FINISHED
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["phase"] = self.phase.value
-        out["at"] = self.at.isoformat()
-        out["kind"] = self.kind
-        return out
+        # Spelt out, not dataclasses.asdict (ten times the cost): the server renders every
+        # event of a rollout once for its SSE clients.
+        return {
+            "phase": self.phase.value,
+            "at": self.at.isoformat(),
+            "rollout_id": self.rollout_id,
+            "deployment_id": self.deployment_id,
+            "instance": self.instance,
+            "site": self.site,
+            "host": self.host,
+            "result": self.result,
+            "detail": self.detail,
+            "id": self.id,
+            "kind": self.kind,
+        }
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Event:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import fields
 from datetime import UTC, datetime
 
 from shipyard.app import project, queries
@@ -18,6 +19,7 @@ from shipyard.app.queries import (
 )
 from shipyard.app.session import Session
 from shipyard.app.statusrows import LastDeployment
+from shipyard.events import Event, Phase
 
 INSTANCE = "web@local"
 
@@ -63,3 +65,13 @@ def test_a_diff_an_audit_page_and_a_verdict_come_back(session: Session) -> None:
 def test_plan_with_force_still_creates_what_was_never_deployed(session: Session) -> None:
     forced = project.plan(session, force=True)
     assert [s.action for s in forced.plan.steps] == ["create"]
+
+
+def test_an_event_comes_back_whole_and_its_json_names_every_field() -> None:
+    event = Event(
+        Phase.FINISHED, datetime(2026, 12, 3, 12, 0, tzinfo=UTC), "r-1", "d-1", INSTANCE,
+        "dev", "local", "success", "all good", 42,
+    )  # fmt: skip
+    shown = event.to_json()
+    assert set(shown) == {f.name for f in fields(Event)} | {"kind"}
+    assert Event.from_json(over_the_wire(shown)) == event  # type: ignore[arg-type]
