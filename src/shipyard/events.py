@@ -33,6 +33,8 @@ class Phase(StrEnum):
     SOAKING = "soaking"
     DRAINING = "draining"
     ROLLING_BACK = "rolling-back"
+    DISABLING = "disabling"  # lifecycle commands (an enable shows the phases of a switch)
+    DELETING = "deleting"
     FINISHED = "finished"  # `result` says how: success, failed, skipped, unchanged, ...
     ROLLOUT_STARTED = "rollout-started"
     ROLLOUT_CANCELLING = "rollout-cancelling"

@@ -92,6 +92,14 @@ class Supervisord:
     def stop(self, names: Sequence[str]) -> Argv:
         return supervisor.supervisorctl_argv(self.paths.conf, "stop", *names)
 
+    def disable(self, names: Sequence[str]) -> Script:
+        """Stopped, and not started at boot (unlinked from the include); releases stay."""
+        return supervisor.remove_programs_script(self.paths, names)
+
+    def remove(self, names: Sequence[str]) -> Script:
+        """Gone from the supervisor (for a delete): the same as `disable` here."""
+        return supervisor.remove_programs_script(self.paths, names)
+
 
 @dataclass(frozen=True)
 class Systemd:
@@ -130,6 +138,14 @@ class Systemd:
 
     def stop(self, names: Sequence[str]) -> Argv:
         return systemd.stop_units_argv(*names)
+
+    def disable(self, names: Sequence[str]) -> Script:
+        """Stopped and not started at boot; the unit file stays for `enable` (`apply`)."""
+        return systemd.disable_units_script(names)
+
+    def remove(self, names: Sequence[str]) -> Script:
+        """Stopped, disabled and its unit file removed (for a delete)."""
+        return systemd.remove_units_script(self.unit_dir, names)
 
 
 Control = Supervisord | Systemd

@@ -249,3 +249,18 @@ def parse_switch(stdout: str) -> str | None:
 def read_current_argv(layout: ReleaseLayout) -> Argv:
     """Prints `current`'s target; exits 1 when there is none (run it with check=False)."""
     return ("readlink", "--", layout.current)
+
+
+def remove_service_script(layout: ReleaseLayout) -> Script:
+    """Remove the service from the host: its releases, links, logs and host-side record.
+    Prints `removed` (or `absent` when there was nothing), so the caller knows the host did it."""
+    where = quote(layout.service_dir)
+    return script(
+        [
+            f"if [ -e {where} ] || [ -L {where} ]; then",
+            f"  rm -rf -- {where} && echo removed",
+            "else",
+            "  echo absent",
+            "fi",
+        ]
+    )

@@ -344,8 +344,8 @@ RPC_HELPER = (resources.files("shipyard.commands") / "supervisor_rpc.py").read_t
 
 
 def rpc_argv(conf: str, action: str, *names: str, python: str = "python3") -> Argv:
-    """The XML-RPC helper for `action` (apply, status) on the named programs of `conf`."""
-    if action not in ("apply", "status"):
+    """The XML-RPC helper for `action` (apply, status, remove) on the named programs of `conf`."""
+    if action not in ("apply", "status", "remove"):
         raise UnsafeValue(f"unknown supervisor action {action!r}")
     checked = (check_name(n, "program name") for n in names)
     return (python, "-I", "-c", RPC_HELPER, check_path(conf, "supervisord.conf"), action, *checked)
@@ -376,3 +376,13 @@ def apply_programs_script(
             join(rpc_argv(paths.conf, "apply", *names)),
         ]
     )
+
+
+def remove_programs_script(paths: SupervisorPaths, names: Sequence[str]) -> Script:
+    """Unlink each program's file from supervisord's include (so it does not start at boot),
+    then stop and remove the programs in one XML-RPC session. The releases stay."""
+    checked = [check_name(name, "program name") for name in names]
+    if not checked:
+        return script(["true"])
+    unlinks = [f"rm -f -- {quote(paths.program(name))}" for name in checked]
+    return script([*unlinks, join(rpc_argv(paths.conf, "remove", *checked))])

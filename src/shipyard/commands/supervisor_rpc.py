@@ -8,8 +8,10 @@ waiting for them (the health check waits).
 `apply`: reloadConfig, then per name add it (new), replace it (its file changed: stopped,
 removed, added) or restart it, printing `name: added|updated|restarted`. `status`: a
 `name STATE [why]` line per named program it knows, `why` (supervisord's spawn error, else its
-description) for a program that is not running. Exit 1, with the reason, when supervisord can't
-be reached or refuses.
+description) for a program that is not running. `remove` (its program file unlinked first):
+reloadConfig, then each named program still known is stopped and removed, printing
+`name: removed` (or `name: absent`). Exit 1, with the reason, when supervisord can't be
+reached or refuses.
 """
 
 from __future__ import annotations
@@ -82,6 +84,18 @@ def _apply(rpc: Any, names: list[str]) -> None:
             print(f"{name}: restarted")
 
 
+def _remove(rpc: Any, names: list[str]) -> None:
+    rpc.reloadConfig()
+    known = {info["group"] for info in rpc.getAllProcessInfo()}
+    for name in names:
+        if name in known:
+            rpc.stopProcessGroup(name, True)
+            rpc.removeProcessGroup(name)
+            print(f"{name}: removed")
+        else:
+            print(f"{name}: absent")
+
+
 def _status(rpc: Any, names: list[str]) -> None:
     for info in rpc.getAllProcessInfo():
         if info["name"] in names:
@@ -99,6 +113,8 @@ def main(argv: list[str]) -> int:
             _apply(rpc, names)
         elif action == "status":
             _status(rpc, names)
+        elif action == "remove":
+            _remove(rpc, names)
         else:
             print(f"unknown action {action}", file=sys.stderr)
             return 1

@@ -209,3 +209,27 @@ def parse_states(stdout: str, units: Sequence[str]) -> dict[str, str]:
 
 def stop_units_argv(*units: str) -> Argv:
     return ("systemctl", "stop", *(check_name(u, "unit name") for u in units))
+
+
+def disable_units_script(units: Sequence[str]) -> Script:
+    """Stop the units and keep them from starting at boot; their files stay installed."""
+    checked = [check_name(unit, "unit name") for unit in units]
+    if not checked:
+        return script(["true"])
+    return script([f"systemctl disable --now --quiet {' '.join(quote(u) for u in checked)}"])
+
+
+def remove_units_script(unit_dir: str, units: Sequence[str]) -> Script:
+    """Stop and disable the units, remove their files, and reload systemd."""
+    checked = [check_name(unit, "unit name") for unit in units]
+    if not checked:
+        return script(["true"])
+    listed = " ".join(quote(u) for u in checked)
+    files = " ".join(quote(unit_path(u, unit_dir)) for u in checked)
+    return script(
+        [
+            f"systemctl disable --now --quiet {listed} 2>/dev/null || true",
+            f"rm -f -- {files}",
+            "systemctl daemon-reload",
+        ]
+    )

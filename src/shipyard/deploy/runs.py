@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
 from shipyard.config.flatten import Flattened, Instance
 from shipyard.config.topology import HostRef, all_hosts
+from shipyard.deploy import lifecycle
 from shipyard.deploy.bluegreen import BlueGreen, Drain
 from shipyard.deploy.hostgroup import HostGroup, Member
 from shipyard.deploy.instance import Release, finish_on_host
@@ -35,6 +36,7 @@ from shipyard.errors import (
 from shipyard.events import Event, EventBus, Phase
 from shipyard.executors.base import Executor
 from shipyard.masking import Masker
+from shipyard.plan.lifecycle import LifecycleRefused
 from shipyard.store import (
     Controller,
     DeploymentKind,
@@ -218,7 +220,7 @@ class Runs:
         outcomes: dict[str, Outcome] = {}
         ready: list[Instance] = []
         for instance, answer in zip(instances, answers, strict=True):
-            if isinstance(answer, ConcurrentDeployment):
+            if isinstance(answer, ConcurrentDeployment | LifecycleRefused):
                 outcome = Outcome(
                     instance.name, "rejected", instance.revision, self.masker(str(answer))
                 )
@@ -258,20 +260,28 @@ class Runs:
             together: dict[str, list[Instance]] = {}
             alone: list[Instance] = []
             for instance in ready:
-                if instance.strategy.uses_slots:
+                if instance.strategy.uses_slots and not kind.lifecycle:
                     alone.append(instance)
                 else:
                     together.setdefault(instance.host, []).append(instance)
-            upload = kind is not DeploymentKind.ROLLBACK
-            # Every host's steps run to their end, whatever happens to the others.
-            ran = await asyncio.gather(
-                *(
-                    self._on_host(host, group, chosen, limit, rollout_id, upload=upload)
+            work: list[Awaitable[list[Outcome]]]
+            if kind in (DeploymentKind.DISABLE, DeploymentKind.DELETE):
+                work = [
+                    self._take_down(host, group, chosen, limit, rollout_id, kind)
                     for host, group in together.items()
-                ),
-                *(self._one(i, chosen[i.name], kind, limit, rollout_id) for i in alone),
-                return_exceptions=True,
-            )
+                ]
+            else:
+                # A rollback or an enable starts the release that is there already.
+                upload = kind not in (DeploymentKind.ROLLBACK, DeploymentKind.ENABLE)
+                work = [
+                    *(
+                        self._on_host(host, group, chosen, limit, rollout_id, upload=upload)
+                        for host, group in together.items()
+                    ),
+                    *(self._one(i, chosen[i.name], kind, limit, rollout_id) for i in alone),
+                ]
+            # Every host's steps run to their end, whatever happens to the others.
+            ran = await asyncio.gather(*work, return_exceptions=True)
         finally:
             self._active.difference_update(running)
         for found in ran:
@@ -353,6 +363,45 @@ class Runs:
                     seconds,
                 )
                 outcome = _unrecorded(outcome, refused.get(m.deployment_id))
+                outcomes.append(self.finished(i, outcome, rollout_id))
+            return outcomes
+
+    async def _take_down(
+        self,
+        host: str,
+        instances: list[Instance],
+        ids: dict[str, str],
+        limit: asyncio.Semaphore,
+        rollout_id: str | None,
+        kind: DeploymentKind,
+    ) -> list[Outcome]:
+        """Disable or delete the instances on one host in one round trip (deploy.lifecycle)."""
+        async with limit:
+            started = time.monotonic()
+            phase = Phase.DISABLING if kind is DeploymentKind.DISABLE else Phase.DELETING
+            for i in instances:
+                self.say(i, phase, rollout_id, ids[i.name])
+            releases = [self.release(i) for i in instances]
+            answers = await lifecycle.take_down(
+                self.executor(host), releases, delete=kind is DeploymentKind.DELETE
+            )
+            failures = {a.name: a.failure and self.masker(a.failure) for a in answers}
+            finishes = [
+                Finish(ids[i.name], DeploymentStatus.SUCCESS)
+                if failures[i.name] is None
+                else Finish(ids[i.name], DeploymentStatus.FAILED, failures[i.name])
+                for i in instances
+            ]
+            refused = await self._record(finishes)
+            seconds = time.monotonic() - started
+            outcomes = []
+            for i in instances:
+                why = failures[i.name]
+                outcome = Outcome(
+                    i.name, "failed" if why else "success", i.revision, why or "", ids[i.name],
+                    seconds,
+                )  # fmt: skip
+                outcome = _unrecorded(outcome, refused.get(ids[i.name]))
                 outcomes.append(self.finished(i, outcome, rollout_id))
             return outcomes
 

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shipyard.errors import AlreadyDeployed, StoreConflict
-from shipyard.store import chain, rows
+from shipyard.store import chain, lifecycle, rows
 from shipyard.store.records import (
     ACTIVE_STATUSES,
     Deployment,
@@ -205,12 +205,15 @@ def write_outcomes(
     """The rows `finish_deployment` writes, for every finish at once; returns rows finished.
 
     Only success and failed: a skipped deployment looks up its instance's previous status.
+    Lifecycle commands' outcomes change their instances as store.lifecycle says.
     """
+    kinds = [f for f in finishes if found[f.deployment_id].kind.lifecycle]
+    finished = lifecycle.write_outcomes(conn, found, kinds, now=now)
+    finishes = [f for f in finishes if not found[f.deployment_id].kind.lifecycle]
     done = [f for f in finishes if f.status is DeploymentStatus.SUCCESS]
     failed = [f for f in finishes if f.status is DeploymentStatus.FAILED]
     # Spelt out: an IN list can't be expanded inside an executemany.
     still_active = or_(*(deployments.c.status == status for status in ACTIVE))
-    finished = 0
     if done:
         finished += conn.execute(
             update(deployments)
@@ -264,7 +267,7 @@ def write_outcomes(
             .values(status=InstanceStatus.FAILED.value)
         )
     entries = []
-    for f in [*done, *failed]:
+    for f in [*kinds, *done, *failed]:
         known = found[f.deployment_id]
         detail: JsonObject = {"deployment": known.id, "revision": known.revision}
         if f.error:

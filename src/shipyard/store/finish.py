@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Update, select, update
 
 from shipyard.errors import NotActive, StoreConflict
 from shipyard.events import Event, Phase
-from shipyard.store import bulk
+from shipyard.store import bulk, lifecycle
 from shipyard.store.bulk import ACTIVE, Finish
 from shipyard.store.journal import must_exist, write_events
 from shipyard.store.reads import Reads
@@ -116,8 +116,10 @@ class Finishing(Reads):
         found = must_exist(self._deployment(conn, deployment_id), "deployment", deployment_id)
         if not finished:
             raise NotActive("deployment", deployment_id, found.status.value)
-        if success:
-            changes: dict[str, object] = {
+        if found.kind.lifecycle:
+            changes: dict[str, object] = lifecycle.instance_changes(conn, found, status)
+        elif success:
+            changes = {
                 "status": InstanceStatus.SUCCESS.value, "deployed_revision": found.revision,
                 "deployed_config": snapshot, "deployed_secrets": secrets or {},
                 "deployed_at": now, "deployed_deployment_id": found.id,

@@ -45,10 +45,27 @@ class InstanceStatus(StrEnum):
 
 
 class DeploymentKind(StrEnum):
-    """Why a deployment exists: a new revision, or a switch back to a kept release."""
+    """Why a deployment exists: a new revision, a switch back to a kept release, or a lifecycle
+    command (its program stopped for good, started again, or removed from the host)."""
 
     DEPLOY = "deploy"
     ROLLBACK = "rollback"
+    DISABLE = "disable"
+    ENABLE = "enable"
+    DELETE = "delete"
+
+    @property
+    def lifecycle(self) -> bool:
+        return self in (DeploymentKind.DISABLE, DeploymentKind.ENABLE, DeploymentKind.DELETE)
+
+
+class Lifecycle(StrEnum):
+    """Whether an instance runs: `active` (deployments run it), `disabled` (stopped, its release
+    kept), `deleted` (removed from its host)."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    DELETED = "deleted"
 
 
 class RolloutStatus(StrEnum):
@@ -109,6 +126,7 @@ class InstanceState:
     status: InstanceStatus
     deployed: Snapshot | None  # None until a deployment succeeded
     last_deployment: Deployment | None
+    lifecycle: Lifecycle = Lifecycle.ACTIVE
 
     @property
     def deployed_revision(self) -> str | None:

@@ -21,7 +21,8 @@ from shipyard.errors import (
     NotActive,
     StoreConflict,
 )
-from shipyard.store import bulk
+from shipyard.plan.lifecycle import LifecycleRefused
+from shipyard.store import bulk, lifecycle
 from shipyard.store.bulk import ACTIVE, DeploymentRequest
 from shipyard.store.finish import update_deployment, update_instance
 from shipyard.store.journal import must_exist
@@ -41,6 +42,8 @@ from shipyard.store.webhooks import Webhooks
 
 __all__ = ["Recovered", "Store"]
 
+# What beginning one request of a batch answers.
+Began = BeganDeployment | ConcurrentDeployment | AlreadyDeployed | LifecycleRefused
 # A begin that collides with a holder which finishes before we can read it is simply retried.
 BEGIN_ATTEMPTS = 3
 
@@ -72,7 +75,8 @@ class Store(Recovery, Logins, Versions, Webhooks):
 
         A repeated `deployment_id` returns the stored deployment with `created=False`. An
         instance already at `revision` raises AlreadyDeployed (decided in the transaction that
-        would insert, so a rival that finished meanwhile counts), unless `force`.
+        would insert, so a rival that finished meanwhile counts), unless `force`; one whose
+        state does not allow `kind` (plan.lifecycle) raises LifecycleRefused.
         """
         now, kind = self._clock(), DeploymentKind(kind)  # a plain "deploy" works too
         place = {"service": service, "host": host, "site": site}
@@ -117,6 +121,9 @@ class Store(Recovery, Logins, Versions, Webhooks):
             done = bulk.already_deployed(conn, [request])
             if instance in done:
                 raise done[instance]
+            refused = lifecycle.refusals(conn, [(instance, DeploymentKind(kind))])
+            if instance in refused:
+                raise refused[instance]
             pending = {"status": InstanceStatus.PENDING.value, "last_deployment_id": deployment_id}
             conn.execute(update_instance(instance).values(**pending, **place))
             change = {"deployment": deployment_id, "revision": row["revision"], "kind": kind}
@@ -158,19 +165,22 @@ class Store(Recovery, Logins, Versions, Webhooks):
         owner_host: str,
         owner_pid: int,
         controller_id: str | None = None,
-    ) -> list[BeganDeployment | ConcurrentDeployment | AlreadyDeployed]:
+    ) -> list[Began]:
         """`begin_deployment` for each request, in order: the began deployment, the
-        ConcurrentDeployment naming the holder for an instance that has one in flight, or
-        AlreadyDeployed for an instance already at the revision (unless the request forces)."""
+        ConcurrentDeployment naming the holder for an instance that has one in flight,
+        LifecycleRefused when the instance's state does not allow the request's kind (a deploy
+        of a disabled instance, say), or AlreadyDeployed for an instance already at the
+        revision (unless the request forces)."""
         if len({r.instance for r in requests}) != len(requests):
             raise ValueError("one deployment per instance in a batch")
-        answers: dict[str, BeganDeployment | ConcurrentDeployment | AlreadyDeployed] = {}
+        answers: dict[str, Began] = {}
         try:
             with self._write() as conn:
                 now = self._clock()
                 known = bulk.deployments_by_id(conn, [r.deployment_id for r in requests])
                 holders = bulk.active_holders(conn, [r.instance for r in requests])
                 current = bulk.already_deployed(conn, requests)
+                refused = lifecycle.refusals(conn, [(r.instance, r.kind) for r in requests])
                 fresh = []
                 for r in requests:
                     if r.deployment_id in known:
@@ -182,6 +192,8 @@ class Store(Recovery, Logins, Versions, Webhooks):
                         answers[r.deployment_id] = ConcurrentDeployment(
                             r.instance, holder.id, holder.actor, since
                         )
+                    elif r.instance in refused:
+                        answers[r.deployment_id] = refused[r.instance]
                     elif r.instance in current:
                         answers[r.deployment_id] = current[r.instance]
                     else:
@@ -207,7 +219,7 @@ class Store(Recovery, Logins, Versions, Webhooks):
         owner_host: str,
         owner_pid: int,
         controller_id: str | None = None,
-    ) -> BeganDeployment | ConcurrentDeployment | AlreadyDeployed:
+    ) -> Began:
         try:
             return self.begin_deployment(
                 deployment_id=r.deployment_id, instance=r.instance, service=r.service,
@@ -216,7 +228,7 @@ class Store(Recovery, Logins, Versions, Webhooks):
                 controller_id=controller_id,
                 force=r.force,
             )  # fmt: skip
-        except (ConcurrentDeployment, AlreadyDeployed) as answer:
+        except (ConcurrentDeployment, AlreadyDeployed, LifecycleRefused) as answer:
             return answer
 
     def mark_in_progress_many(self, deployment_ids: Sequence[str]) -> None:

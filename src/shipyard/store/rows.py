@@ -16,6 +16,7 @@ from shipyard.store.records import (
     InstanceState,
     InstanceStatus,
     JsonObject,
+    Lifecycle,
     Rollout,
     RolloutStatus,
     Snapshot,
@@ -78,6 +79,7 @@ def instance_state(row: RowMapping) -> InstanceState:
         status=InstanceStatus(_str(row["instances_status"])),
         deployed=deployed,
         last_deployment=last,
+        lifecycle=Lifecycle(_str(row["instances_lifecycle"])),
     )
 
 

@@ -33,6 +33,7 @@ from shipyard.store.records import (
     InstanceStatus,
     JsonMapping,
     JsonObject,
+    Lifecycle,
     RolloutStatus,
     as_utc,
 )
@@ -145,7 +146,9 @@ instances = Table(
     Column("deployed_deployment_id", String(ID)),
     # Not a foreign key: deployments already refer to instances, and a cycle buys nothing here.
     Column("last_deployment_id", String(ID)),
+    Column("lifecycle", String(STATUS), nullable=False, server_default=Lifecycle.ACTIVE.value),
     one_of("status", InstanceStatus),
+    one_of("lifecycle", Lifecycle),
 )
 Index("ix_instances_site", instances.c.site)
 
