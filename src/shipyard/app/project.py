@@ -8,7 +8,7 @@ from typing import Any
 
 from shipyard.app.selectors import find_instance, select_instances
 from shipyard.app.session import Session
-from shipyard.app.statusrows import deployed_revisions
+from shipyard.app.statusrows import planned_revisions
 from shipyard.plan.rollout import Plan, Step, Target, make_plan
 
 
@@ -171,7 +171,7 @@ def plan(
     chosen = select_instances(flat, names, site=site)
     targets = [Target(i.name, i.service, i.host, i.site, i.revision) for i in chosen]
     with session.status_reads() as reads:
-        deployed = deployed_revisions(reads)
+        deployed = planned_revisions(reads, {i.name: i.revision for i in chosen})
     made = make_plan(targets, flat.service_edges(), deployed, flat.instances)
     if force:
         waves = tuple(

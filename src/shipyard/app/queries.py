@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.app.selectors import select_instances
 from shipyard.app.session import Session
-from shipyard.app.statusrows import LastDeployment, stored_instances
+from shipyard.app.statusrows import LastDeployment, StoredInstance, stored_instances
 from shipyard.masking import Masker
 
 if TYPE_CHECKING:
@@ -64,12 +64,17 @@ class StatusRow:
 
     @property
     def stale(self) -> bool:
+        """Its config derives another revision than it runs; never while disabled (a deploy
+        leaves it alone) or orphaned (no config derives it any more)."""
+        if self.status in ("disabled", "orphaned"):
+            return False
         return self.deployed_revision != self.revision
 
     @property
     def attention(self) -> bool:
-        """Failed, stale or in progress: what a person reading a summary wants to see."""
-        return self.status == "failed" or self.status in BUSY or self.stale
+        """Failed, orphaned, stale or in progress: what a person reading a summary wants to
+        see."""
+        return self.status in ("failed", "orphaned") or self.status in BUSY or self.stale
 
     def to_json(self) -> dict[str, Any]:
         last = self.last
@@ -170,22 +175,42 @@ async def status(session: Session, *, site: str | None = None, slots: bool = Tru
     rows: list[StatusRow] = []
     for instance in chosen:
         found = stored.get(instance.name)
-        last = found.last if found else None
-        if last is not None and last.error:
-            last = LastDeployment(**{**asdict(last), "error": masker.text(last.error)})
         row = StatusRow(
             instance=instance.name,
             site=instance.site,
             host=instance.host,
-            status=found.status if found else NEVER_DEPLOYED,
+            status=_shown_status(found) if found else NEVER_DEPLOYED,
             deployed_revision=found.deployed_revision if found else None,
             revision=instance.revision,
-            last=last,
+            last=_masked_last(found, masker),
             slots=found_slots.get(instance.name),
             service=instance.service,
         )
         rows.append(row)
+    # What the store holds on a host and no config derives any more: until it is deleted.
+    for name, found in stored.items():
+        if name not in flat.instances and found.lifecycle != "deleted":
+            service = name.partition("@")[0]
+            rows.append(
+                StatusRow(
+                    instance=name, site=found.site, host=found.host, status="orphaned",
+                    deployed_revision=found.deployed_revision, revision="",
+                    last=_masked_last(found, masker), service=service,
+                )
+            )  # fmt: skip
     return StatusReport.of_rows(rows)
+
+
+def _shown_status(found: StoredInstance) -> str:
+    """The status column: the lifecycle when it is not active, else the deployment status."""
+    return found.status if found.lifecycle == "active" else found.lifecycle
+
+
+def _masked_last(found: StoredInstance | None, masker: Masker) -> LastDeployment | None:
+    last = found.last if found else None
+    if last is not None and last.error:
+        last = LastDeployment(**{**asdict(last), "error": masker.text(last.error)})
+    return last
 
 
 def last_change(session: Session) -> int:

@@ -215,7 +215,7 @@ async def start_deploy(
             chosen, request=request, dry_run=dry_run, force=force, rollout_id=rollout_id
         )
 
-    return await _start(session, work, on_event, config_version)
+    return await start_work(session, work, on_event, config_version)
 
 
 def rollback_target(session: Session, name: str, *, to: str | None = None) -> Instance:
@@ -255,10 +255,10 @@ async def start_rollback(
     def work(deployer: Deployer, rollout_id: str) -> Awaitable[RolloutReport]:
         return deployer.rollback(instance, request=request, rollout_id=rollout_id)
 
-    return await _start(session, work, on_event, config_version)
+    return await start_work(session, work, on_event, config_version)
 
 
-async def _start(
+async def start_work(
     session: Session,
     work: Callable[[Deployer, str], Awaitable[RolloutReport]],
     on_event: EventSink | None,

@@ -7,6 +7,7 @@ a tenth of a second, not seconds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -21,6 +22,8 @@ class StatusReads(Protocol):
     def status_rows(self, *, site: str | None = None) -> list[StatusRow]: ...
 
     def deployed_revisions(self) -> dict[str, str]: ...
+
+    def lifecycles(self) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class StoredInstance:
     status: str
     deployed_revision: str | None
     last: LastDeployment | None
+    lifecycle: str = "active"
 
 
 def stored_instances(store: StatusReads, *, site: str | None = None) -> dict[str, StoredInstance]:
@@ -68,9 +72,22 @@ def _stored(row: StatusRow) -> StoredInstance:
             row.last_error,
         )
     status = str(row.status)
-    return StoredInstance(row.name, row.site, row.host, status, row.deployed_revision, last)
+    return StoredInstance(
+        row.name, row.site, row.host, status, row.deployed_revision, last, row.lifecycle
+    )
 
 
 def deployed_revisions(store: StatusReads) -> dict[str, str]:
     """Deployed revision per instance (those deployed successfully once)."""
     return store.deployed_revisions()
+
+
+def planned_revisions(store: StatusReads, revisions: Mapping[str, str]) -> dict[str, str]:
+    """What planning compares `revisions` (instance -> the config's) with: the deployed
+    revision of each instance, and for a disabled one its own revision (it is not stale while
+    disabled: a deploy leaves it alone, and one that names it is refused)."""
+    deployed = store.deployed_revisions()
+    for name, lifecycle in store.lifecycles().items():
+        if lifecycle == "disabled" and name in revisions:
+            deployed[name] = revisions[name]
+    return deployed

@@ -64,7 +64,9 @@ def _options(
 # SQLAlchemy cost about half a second of start-up that `shipyard run` has no use for).
 COMMAND_MODULES = {
     **dict.fromkeys(("init", "validate", "show", "plan", "schema"), "project_commands"),
-    **dict.fromkeys(("bootstrap", "deploy", "rollback"), "deploy_commands"),
+    **dict.fromkeys(
+        ("bootstrap", "deploy", "rollback", "disable", "enable", "delete"), "deploy_commands"
+    ),
     **dict.fromkeys(("status", "diff", "audit"), "report_commands"),
     **dict.fromkeys(("run", "hosts"), "remote_commands"),
     **dict.fromkeys(("logs", "events"), "event_commands"),

@@ -138,6 +138,57 @@ def rollback(
     _run_rollout(cli, start, [old.name], json_output)
 
 
+Instances = Annotated[list[str], typer.Argument(help="Instances, service@host.")]
+
+
+@app.command()
+def disable(ctx: typer.Context, instances: Instances, json_output: JsonFlag = False) -> None:
+    """Stop INSTANCES under their supervisor and keep them from starting at boot; the live
+    release and its config stay on the host for `enable`."""
+    _lifecycle(ctx, "disable", instances, json_output)
+
+
+@app.command()
+def enable(ctx: typer.Context, instances: Instances, json_output: JsonFlag = False) -> None:
+    """Start disabled INSTANCES again from their live release and check their health."""
+    _lifecycle(ctx, "enable", instances, json_output)
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    instances: Instances,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask first.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Remove INSTANCES from their hosts (program, releases, logs); each is marked deleted once
+    its host has done it. Asks first unless --yes."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("delete removes releases from hosts: confirm with --yes")
+        shown = ", ".join(instances)
+        typer.confirm(f"Delete {shown} from their hosts?", abort=True)
+    _lifecycle(ctx, "delete", instances, json_output)
+
+
+def _lifecycle(ctx: typer.Context, name: str, instances: list[str], json_output: bool) -> None:
+    from shipyard.app.lifecycle import Command, lifecycle_targets, start_lifecycle
+
+    command = Command(name)
+    api = remote(ctx)
+    if api is not None:
+        _run_remote(api, f"/api/lifecycle/{name}", {"instances": instances}, json_output)
+        return
+    cli = session(ctx)
+    chosen = lifecycle_targets(cli, instances, command)
+    request = " ".join([name, *(i.name for i in chosen)])
+
+    def start(heard: Callable[[Event], None]) -> Awaitable[RolloutHandle]:
+        return start_lifecycle(cli, chosen, command, request=request, on_event=heard)
+
+    _run_rollout(cli, start, [i.name for i in chosen], json_output)
+
+
 def _run_rollout(
     cli: Session,
     start: Callable[[Callable[[Event], None]], Awaitable[RolloutHandle]],

@@ -129,6 +129,11 @@ class Deployer:
     ) -> RolloutReport:
         states = await asyncio.to_thread(self.store.instance_states)
         deployed = {s.name: s.deployed.revision for s in states if s.deployed}
+        # A disabled instance is not stale while disabled (store.lifecycle refuses a forced one).
+        revisions = {i.name: i.revision for i in instances}
+        for s in states:
+            if s.lifecycle.value == "disabled" and s.name in revisions:
+                deployed[s.name] = revisions[s.name]
         targets = [Target(i.name, i.service, i.host, i.site, i.revision) for i in instances]
         plan = make_plan(targets, self.flat.service_edges(), deployed, self.flat.instances)
         report = RolloutReport(rollout_id=rollout_id or str(uuid.uuid4()))
@@ -163,6 +168,36 @@ class Deployer:
 
         async with self._running():
             return await self._rollout(report, request, "rollback", [instance], back)
+
+    async def lifecycle(
+        self,
+        instances: Sequence[Instance],
+        kind: DeploymentKind,
+        *,
+        request: str,
+        rollout_id: str | None = None,
+    ) -> RolloutReport:
+        """Disable, enable or delete `instances` (each as deployed: Instance.as_deployed), as a
+        rollout of its own whose strategy is the command; hosts in parallel, each host's
+        instances in one round trip."""
+        if not kind.lifecycle:
+            raise ValueError(f"{kind.value} is not a lifecycle command")
+        report = RolloutReport(rollout_id=rollout_id or str(uuid.uuid4()))
+
+        async def run() -> None:
+            halt = self._halt()
+            if halt:
+                report.outcomes.extend(self._skip(i, halt, report.rollout_id) for i in instances)
+                return
+            limit = asyncio.Semaphore(self.max_in_flight)
+            report.outcomes.extend(
+                await self.runs.deploy_many(
+                    instances, limit, report.rollout_id, kind=kind, force=True
+                )
+            )
+
+        async with self._running():
+            return await self._rollout(report, request, kind.value, instances, run)
 
     @contextlib.asynccontextmanager
     async def _running(self) -> AsyncIterator[None]:

@@ -76,8 +76,6 @@ class Finishing(Reads):
         for f in finishes:
             if f.status not in (DeploymentStatus.SUCCESS, DeploymentStatus.FAILED):
                 raise ValueError(f"a batch finishes as success or failed, not {f.status}")
-            if f.status is DeploymentStatus.SUCCESS and f.snapshot is None:
-                raise ValueError("a successful deployment needs the snapshot it deployed")
         if not finishes:
             return
         with self._write() as conn:
@@ -86,6 +84,10 @@ class Finishing(Reads):
                 known = must_exist(found.get(f.deployment_id), "deployment", f.deployment_id)
                 if not known.status.active:
                     raise NotActive("deployment", f.deployment_id, known.status.value)
+                # A lifecycle command changes no snapshot (store.lifecycle).
+                needs_snapshot = f.status is DeploymentStatus.SUCCESS and not known.kind.lifecycle
+                if needs_snapshot and f.snapshot is None:
+                    raise ValueError("a successful deployment needs the snapshot it deployed")
             finished = bulk.write_outcomes(conn, found, finishes, now=self._clock())
             if finished != len(finishes):  # a row changed under us (PostgreSQL): write nothing
                 raise StoreConflict(f"{len(finishes) - finished} deployment(s) changed meanwhile")

@@ -30,7 +30,7 @@ MMAP_BYTES = 256 * 1024 * 1024  # address space only: SQLite maps no more than t
 
 _STATUS_ROWS = """
 SELECT i.name, i.service, i.host, i.site, i.status, i.deployed_revision, i.deployed_at,
-       d.id, d.status, d.kind, d.actor, d.started_at, d.finished_at, d.error
+       d.id, d.status, d.kind, d.actor, d.started_at, d.finished_at, d.error, i.lifecycle
 FROM instances AS i LEFT OUTER JOIN deployments AS d ON d.id = i.last_deployment_id
 """
 _IN_FLIGHT = """
@@ -80,7 +80,7 @@ class QuickReads:
             StatusRow(
                 r[0], r[1], r[2], r[3], instance_status[r[4]], r[5], utc.read(r[6]),
                 r[7], deployment_status.get(r[8]), r[9], r[10], utc.read(r[11]),
-                utc.read(r[12]), r[13],
+                utc.read(r[12]), r[13], r[14],
             )
             for r in self.conn.execute(query, () if site is None else (site,)).fetchall()
         ]  # fmt: skip
@@ -88,6 +88,11 @@ class QuickReads:
     def deployed_revisions(self) -> dict[str, str]:
         """As Store.deployed_revisions."""
         query = "SELECT name, deployed_revision FROM instances WHERE deployed_revision IS NOT NULL"
+        return dict(self.conn.execute(query).fetchall())
+
+    def lifecycles(self) -> dict[str, str]:
+        """As Store.lifecycles."""
+        query = "SELECT name, lifecycle FROM instances WHERE lifecycle <> 'active'"
         return dict(self.conn.execute(query).fetchall())
 
     def close(self) -> None:

@@ -59,6 +59,11 @@ class Reads(Journal):
         with self._read() as conn:
             return status.deployed_revisions(conn)
 
+    def lifecycles(self) -> dict[str, str]:
+        """instance -> lifecycle (disabled, deleted), for every instance that is not active."""
+        with self._read() as conn:
+            return status.lifecycles(conn)
+
     def snapshot_of(self, instance: str, revision: str) -> Snapshot | None:
         """What the latest successful deployment of `revision` to `instance` deployed."""
         query = (

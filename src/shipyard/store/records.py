@@ -193,6 +193,7 @@ class StatusRow:
     last_started_at: datetime | None
     last_finished_at: datetime | None
     last_error: str | None  # the whole error text; its first line summarises it
+    lifecycle: str = "active"  # active, disabled or deleted
 
 
 def as_utc(value: datetime) -> datetime:

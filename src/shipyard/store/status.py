@@ -32,3 +32,8 @@ def status_rows(conn: Connection, *, site: str | None = None) -> list[StatusRow]
 def deployed_revisions(conn: Connection) -> dict[str, str]:
     """instance -> the revision its last successful deployment left, for every deployed one."""
     return _quick(conn).deployed_revisions()
+
+
+def lifecycles(conn: Connection) -> dict[str, str]:
+    """instance -> its lifecycle, for every instance that is not active (disabled, deleted)."""
+    return _quick(conn).lifecycles()
