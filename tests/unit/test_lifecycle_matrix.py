@@ -3,6 +3,8 @@ table, and a refusal names the command, the instance and why."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from shipyard.plan.lifecycle import (
@@ -11,6 +13,7 @@ from shipyard.plan.lifecycle import (
     LifecycleRefused,
     State,
     check,
+    matrix_markdown,
     matrix_rows,
     state_of,
 )
@@ -64,3 +67,8 @@ def test_the_matrix_rows_have_a_column_per_state_and_a_row_per_command() -> None
     assert header[1:] == [s.value for s in State]
     assert [r[0] for r in rows] == [c.value for c in Command]
     assert all(len(r) == len(header) for r in rows)
+
+
+def test_the_readme_shows_the_matrix_the_code_enforces() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert matrix_markdown() in readme

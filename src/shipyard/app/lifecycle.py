@@ -9,7 +9,7 @@ is audited, emits events and can be followed, waited for and cancelled like any 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from shipyard.app.rollouts import EventSink, RolloutHandle, start_work
@@ -32,17 +32,27 @@ COMMANDS = {
 }
 
 
-def lifecycle_targets(session: Session, names: Sequence[str], command: Command) -> list[Instance]:
+def lifecycle_targets(
+    session: Session,
+    names: Sequence[str],
+    command: Command,
+    *,
+    scope: Callable[[set[str]], None] | None = None,
+) -> list[Instance]:
     """Each named instance as deployed (its live snapshot), once the matrix allows `command`
-    from its state; the first refusal (naming the instance and why) stops them all."""
+    from its state; the first refusal (naming the instance and why) stops them all. `scope`
+    sees the instances' sites first (a server refuses sites outside the caller's there, before
+    anything about the instances' states is said)."""
     if command not in COMMANDS:
         raise UsageError(f"{command} is not a lifecycle command")
     if not names:
         raise UsageError(f"name the instances to {command}")
     flat = session.flatten()
+    found = [flat.instances.get(n) or _orphan(session, n, command) for n in dict.fromkeys(names)]
+    if scope is not None:
+        scope({instance.site for instance in found})
     chosen = []
-    for name in dict.fromkeys(names):
-        instance = flat.instances.get(name) or _orphan(session, name, command)
+    for instance in found:
         if instance.strategy.uses_slots:
             raise UsageError(
                 f"cannot {command} {instance.name}: lifecycle commands do not handle blue/green"

@@ -18,6 +18,7 @@ from shipyard.app.selectors import find_instance
 from shipyard.app.session import Session
 from shipyard.errors import DeployError, UsageError
 from shipyard.events import Event, EventBus, Phase
+from shipyard.plan.lifecycle import Command, State, check, state_of
 
 if TYPE_CHECKING:
     from shipyard.config.flatten import Instance
@@ -224,6 +225,9 @@ def rollback_target(session: Session, name: str, *, to: str | None = None) -> In
     current = find_instance(session.flatten(), name)
     store = session.store
     live = store.instance_state(current.name)
+    state = state_of(live.status.value, live.lifecycle.value) if live else State.NEVER_DEPLOYED
+    if state in (State.DISABLED, State.DELETED):  # refused, saying what to do instead
+        check(Command.ROLLBACK, current.name, state)
     live_revision = live.deployed_revision if live is not None else None
     candidates = [
         d

@@ -97,3 +97,12 @@ def matrix_rows() -> Iterator[list[str]]:
     yield ["", *(state.value for state in State)]
     for command, allowed in ALLOWED.items():
         yield [command.value, *("yes" if state in allowed else "-" for state in State)]
+
+
+def matrix_markdown() -> str:
+    """The matrix as the README shows it: a Markdown table."""
+    header, *rows = matrix_rows()
+    lines = ["| " + " | ".join(["command \\ state", *header[1:]]) + " |"]
+    lines.append("|" + "---|" * len(header))
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

@@ -30,6 +30,7 @@ ROUTES: dict[tuple[str, str], Permission] = {
     ("GET", "/api/health"): Permission.PUBLIC,
     ("GET", "/api/instances/{instance}"): Permission.READ,
     ("GET", "/api/instances/{instance}/diff"): Permission.READ,
+    ("POST", "/api/lifecycle/{command}"): Permission.DEPLOY,
     ("GET", "/api/openapi.json"): Permission.PUBLIC,
     ("GET", "/api/plan"): Permission.READ,
     ("POST", "/api/plan"): Permission.READ,
@@ -69,6 +70,7 @@ ROUTES: dict[tuple[str, str], Permission] = {
 TARGETED: frozenset[tuple[str, str]] = frozenset(
     {
         ("POST", "/api/bootstrap"),
+        ("POST", "/api/lifecycle/{command}"),
         ("POST", "/api/rollbacks"),
         ("POST", "/api/rollouts"),
         ("POST", "/api/rollouts/{rollout_id}/cancel"),

@@ -10,6 +10,7 @@ from shipyard.server.routes import (
     deployments,
     events,
     hosts,
+    lifecycle,
     login,
     meta,
     metrics,
@@ -24,6 +25,7 @@ from shipyard.server.routes import (
 ROUTERS: list[APIRouter] = [
     meta.router,
     rollouts.router,
+    lifecycle.router,
     project.router,
     status.router,
     deployments.router,

@@ -138,7 +138,7 @@ async def start(
         )
 
     handle = await state.jobs.start(base.acting_as(caller.name, own_lease=True), launch)
-    return _started(handle.id, response)
+    return started(handle.id, response)
 
 
 @router.post("/api/rollbacks", status_code=202)
@@ -166,7 +166,7 @@ async def rollback(
         )
 
     handle = await state.jobs.start(session, launch)
-    return _started(handle.id, response)
+    return started(handle.id, response)
 
 
 @router.get("/api/rollouts")
@@ -224,7 +224,7 @@ def _version_session(state: State, version: int | None) -> tuple[Session, int | 
     return pinned(state.session, version), version
 
 
-def _started(rollout_id: str, response: Response) -> Started:
+def started(rollout_id: str, response: Response) -> Started:
     url = f"/api/rollouts/{rollout_id}"
     response.headers["Location"] = url
     return Started(id=rollout_id, url=url, status="in_progress")
