@@ -76,7 +76,8 @@ def test_disable_stops_it_and_keeps_its_release_and_enable_brings_it_back(
     row = project.status()["calm@h001"]
     assert (row["status"], row["stale"], row["last"]["kind"]) == ("disabled", False, "disable")
     project.write({"calm": service(port, [host.name])}, vars={"release": "v2"})
-    assert project.deploy() == {}  # a changed config leaves a disabled instance alone
+    left = project.deploy()["calm@h001"]  # a changed config leaves a disabled instance alone
+    assert (left["result"], left["reason"]) == ("unchanged", "disabled: enable it first")
     forced = project.json("deploy", "--force", "calm@h001", expect=1)["outcomes"]
     assert forced[0]["result"] == "rejected"
     assert "cannot deploy calm@h001: it is disabled: enable it first" in forced[0]["reason"]

@@ -131,9 +131,10 @@ class Deployer:
         deployed = {s.name: s.deployed.revision for s in states if s.deployed}
         # A disabled instance is not stale while disabled (store.lifecycle refuses a forced one).
         revisions = {i.name: i.revision for i in instances}
-        for s in states:
-            if s.lifecycle.value == "disabled" and s.name in revisions:
-                deployed[s.name] = revisions[s.name]
+        disabled = frozenset(
+            s.name for s in states if s.lifecycle.value == "disabled" and s.name in revisions
+        )
+        deployed.update({name: revisions[name] for name in disabled})
         targets = [Target(i.name, i.service, i.host, i.site, i.revision) for i in instances]
         plan = make_plan(targets, self.flat.service_edges(), deployed, self.flat.instances)
         report = RolloutReport(rollout_id=rollout_id or str(uuid.uuid4()))
@@ -145,7 +146,7 @@ class Deployer:
         queued = [self.flat.instances[step.name] for step in plan.steps]
 
         async def waves() -> None:
-            await self._run_waves(plan.waves, report, force=force)
+            await self._run_waves(plan.waves, report, force=force, disabled=disabled)
 
         return await self._rollout(report, request, "restart", queued, waves)
 
@@ -314,7 +315,12 @@ class Deployer:
         return self.runs.finished(instance, outcome, rollout_id)
 
     async def _run_waves(
-        self, waves: Sequence[Sequence[Step]], report: RolloutReport, *, force: bool
+        self,
+        waves: Sequence[Sequence[Step]],
+        report: RolloutReport,
+        *,
+        force: bool,
+        disabled: frozenset[str] = frozenset(),
     ) -> None:
         failed_services: set[str] = set()
         limit = asyncio.Semaphore(self.max_in_flight)
@@ -331,7 +337,8 @@ class Deployer:
                     why = _blocked_reason(step.service, failed_services, self.flat)
                     report.outcomes.append(self._skip(instance, why, rollout))
                 elif not step.stale and not force:
-                    outcome = Outcome(step.name, "unchanged", step.revision, "up to date")
+                    why = "disabled: enable it first" if step.name in disabled else "up to date"
+                    outcome = Outcome(step.name, "unchanged", step.revision, why)
                     report.outcomes.append(self.runs.finished(instance, outcome, rollout))
                 else:
                     stale.setdefault(step.service, []).append(instance)

@@ -25,6 +25,7 @@ from shipyard.store.records import (
     InstanceStatus,
     JsonMapping,
     JsonObject,
+    Lifecycle,
 )
 from shipyard.store.tables import deployments, instances
 
@@ -235,6 +236,7 @@ def write_outcomes(
             .where(instances.c.name == bindparam("b_name"))
             .values(
                 status=InstanceStatus.SUCCESS.value,
+                lifecycle=Lifecycle.ACTIVE.value,  # a deleted one deployed anew is back
                 deployed_revision=bindparam("b_revision"),
                 deployed_config=bindparam("b_config"),
                 deployed_secrets=bindparam("b_secrets"),

@@ -20,6 +20,7 @@ from shipyard.store.records import (
     InstanceStatus,
     JsonMapping,
     JsonObject,
+    Lifecycle,
 )
 from shipyard.store.tables import deployments, instances
 
@@ -122,7 +123,8 @@ class Finishing(Reads):
             changes: dict[str, object] = lifecycle.instance_changes(conn, found, status)
         elif success:
             changes = {
-                "status": InstanceStatus.SUCCESS.value, "deployed_revision": found.revision,
+                "status": InstanceStatus.SUCCESS.value, "lifecycle": Lifecycle.ACTIVE.value,
+                "deployed_revision": found.revision,
                 "deployed_config": snapshot, "deployed_secrets": secrets or {},
                 "deployed_at": now, "deployed_deployment_id": found.id,
             }  # fmt: skip
