@@ -55,6 +55,8 @@ def refusals(
         state = state_of(str(status), str(lifecycle))
         if state is State.IN_PROGRESS:
             continue  # no holder (the caller checked): recovery's to finish, not ours to judge
+        if not kind.lifecycle and state not in (State.DISABLED, State.DELETED):
+            continue  # what a deploy or rollback needs besides is the deployer's to say
         try:
             check(Command(kind.value), name, state)
         except LifecycleRefused as why:
