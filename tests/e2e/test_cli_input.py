@@ -36,7 +36,11 @@ def commands() -> Iterator[tuple[list[str], object]]:
 
 
 # What a command needs besides its arguments to get as far as reading the project.
-NEEDS = {"tokens create": ["--user", "x", "--name", "ci"], "users add": ["--role", "viewer"]}
+NEEDS = {
+    "delete": ["--yes"],
+    "tokens create": ["--user", "x", "--name", "ci"],
+    "users add": ["--role", "viewer"],
+}
 
 
 def call(words: list[str], command: object, *options: str) -> list[str]:
