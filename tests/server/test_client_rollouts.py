@@ -118,6 +118,20 @@ def test_a_refused_rollback_is_refused_through_the_server_as_locally(both: Both)
     assert "no earlier successful release" in remote.stdout
 
 
+def test_disable_and_enable_run_through_the_server_as_rollouts(both: Both) -> None:
+    ok(both.remote("deploy", "web@local", "--force", "--json"))
+    off = json.loads(ok(both.remote("disable", "web@local", "--json")))
+    assert [o["result"] for o in off["outcomes"]] == ["success"]
+    [row] = json.loads(ok(both.remote("status", "--json")))
+    assert (row["status"], row["stale"]) == ("disabled", False)
+    refused = both.remote("disable", "web@local", "--json")
+    assert refused.returncode == 2
+    assert "cannot disable web@local: it is disabled already" in refused.stdout
+    on = json.loads(ok(both.remote("enable", "web@local", "--json")))  # the shared host back
+    assert [o["result"] for o in on["outcomes"]] == ["success"]
+    assert json.loads(ok(both.local("status", "--json")))[0]["status"] == "success"
+
+
 def test_ctrl_c_cancels_the_rollout_through_the_server(
     slow_project: LocalProject,  # noqa: F811 (the fixture imported above)
 ) -> None:
