@@ -15,11 +15,13 @@ from shipyard.commands.script import UnsafeValue
 from shipyard.commands.systemd import (
     apply_units_script,
     daemon_reload_argv,
+    disable_units_script,
     enable_argv,
     is_active_argv,
     parse_is_active,
     parse_states,
     quote_word,
+    remove_units_script,
     render_unit,
     restart_argv,
     start_argv,
@@ -221,3 +223,41 @@ def test_a_unit_keeps_what_it_writes_from_others_and_logs_where_it_is_told() -> 
     assert setting(unit, "UMask") == ["0027"]
     assert setting(unit, "StandardOutput") == ["append:/srv/api/logs/stdout.log"]
     assert setting(unit, "StandardError") == ["append:/srv/api/logs/stderr.log"]
+
+
+def _recording_systemctl(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    (bin_dir / "systemctl").chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, log
+
+
+def test_disable_stops_the_units_for_good_and_keeps_their_files(tmp_path: Path) -> None:
+    env, log = _recording_systemctl(tmp_path)
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / "shipyard-api.service").write_text("[Service]\n")
+
+    subprocess.run(["sh", "-c", disable_units_script(["shipyard-api.service"]).text],
+                   check=True, env=env)  # fmt: skip
+
+    assert log.read_text().splitlines() == ["disable --now --quiet shipyard-api.service"]
+    assert (units / "shipyard-api.service").exists()  # for enable
+
+
+def test_remove_stops_and_disables_the_units_then_removes_their_files(tmp_path: Path) -> None:
+    env, log = _recording_systemctl(tmp_path)
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / "shipyard-api.service").write_text("[Service]\n")
+
+    built = remove_units_script(str(units), ["shipyard-api.service"])
+    subprocess.run(["sh", "-c", built.text], check=True, env=env)
+
+    assert not (units / "shipyard-api.service").exists()
+    assert log.read_text().splitlines() == [
+        "disable --now --quiet shipyard-api.service",
+        "daemon-reload",
+    ]
+    assert disable_units_script([]).text.split()[-1] == "true"  # nothing to do
