@@ -26,6 +26,7 @@ from shipyard.commands.release import (
     parse_switch,
     prepare_script,
     read_current_argv,
+    remove_service_script,
     restore_current_script,
     revision_of_link,
     switch_current_script,
@@ -283,3 +284,22 @@ def test_current_exists_and_names_a_complete_release_at_every_instant_of_many_sw
 
     assert seen
     assert set(seen) == {"r1\n", "r2\n"}
+
+
+def test_removing_a_service_takes_its_releases_links_and_record_and_says_so(
+    tmp_path: Path,
+) -> None:
+    layout = ReleaseLayout(str(tmp_path), "api")
+    release = Path(layout.release("r1"))
+    release.mkdir(parents=True)
+    Path(layout.current).symlink_to(release)
+    Path(layout.record).write_text("{}")
+    (tmp_path / "web").mkdir()  # another service: left alone
+
+    first = sh(remove_service_script(layout))
+    again = sh(remove_service_script(layout))
+
+    assert (first.returncode, first.stdout.strip()) == (0, "removed")
+    assert (again.returncode, again.stdout.strip()) == (0, "absent")
+    assert not Path(layout.service_dir).exists()
+    assert (tmp_path / "web").is_dir()
