@@ -25,13 +25,15 @@ def cancel_while_held(
     step: str = "health",
     begun: tuple[str, ...] = (),
 ) -> tuple[RolloutReport, Fleet, list[Event], int]:
-    """Deploy `services`; while `step` of `service` is held on `host` (and the hosts in `begun`
-    have had a call, so their deployments are in flight), cancel; then let it go.
+    """Deploy `services`; while `step` of `service` is held on `host` (and on each host in
+    `begun`, so their deployments are past their last cancellable step too), cancel; then let
+    them go.
     Returns the report, the fleet, the events, and the journal's length at the cancel."""
     flat = project(services)
     fleet = Fleet.of(flat)
     gate = asyncio.Event()
-    fleet[host].reply_part(service_dir(service), step=step, gate=gate)
+    for held in (host, *begun):
+        fleet[held].reply_part(service_dir(service), step=step, gate=gate)
     bus = EventBus(store.append_events)
     seen: list[Event] = []
     bus.subscribe(seen.append)
@@ -39,8 +41,8 @@ def cancel_while_held(
 
     async def scenario() -> tuple[RolloutReport, int]:
         rollout = asyncio.create_task(deployer.deploy(list(flat.instances.values()), request="r"))
-        await until(lambda: any(c.step == step for h, c in fleet.journal if h == host))
-        await until(lambda: all(any(h == other for h, _ in fleet.journal) for other in begun))
+        for held in (host, *begun):
+            await until(lambda at=held: any(c.step == step for h, c in fleet.journal if h == at))
         deployer.cancel(REASON)
         at = len(fleet.journal)
         gate.set()
