@@ -18,8 +18,10 @@ system-deps:
 demo: $(STAMP) system-deps
 	PATH=$(CURDIR)/$(BIN):$$PATH scripts/demo
 
+# Two workers, a test file each at a time (its module fixtures stay in one worker); the suite
+# waits on hosts, servers and databases far more than it computes.
 test: $(STAMP) system-deps
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
