@@ -18,8 +18,12 @@ system-deps:
 demo: $(STAMP) system-deps
 	PATH=$(CURDIR)/$(BIN):$$PATH scripts/demo
 
+# Two workers, a test file each at a time (its module fixtures stay in one worker); the suite
+# waits on hosts, servers and databases far more than it computes. A short temporary root of
+# this checkout's own (emptied at each run): supervisord's socket path must fit 108 bytes.
+TEST_TMP := /tmp/sy-$(shell printf '%s' '$(CURDIR)' | md5sum | cut -c1-8)
 test: $(STAMP) system-deps
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q -n 2 --dist loadfile --basetemp=$(TEST_TMP) --durations=15
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
