@@ -36,6 +36,11 @@ class Phase(StrEnum):
     DISABLING = "disabling"  # lifecycle commands (an enable shows the phases of a switch)
     DELETING = "deleting"
     FINISHED = "finished"  # `result` says how: success, failed, skipped, unchanged, ...
+    # Site operations. Each names what it is about in `subject` where no instance does.
+    ARTIFACT = "artifact"  # an artifact pushed to a host: result success, failed or unchanged
+    HEALTH = "health"  # a host's or instance's health changed: result online, offline, ...
+    DRIFT = "drift"  # what a host runs differs from the store: `detail` says how
+    HOST_ERROR = "host-error"  # a host did not answer, or answered what cannot be read
     ROLLOUT_STARTED = "rollout-started"
     ROLLOUT_CANCELLING = "rollout-cancelling"
     ROLLOUT_FINISHED = "rollout-finished"
@@ -43,6 +48,27 @@ class Phase(StrEnum):
     @property
     def of_rollout(self) -> bool:
         return self.value.startswith("rollout-")
+
+    @property
+    def of_site(self) -> bool:
+        """True for what site operations report (not a deployment's or a rollout's phase)."""
+        return self in _SITE_PHASES
+
+
+_SITE_PHASES = frozenset({Phase.ARTIFACT, Phase.HEALTH, Phase.DRIFT, Phase.HOST_ERROR})
+
+
+class Severity(StrEnum):
+    """How much an event asks for attention, from what it says (see `Event.severity`)."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+# Results that call for attention; any other result is information.
+_ERRORS = frozenset({"failed", "offline", "failing", "interrupted", "error"})
+_WARNINGS = frozenset({"skipped", "cancelled", "degraded", "unknown", "rolled-back", "drifted"})
 
 
 @dataclass(frozen=True)
@@ -59,10 +85,39 @@ class Event:
     result: str | None = None  # with FINISHED and ROLLOUT_FINISHED
     detail: str = ""
     id: int = 0
+    subject: str | None = None  # what a site event is about where no instance is (an artifact)
 
     @property
     def kind(self) -> str:
-        return "rollout" if self.phase.of_rollout else "deployment"
+        if self.phase.of_rollout:
+            return "rollout"
+        if self.phase is Phase.ARTIFACT:
+            return "artifact"
+        if self.phase.of_site:
+            return "host" if self.instance is None else "instance"
+        return "deployment"
+
+    @property
+    def severity(self) -> Severity:
+        if self.phase is Phase.HOST_ERROR or self.result in _ERRORS:
+            return Severity.ERROR
+        if self.phase in (Phase.DRIFT, Phase.ROLLING_BACK) or self.result in _WARNINGS:
+            return Severity.WARNING
+        return Severity.INFO
+
+    @property
+    def source(self) -> str:
+        """What the event is about, as the event log names it: `instance api@h1`,
+        `artifact certs`, `host h1`, `rollout <id>` or `system`."""
+        if self.instance is not None:
+            return f"instance {self.instance}"
+        if self.subject is not None:
+            return f"artifact {self.subject}" if self.phase is Phase.ARTIFACT else self.subject
+        if self.host is not None:
+            return f"host {self.host}"
+        if self.rollout_id is not None:
+            return f"rollout {self.rollout_id}"
+        return "system"
 
     @property
     def final(self) -> bool:
@@ -83,7 +138,10 @@ class Event:
             "result": self.result,
             "detail": self.detail,
             "id": self.id,
+            "subject": self.subject,
             "kind": self.kind,
+            "severity": self.severity.value,
+            "source": self.source,
         }
 
     @classmethod

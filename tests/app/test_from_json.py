@@ -73,5 +73,14 @@ def test_an_event_comes_back_whole_and_its_json_names_every_field() -> None:
         "dev", "local", "success", "all good", 42,
     )  # fmt: skip
     shown = event.to_json()
-    assert set(shown) == {f.name for f in fields(Event)} | {"kind"}
+    assert set(shown) == {f.name for f in fields(Event)} | {"kind", "severity", "source"}
+    assert (shown["severity"], shown["source"]) == ("info", f"instance {INSTANCE}")
     assert Event.from_json(over_the_wire(shown)) == event  # type: ignore[arg-type]
+    artifact = Event(Phase.ARTIFACT, event.at, site="dev", host="h1", result="failed", subject="ca")
+    shown = artifact.to_json()
+    assert (shown["kind"], shown["severity"], shown["source"]) == (
+        "artifact",
+        "error",
+        "artifact ca",
+    )
+    assert Event.from_json(over_the_wire(shown)) == artifact  # type: ignore[arg-type]
