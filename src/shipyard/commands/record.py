@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from shipyard.commands.inspect import sums_lines
 from shipyard.commands.release import ReleaseLayout
 from shipyard.commands.script import Argv, Script, UnsafeValue, quote, script
 
@@ -69,11 +70,16 @@ def parse_record(text: str) -> HostRecord:
 
 
 def write_record_script(layout: ReleaseLayout, record: HostRecord) -> Script:
-    """Replaces the host-side record atomically (mode 0644), beside the service's releases."""
+    """Replaces the host-side record atomically (mode 0644), beside the service's releases,
+    and the checksums of the recorded release's files (what drift is measured against)."""
     target, directory = quote(layout.record), quote(layout.service_dir)
     return script(
         [
             f"[ -d {directory} ] || mkdir -p -- {directory}",
+            # Without checksums drift says "no checksums recorded": never a failed record.
+            "(",
+            *sums_lines(layout, record.revision),
+            ") || true",
             "umask 022",
             f"printf '%s' {quote(render_record(record))} > {target}.tmp-$$",
             f"mv -f -- {target}.tmp-$$ {target}",

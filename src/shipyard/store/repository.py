@@ -25,6 +25,7 @@ from shipyard.plan.lifecycle import LifecycleRefused
 from shipyard.store import bulk, lifecycle
 from shipyard.store.bulk import ACTIVE, DeploymentRequest
 from shipyard.store.finish import update_deployment, update_instance
+from shipyard.store.health import Health
 from shipyard.store.journal import must_exist
 from shipyard.store.logins import Logins
 from shipyard.store.records import (
@@ -48,7 +49,7 @@ Began = BeganDeployment | ConcurrentDeployment | AlreadyDeployed | LifecycleRefu
 BEGIN_ATTEMPTS = 3
 
 
-class Store(Recovery, Logins, Versions, Webhooks):
+class Store(Recovery, Logins, Versions, Webhooks, Health):
     """The state store. Each public method is one transaction; the database enforces the rules."""
 
     # Deployments: begin, mark in progress, heartbeat (finishing: finish.py; recovery: recovery.py).

@@ -385,3 +385,32 @@ Index("ix_webhook_deliveries_status_next_attempt_at", webhook_deliveries.c.statu
       webhook_deliveries.c.next_attempt_at)  # fmt: skip
 Index("ix_webhook_deliveries_webhook_id_event_id", webhook_deliveries.c.webhook_id,
       webhook_deliveries.c.event_id, unique=True)  # fmt: skip
+
+# Health, as the monitor last saw it: one row per host and per instance it watches. `since` is
+# when the state last changed (what "offline for 5 min" is read from).
+host_health = Table(
+    "host_health",
+    metadata,
+    Column("host", String(NAME), primary_key=True),
+    Column("site", String(NAME), nullable=False),
+    Column("state", String(STATUS), nullable=False),  # online, offline, unknown
+    Column("since", UtcDateTime(), nullable=False),
+    Column("last_ok_at", UtcDateTime()),
+    Column("checked_at", UtcDateTime(), nullable=False),
+    Column("error", MaskedText()),  # why the last round failed (None: it did not)
+)
+Index("ix_host_health_site", host_health.c.site)
+
+instance_health = Table(
+    "instance_health",
+    metadata,
+    Column("instance", String(NAME), primary_key=True),
+    Column("site", String(NAME), nullable=False),
+    Column("host", String(NAME), nullable=False),
+    Column("health", String(STATUS), nullable=False),  # healthy, failing, disabled, ...
+    Column("since", UtcDateTime(), nullable=False),
+    Column("detail", MaskedText(), nullable=False),
+    Column("drift", MaskedJson(), nullable=False),  # {"items": [{"instance", "kind", "detail"}]}
+    Column("checked_at", UtcDateTime(), nullable=False),
+)
+Index("ix_instance_health_site", instance_health.c.site)

@@ -1,0 +1,402 @@
+"""Health monitoring and drift: what the monitor saw of each site, host and instance.
+
+`health` reads the store's view (what the server's monitor, or the last `check`, wrote);
+`check` runs one round now over the chosen sites' hosts, stores it and publishes what changed;
+`Watch` is the server's monitor, a round every `interval` seconds through one executor pool
+that stays open between rounds. `drift` runs a deep round (every file's checksum verified) and
+returns what differs; `accept` takes the files of an instance's live release as they are now
+(their checksums written again), so a change made by hand on purpose is no longer drift.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from shipyard.app.session import Session
+from shipyard.deploy.drift import Drift, DriftKind
+from shipyard.errors import ShipyardError, UsageError
+from shipyard.events import Event, EventBus
+from shipyard.plan.health import (
+    OFFLINE_AFTER,
+    RECENT_FAILURES,
+    SiteCounts,
+    SiteState,
+    site_state,
+)
+
+if TYPE_CHECKING:
+    from shipyard.deploy.monitor import Monitor, RoundResult, WatchedHost
+    from shipyard.executors.factory import ExecutorPool
+    from shipyard.store.health import HostHealthRow, InstanceHealthRow
+
+log = logging.getLogger(__name__)
+
+Sites = frozenset[str] | None  # the sites a caller may see (None: every site)
+EventSink = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class HostHealth:
+    host: str
+    site: str
+    state: str
+    since: datetime
+    last_ok_at: datetime | None
+    checked_at: datetime
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _json(asdict(self))
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> HostHealth:
+        return cls(**_times(value, "since", "last_ok_at", "checked_at"))
+
+
+@dataclass(frozen=True)
+class InstanceHealth:
+    instance: str
+    site: str
+    host: str
+    health: str
+    since: datetime
+    detail: str
+    checked_at: datetime
+    drift: tuple[Drift, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        shown = _json(asdict(self))
+        shown["drift"] = [d.to_json() for d in self.drift]
+        return shown
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> InstanceHealth:
+        fields = _times(value, "since", "checked_at")
+        fields["drift"] = tuple(Drift.from_json(d) for d in value.get("drift", ()))
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class SiteHealth:
+    site: str
+    state: str
+    counts: SiteCounts
+
+    def to_json(self) -> dict[str, Any]:
+        return {"site": self.site, "state": self.state, **asdict(self.counts)}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> SiteHealth:
+        counts = {k: int(value[k]) for k in SiteCounts.__dataclass_fields__}
+        return cls(str(value["site"]), str(value["state"]), SiteCounts(**counts))
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    sites: tuple[SiteHealth, ...]
+    hosts: tuple[HostHealth, ...]
+    instances: tuple[InstanceHealth, ...]
+    unknown: tuple[Drift, ...] = ()  # services on hosts the store does not know (from a check)
+
+    @property
+    def drift(self) -> list[Drift]:
+        return [d for i in self.instances for d in i.drift] + list(self.unknown)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sites": [s.to_json() for s in self.sites],
+            "hosts": [h.to_json() for h in self.hosts],
+            "instances": [i.to_json() for i in self.instances],
+            "unknown": [d.to_json() for d in self.unknown],
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> HealthReport:
+        return cls(
+            tuple(SiteHealth.from_json(s) for s in value["sites"]),
+            tuple(HostHealth.from_json(h) for h in value["hosts"]),
+            tuple(InstanceHealth.from_json(i) for i in value["instances"]),
+            tuple(Drift.from_json(d) for d in value.get("unknown", ())),
+        )
+
+
+def health(
+    session: Session,
+    *,
+    site: str | None = None,
+    sites: Sites = None,
+    now: datetime | None = None,
+    unknown: Iterable[Drift] = (),
+) -> HealthReport:
+    """The store's view of health (of one site, of the sites a caller may see)."""
+    from shipyard.store.journal import utc_now
+
+    chosen = _chosen_sites(session, site, sites)
+    store = session.store
+    at = now or utc_now()
+    hosts = [h for h in store.host_health() if h.site in chosen]
+    found = [i for i in store.instance_health() if i.site in chosen]
+    failures = store.failures_since(at - timedelta(seconds=RECENT_FAILURES))
+    counts: dict[str, dict[str, int]] = {s: {} for s in sorted(chosen)}
+    for h in hosts:
+        key = f"hosts_{h.state}"
+        counts[h.site][key] = counts[h.site].get(key, 0) + 1
+    for i in found:
+        if i.health == "failing":
+            counts[i.site]["failing"] = counts[i.site].get("failing", 0) + 1
+        if i.drift:
+            counts[i.site]["drifted"] = counts[i.site].get("drifted", 0) + 1
+    report_sites = []
+    for name, n in counts.items():
+        tally = SiteCounts(**n, recent_failures=failures.get(name, 0))
+        report_sites.append(SiteHealth(name, site_state(tally).value, tally))
+    return HealthReport(
+        tuple(report_sites),
+        tuple(_host(h) for h in hosts),
+        tuple(_instance(i) for i in found),
+        tuple(d for d in unknown if _site_of_unknown(session, d) in chosen),
+    )
+
+
+async def check(
+    session: Session,
+    *,
+    site: str | None = None,
+    sites: Sites = None,
+    deep: bool = False,
+    on_event: EventSink | None = None,
+) -> HealthReport:
+    """One round now over the chosen hosts (a deep one verifies every file's checksum): stored,
+    what changed published as events (stored, and to `on_event`), and the report returned."""
+    from shipyard.store.journal import utc_now
+
+    chosen = _chosen_sites(session, site, sites)
+    bus = _bus(session, on_event)
+    pool = session.executor_pool()
+    async with pool:
+        watch = Watch(session, pool, bus.publish, offline_after=OFFLINE_AFTER)
+        result = await watch.round(chosen, deep=deep)
+    await bus.flush()
+    return health(session, site=site, sites=sites, now=utc_now(), unknown=result.unknown)
+
+
+async def drift(session: Session, *, site: str | None = None, sites: Sites = None) -> HealthReport:
+    """A deep round over the chosen hosts: every difference between them and the store."""
+    return await check(session, site=site, sites=sites, deep=True)
+
+
+async def accept(session: Session, names: Iterable[str], *, sites: Sites = None) -> list[str]:
+    """Take the files of each named instance's live release as they are now: their checksums
+    are written again on the host (so a hand edit made on purpose stops being drift). Only
+    files: a release switched or a program stopped by hand is fixed by deploying again.
+    Returns the instances accepted; audited."""
+    from shipyard.commands.inspect import sums_script
+    from shipyard.commands.release import ReleaseLayout
+    from shipyard.config.topology import all_hosts
+
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        raise UsageError("name the instances whose files to accept")
+    store = session.store
+    refs = all_hosts(session.flatten().loaded.project)
+    chosen = []
+    for name in wanted:
+        record = store.instance_state(name)
+        if record is None or record.deployed is None or record.lifecycle.value == "deleted":
+            raise UsageError(f"cannot accept {name}: nothing of it is deployed")
+        if sites is not None and record.site not in sites:
+            raise UsageError(f"cannot accept {name}: site {record.site} is not yours")
+        if record.host not in refs:
+            raise UsageError(f"cannot accept {name}: its host {record.host} is not in the project")
+        host_config = record.deployed.config.get("host")
+        root = str(host_config["root"]) if isinstance(host_config, dict) else ""
+        if not root:
+            raise UsageError(f"cannot accept {name}: its deployed config names no deploy root")
+        chosen.append((record, ReleaseLayout(root, record.service)))
+    async with session.executor_pool() as pool:
+        for record, layout in chosen:
+            assert record.deployed is not None
+            executor = pool.executor(record.host, refs[record.host].host)
+            try:
+                await executor.run(sums_script(layout, record.deployed.revision).named("accept"))
+            except ShipyardError as error:
+                raise UsageError(f"cannot accept {record.name}: {error}") from None
+            store.append_audit(
+                actor=session.actor, action="drift.accept", target=record.name, result="success",
+                detail={"revision": record.deployed.revision},
+            )  # fmt: skip
+    return [record.name for record, _ in chosen]
+
+
+class Watch:
+    """The monitor over a session's project: what to watch is read again at every round (the
+    config may have been reloaded, instances deployed), from the store and the project."""
+
+    def __init__(
+        self,
+        session: Session,
+        pool: ExecutorPool,
+        publish: EventSink,
+        *,
+        offline_after: float = OFFLINE_AFTER,
+    ) -> None:
+        from shipyard.deploy.monitor import Monitor
+        from shipyard.store.journal import utc_now
+
+        self.session = session
+        self._pool = pool
+        self.monitor: Monitor = Monitor(
+            self._executor,
+            publish,
+            session.masker().text,
+            offline_after=offline_after,
+            started=utc_now(),
+        )
+
+    async def round(self, sites: Iterable[str] | None = None, *, deep: bool = False) -> RoundResult:
+        from shipyard.store.journal import utc_now
+
+        session = self.session
+        chosen = set(sites) if sites is not None else None
+        hosts = await asyncio.to_thread(watched_hosts, session, chosen)
+        store = session.store
+        before_hosts = {h.host: h for h in await asyncio.to_thread(store.host_health)}
+        before = {i.instance: i for i in await asyncio.to_thread(store.instance_health)}
+        result = await self.monitor.round(hosts, before_hosts, before, utc_now, deep=deep)
+        await asyncio.to_thread(store.save_health, result.hosts, result.instances)
+        if chosen is None:  # what the project no longer has
+            gone_hosts = set(before_hosts) - {h.host for h in result.hosts}
+            gone = set(before) - {i.instance for i in result.instances}
+            if gone_hosts or gone:
+                await asyncio.to_thread(
+                    store.forget_health, hosts=sorted(gone_hosts), found=sorted(gone)
+                )
+        return result
+
+    def _executor(self, host: WatchedHost) -> Any:
+        from shipyard.config.topology import all_hosts
+
+        ref = all_hosts(self.session.flatten().loaded.project)[host.host]
+        return self._pool.executor(ref.name, ref.host)
+
+
+def watched_hosts(session: Session, sites: set[str] | None) -> list[WatchedHost]:
+    """Every host of the chosen sites with the instances the monitor watches on it: each
+    instance as deployed (its stored snapshot), or as the config has it when never deployed."""
+    from shipyard.config.topology import all_hosts
+    from shipyard.deploy.drift import Expected
+    from shipyard.deploy.instance import Release
+    from shipyard.deploy.monitor import Watched, WatchedHost
+
+    flat = session.flatten()
+    project = flat.loaded.project
+    states = {s.name: s for s in session.store.instance_states()}
+    known: dict[str, set[str]] = {}
+    for s in states.values():
+        if s.lifecycle.value != "deleted" and s.deployed is not None:
+            known.setdefault(s.host, set()).add(s.service)
+    by_host: dict[str, list[Watched]] = {}
+    for instance in flat.instances.values():
+        if sites is not None and instance.site not in sites:
+            continue
+        state = states.get(instance.name)
+        deployed = state.deployed if state is not None else None
+        lifecycle = state.lifecycle.value if state is not None else "active"
+        live = instance
+        if deployed is not None:
+            live = instance.as_deployed(deployed.revision, deployed.config, deployed.secrets)
+        ref = all_hosts(project)[instance.host]
+        target = Release(live, flat.realise(live), ref, flat.loaded.home)
+        expected = Expected(
+            instance=instance.name,
+            service=instance.service,
+            revision=deployed.revision if deployed is not None else None,
+            lifecycle=lifecycle,
+            program=target.program,
+            bluegreen=live.strategy.uses_slots,
+        )
+        by_host.setdefault(instance.host, []).append(Watched(expected, target))
+    out = []
+    for name, ref in all_hosts(project).items():
+        if sites is not None and ref.site not in sites:
+            continue
+        watched = by_host.get(name, [])
+        root = ref.root(session.home) if not watched else watched[0].target.root
+        out.append(
+            WatchedHost(name, ref.site, str(root), tuple(watched), frozenset(known.get(name, ())))
+        )
+    return out
+
+
+def _chosen_sites(session: Session, site: str | None, sites: Sites) -> set[str]:
+    every = set(session.flatten(empty_ok=True).loaded.project.sites)
+    if site is not None:
+        if site not in every:
+            raise UsageError(f"no site named {site!r} (sites: {', '.join(sorted(every))})")
+        if sites is not None and site not in sites:
+            raise UsageError(f"site {site} is not yours")
+        return {site}
+    return every if sites is None else every & set(sites)
+
+
+def _bus(session: Session, on_event: EventSink | None) -> EventBus:
+    bus = EventBus(session.store.append_events)
+    if on_event is not None:
+        bus.subscribe(on_event)
+    return bus
+
+
+def _site_of_unknown(session: Session, drift: Drift) -> str | None:
+    from shipyard.config.topology import all_hosts
+
+    host = drift.instance.partition("@")[2]
+    ref = all_hosts(session.flatten().loaded.project).get(host)
+    return ref.site if ref is not None else None
+
+
+def _host(row: HostHealthRow) -> HostHealth:
+    return HostHealth(
+        row.host, row.site, row.state, row.since, row.last_ok_at, row.checked_at, row.error
+    )
+
+
+def _instance(row: InstanceHealthRow) -> InstanceHealth:
+    drift = tuple(
+        Drift(str(d.get("instance", row.instance)), DriftKind(d["kind"]), str(d["detail"]))
+        for d in row.drift
+    )
+    return InstanceHealth(
+        row.instance, row.site, row.host, row.health, row.since, row.detail, row.checked_at, drift
+    )
+
+
+def _json(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in value.items()}
+
+
+def _times(value: dict[str, Any], *names: str) -> dict[str, Any]:
+    out = dict(value)
+    for name in names:
+        if out.get(name) is not None:
+            out[name] = datetime.fromisoformat(out[name])
+    return out
+
+
+__all__ = [
+    "HealthReport",
+    "HostHealth",
+    "InstanceHealth",
+    "SiteHealth",
+    "SiteState",
+    "Watch",
+    "accept",
+    "check",
+    "drift",
+    "health",
+    "watched_hosts",
+]
