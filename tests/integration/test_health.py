@@ -1,0 +1,129 @@
+"""Health monitoring and drift on the real SSH fleet: one round reads each host (its programs,
+records, files and health checks), a hand edit on a host is drift (and --accept takes it), a
+program stopped by hand and a release switched by hand are drift until a deploy puts them
+right, a service the store does not know is reported, and an unreachable host is offline once
+no report came for `offline_after`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deploy_project import Project, bootstrapped, free_port, service_dir
+
+from fleet import Fleet, FleetHost
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def hosts(fleet: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    found: Fleet = fleet(3)
+    with bootstrapped(Project(tmp_path_factory.mktemp("bootstrap"), found)):
+        yield found
+
+
+@pytest.fixture
+def project(hosts: Fleet, tmp_path: Path) -> Project:
+    return Project(tmp_path / "project", hosts)
+
+
+def service(port: int, hosts: list[str]) -> dict[str, Any]:
+    return {"template": "hello", "hosts": hosts, "overrides": {"ports": {"http": port}}}
+
+
+def drift_of(project: Project, *args: str, expect: int) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = project.json("drift", *args, expect=expect)
+    return found
+
+
+def supervisorctl(host: FleetHost, *args: str) -> None:
+    conf = Path(host.root) / "supervisor" / "supervisord.conf"
+    subprocess.run(["supervisorctl", "-c", str(conf), *args], check=True, capture_output=True)
+
+
+def test_a_hand_edit_is_drift_until_accepted_and_a_stopped_program_until_deployed(
+    project: Project,
+) -> None:
+    host = project.hosts[0]
+    port = free_port([host.address])
+    project.write({"calm": service(port, [host.name])})
+    project.deploy()
+    assert drift_of(project, expect=0) == []
+
+    live = service_dir(host, "calm") / "current"
+    edited = live / "server.py"
+    edited.write_text(edited.read_text() + "\n# changed by hand\n")
+    (live / "notes.txt").write_text("left here by hand")
+
+    found = drift_of(project, expect=1)
+    assert [(d["instance"], d["kind"]) for d in found] == [("calm@h001", "files")]
+    assert "changed: server.py" in found[0]["detail"]
+    assert "added: notes.txt" in found[0]["detail"]
+    health = project.json("health", expect=0)  # the drift round stored what it saw
+    [row] = [i for i in health["instances"] if i["instance"] == "calm@h001"]
+    assert (row["health"], [d["kind"] for d in row["drift"]]) == ("healthy", ["files"])
+
+    assert drift_of(project, "--accept", "calm@h001", expect=0) == []
+    assert "drift.accept" in [e["action"] for e in project.json("audit")]
+
+    supervisorctl(host, "stop", "calm")
+    found = drift_of(project, expect=1)
+    assert [(d["kind"], d["detail"]) for d in found] == [("program", "program calm is STOPPED")]
+    checked = project.json("health", "--check", expect=1)
+    [row] = [i for i in checked["instances"] if i["instance"] == "calm@h001"]
+    assert (row["health"], row["detail"]) == ("failing", "program is STOPPED")
+
+    project.json("deploy", "--force", "calm@h001")
+    assert drift_of(project, expect=0) == []
+
+
+def test_a_release_switched_by_hand_and_an_unknown_service_are_drift(project: Project) -> None:
+    host = project.hosts[1]
+    port = free_port([host.address])
+    project.write({"twin": service(port, [host.name])})
+    first = project.deploy()["twin@h002"]["revision"]
+    project.write({"twin": service(port, [host.name])}, vars={"release": "v2"})
+    second = project.deploy()["twin@h002"]["revision"]
+    current = service_dir(host, "twin") / "current"
+    os.remove(current)
+    os.symlink(f"releases/{first}", current)  # switched back by hand
+    stray = Path(host.root) / "stray"
+    stray.mkdir()
+    (stray / "deployed.json").write_text(json.dumps({"format": 1}))
+    try:
+        found = {(d["instance"], d["kind"]): d["detail"] for d in drift_of(project, expect=1)}
+    finally:
+        (stray / "deployed.json").unlink()
+        stray.rmdir()
+    assert found[("twin@h002", "release")] == (
+        f"current points at {first[:12]}, the store deployed {second[:12]}"
+    )
+    assert "stray holds a host record" in found[("stray@h002", "unknown")]
+
+
+def test_an_unreachable_host_is_offline_and_its_instances_unknown(
+    project: Project, hosts: Fleet
+) -> None:
+    near, far = project.hosts[0], project.hosts[2]
+    port = free_port([near.address, far.address])
+    placed = {"pair": service(port, [near.name, far.name])}
+    project.write(placed)
+    project.deploy()
+    first = project.json("health", "--check", expect=0)
+    assert {h["host"]: h["state"] for h in first["hosts"]} == {
+        "h001": "online", "h002": "online", "h003": "online",
+    }  # fmt: skip
+
+    project.write(placed, addresses={far.name: hosts.silent_address()})
+    cut = project.json("health", "--check", expect=0)  # one lost round is not an outage yet
+    [row] = [h for h in cut["hosts"] if h["host"] == "h003"]
+    assert row["state"] == "online"
+    assert "cannot connect" in row["error"]
+    events = project.json("events")
+    assert [e["phase"] for e in events if e["host"] == "h003" and e["phase"] == "host-error"]
