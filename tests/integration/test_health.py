@@ -6,17 +6,20 @@ no report came for `offline_after`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 import pytest
-from deploy_project import Project, bootstrapped, free_port, service_dir
+from deploy_project import Project, bootstrapped, free_port, service_dir, wait_for
 
-from fleet import Fleet, FleetHost
+from fleet import Fleet, FleetHost, start_fleet, stop_fleet
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +48,32 @@ def drift_of(project: Project, *args: str, expect: int) -> list[dict[str, Any]]:
 def supervisorctl(host: FleetHost, *args: str) -> None:
     conf = Path(host.root) / "supervisor" / "supervisord.conf"
     subprocess.run(["supervisorctl", "-c", str(conf), *args], check=True, capture_output=True)
+
+
+def family(pid: int) -> list[int]:
+    """`pid` and every process below it (sshd's connection processes run sessions of their
+    own, so its process group does not hold them)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rpartition(")")[2].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def signal_all(pids: list[int], number: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, number)
 
 
 def test_a_hand_edit_is_drift_until_accepted_and_a_stopped_program_until_deployed(
@@ -127,3 +156,47 @@ def test_an_unreachable_host_is_offline_and_its_instances_unknown(
     assert "cannot connect" in row["error"]
     events = project.json("events")
     assert [e["phase"] for e in events if e["host"] == "h003" and e["phase"] == "host-error"]
+
+
+def test_the_servers_monitor_shows_a_stopped_host_offline_and_back_online(
+    tmp_path: Path,
+) -> None:
+    """A host of its own whose sshd (and its connections) is stopped with SIGSTOP: no report
+    comes, and after `offline_after` without one the host is offline; SIGCONT, and the next
+    round finds it online. Both changes are events. (The defaults are 30 s and 60 s; the
+    test runs the same rules at 1 s and 3 s.)"""
+    from fastapi.testclient import TestClient
+
+    from shipyard.server.app import create_app
+    from shipyard.server.settings import Settings
+
+    lonely = start_fleet(1, tmp_path / "lonely", tie_to_parent=True)
+    try:
+        project = Project(tmp_path / "project", lonely)
+        project.write({})
+        settings = Settings(
+            project=project.dir / "shipyard.yaml", no_auth=True,
+            health_interval=1.0, offline_after=3.0,
+        )  # fmt: skip
+        env = {"SHIPYARD_DATABASE_URL": f"sqlite:///{tmp_path}/state.db"}
+        with TestClient(create_app(settings, environ=env)) as client:
+
+            def state() -> str:
+                hosts = client.get("/api/hosts/health").json()["hosts"]
+                return str(hosts[0]["state"]) if hosts else "none"
+
+            wait_for(lambda: state() == "online", "the host online", timeout=30)
+            stopped = family(lonely.daemons[0].pid)  # the listener and the open connection
+            signal_all(stopped, signal.SIGSTOP)
+            try:
+                wait_for(lambda: state() == "offline", "the host offline", timeout=30)
+            finally:
+                signal_all(stopped, signal.SIGCONT)
+            wait_for(lambda: state() == "online", "the host back online", timeout=60)
+            events = client.get("/api/events").json()["events"]
+    finally:
+        stop_fleet(lonely)
+    changes = [(e["result"], e["at"]) for e in events if e["phase"] == "health"]
+    assert [r for r, _ in changes] == ["online", "offline", "online"]
+    went, offline = datetime.fromisoformat(changes[0][1]), datetime.fromisoformat(changes[1][1])
+    assert (offline - went).total_seconds() >= 3.0  # never before offline_after

@@ -106,6 +106,8 @@ def serve(
     test; `settings` override Settings' defaults. A store used before needs its `admin_token`
     (one is made, and shown, only at the first start)."""
     env = {"SHIPYARD_DATABASE_URL": database_url, "SHIPYARD_ACTOR": "server"}
+    # No health rounds unless a test asks for them: their events would join every stream.
+    settings = {"health_interval": 0.0, **settings}
     made = Settings(project=root / "shipyard.yaml", **settings)  # type: ignore[arg-type]
     app = create_app(made, environ=env)
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -59,7 +59,7 @@ def serving(
         process = subprocess.Popen(
             [sys.executable, "-m", "shipyard", "-p", str(project), "serve",
              "--listen", f"127.0.0.1:{port}", *args],
-            env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "SHIPYARD_HEALTH_INTERVAL": "0", **env}, stdout=out, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
     served = ServeProcess(process, f"http://127.0.0.1:{port}", None, log)
     try:

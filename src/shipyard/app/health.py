@@ -233,6 +233,20 @@ async def accept(session: Session, names: Iterable[str], *, sites: Sites = None)
     return [record.name for record, _ in chosen]
 
 
+def sites_of(session: Session, names: Iterable[str]) -> set[str]:
+    """The sites of the named instances, as the config or (for an orphan) the store has them;
+    a name neither knows has none (it is refused later, by name)."""
+    flat = session.flatten()
+    found = set()
+    for name in names:
+        instance = flat.instances.get(name)
+        if instance is not None:
+            found.add(instance.site)
+        elif (record := session.store.instance_state(name)) is not None:
+            found.add(record.site)
+    return found
+
+
 class Watch:
     """The monitor over a session's project: what to watch is read again at every round (the
     config may have been reloaded, instances deployed), from the store and the project."""
@@ -258,7 +272,10 @@ class Watch:
             started=utc_now(),
         )
 
-    async def round(self, sites: Iterable[str] | None = None, *, deep: bool = False) -> RoundResult:
+    async def round(
+        self, sites: Iterable[str] | None = None, *, deep: bool = False, wait: float | None = None
+    ) -> RoundResult:
+        """One round (see Monitor.round: `wait` bounds how long it waits for slow hosts)."""
         from shipyard.store.journal import utc_now
 
         session = self.session
@@ -267,7 +284,9 @@ class Watch:
         store = session.store
         before_hosts = {h.host: h for h in await asyncio.to_thread(store.host_health)}
         before = {i.instance: i for i in await asyncio.to_thread(store.instance_health)}
-        result = await self.monitor.round(hosts, before_hosts, before, utc_now, deep=deep)
+        result = await self.monitor.round(
+            hosts, before_hosts, before, utc_now, deep=deep, wait=wait
+        )
         await asyncio.to_thread(store.save_health, result.hosts, result.instances)
         if chosen is None:  # what the project no longer has
             gone_hosts = set(before_hosts) - {h.host for h in result.hosts}
@@ -277,6 +296,9 @@ class Watch:
                     store.forget_health, hosts=sorted(gone_hosts), found=sorted(gone)
                 )
         return result
+
+    def close(self) -> None:
+        self.monitor.close()
 
     def _executor(self, host: WatchedHost) -> Any:
         from shipyard.config.topology import all_hosts
@@ -398,5 +420,6 @@ __all__ = [
     "check",
     "drift",
     "health",
+    "sites_of",
     "watched_hosts",
 ]

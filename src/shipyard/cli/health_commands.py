@@ -50,9 +50,11 @@ def health(
         from shipyard.app.health import HealthReport
 
         masker = NO_SECRETS  # what the server sends is masked already
-        path = "/api/health/check" if check else "/api/health"
         params = {"site": site} if site else {}
-        found = api.post(path, params) if check else api.get(path, params)
+        if check:
+            found = api.post("/api/hosts/health/check", params)
+        else:
+            found = api.get("/api/hosts/health", params)
         report = HealthReport.from_json(found)
     else:
         from shipyard.app import health as use

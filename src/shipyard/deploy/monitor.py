@@ -7,7 +7,7 @@ services have a host record under the deploy root, and for each watched instance
 record, its links, how the files of its deployed release differ from their checksums, and its
 health check. What the host answers is compared with the store (plan.drift, plan.health).
 
-A round is bounded: at most `in_flight` hosts at once, each under the time limit of its slowest
+A round is bounded: at most `in_flight` hosts read at once, each under the time limit of its slowest
 health check plus a margin (and the executor's backstop past it). What changed since the last
 round is published as events: a host going offline or coming back (HEALTH), a host's new error
 (HOST_ERROR), an instance's health changing (HEALTH), drift appearing, changing or going away
@@ -16,7 +16,9 @@ round is published as events: a host going offline or coming back (HEALTH), a ho
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,7 +43,7 @@ from shipyard.deploy.instance import Release
 from shipyard.errors import ExecutionError
 from shipyard.events import Event, Phase
 from shipyard.executors.base import Executor
-from shipyard.executors.fanout import HostOutcome, fan_out
+from shipyard.executors.fanout import HostOutcome
 from shipyard.plan.health import HostState, InstanceHealth, host_state, instance_health
 from shipyard.store.health import HostHealthRow, InstanceHealthRow
 
@@ -186,8 +188,25 @@ class Monitor:
         self._mask = mask
         self.offline_after = offline_after
         self.started = started
-        self._in_flight = in_flight
-        self._busy: set[str] = set()  # hosts whose last round has not answered yet
+        self._gate = asyncio.Semaphore(in_flight)
+        # Each host's read in flight: a host slower than a round is waited for no longer than
+        # the round; its answer is taken by the first round after it came.
+        self._pending: dict[str, asyncio.Task[HostOutcome[HostAnswer]]] = {}
+
+    async def _read(self, host: WatchedHost, deep: bool) -> HostOutcome[HostAnswer]:
+        async with self._gate:
+            started = time.monotonic()
+            try:
+                answer = await read_host(self._executor(host), host, deep=deep)
+            except Exception as error:  # a host's failure is data; the others go on
+                return HostOutcome(host.host, error=error, duration=time.monotonic() - started)
+            return HostOutcome(host.host, answer, duration=time.monotonic() - started)
+
+    def close(self) -> None:
+        """Cancel the reads still in flight (when the monitor stops)."""
+        for task in self._pending.values():
+            task.cancel()
+        self._pending.clear()
 
     async def round(
         self,
@@ -197,27 +216,26 @@ class Monitor:
         now: Callable[[], datetime],
         *,
         deep: bool = False,
+        wait: float | None = None,
     ) -> RoundResult:
-        """Read every host not still busy with an earlier round; the rows to store and the
-        events published. A host still busy keeps its row, its state aged to `now`."""
-        ready = [h for h in hosts if h.host not in self._busy]
-        self._busy.update(h.host for h in ready)
-
-        by_executor = {}
-        for h in ready:
-            by_executor[self._executor(h)] = h
-
-        async def one(executor: Executor) -> HostAnswer:
-            host = by_executor[executor]
-            try:
-                return await read_host(executor, host, deep=deep)
-            finally:
-                self._busy.discard(host.host)
-
-        result = await fan_out(list(by_executor), one, limit=self._in_flight)
-        outcomes = {
-            by_executor[e].host: o for e, o in zip(by_executor, result.outcomes, strict=True)
-        }
+        """Read every host (one whose read from an earlier round is still in flight is not read
+        again), waiting at most `wait` seconds (None: until every read ends, each bounded by
+        its time limit); the rows to store and the events published. A host that did not
+        answer keeps what was known of it, its state aged to `now`."""
+        for host in hosts:
+            if host.host not in self._pending:
+                self._pending[host.host] = asyncio.create_task(
+                    self._read(host, deep), name=f"health {host.host}"
+                )
+        chosen = [self._pending[h.host] for h in hosts]
+        if chosen:
+            await asyncio.wait(chosen, timeout=wait)
+        outcomes: dict[str, HostOutcome[HostAnswer]] = {}
+        for host in hosts:
+            task = self._pending[host.host]
+            if task.done():  # else still reading: no answer yet, its result counts next time
+                del self._pending[host.host]
+                outcomes[host.host] = task.result()
         at = now()
         out = RoundResult([], [], [])
         for host in hosts:

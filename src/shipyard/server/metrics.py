@@ -25,6 +25,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from shipyard.app.fleet import FleetCounts, fleet_counts
+from shipyard.app.health import HealthReport
+from shipyard.app.health import health as health_report
 from shipyard.events import Event, Phase
 from shipyard.server.state import ServerState
 
@@ -78,6 +80,15 @@ class Metrics:
             "Hosts whose latest deployment seen by this server failed to connect.",
             registry=r,
         )
+        self.hosts = Gauge(
+            "shipyard_hosts", "Hosts by site and health (online, offline, unknown), as the"
+            " health monitor last saw them.", ["site", "state"], registry=r,
+        )  # fmt: skip
+        self.drifted = Gauge(
+            "shipyard_instances_drifted",
+            "Instances whose host differs from the store, by site (the last health round).",
+            ["site"], registry=r,
+        )  # fmt: skip
         self.sse_clients = Gauge(
             "shipyard_sse_clients", "Event stream clients connected.", registry=r
         )
@@ -112,8 +123,26 @@ class Metrics:
                 self._down.discard(event.host)
         self.unreachable.set(len(self._down))
 
-    def refresh(self, state: ServerState, counts: FleetCounts, sse_clients: int) -> None:
+    def refresh(
+        self,
+        state: ServerState,
+        counts: FleetCounts,
+        sse_clients: int,
+        health: HealthReport | None = None,
+    ) -> None:
         """The gauges read at a scrape."""
+        if health is not None:
+            self.hosts.clear()
+            self.drifted.clear()
+            for one in health.sites:
+                c = one.counts
+                for name, n in (
+                    ("online", c.hosts_online),
+                    ("offline", c.hosts_offline),
+                    ("unknown", c.hosts_unknown),
+                ):
+                    self.hosts.labels(one.site, name).set(n)
+                self.drifted.labels(one.site).set(c.drifted)
         self.instances.clear()
         for (site, status), n in counts.by_status.items():
             self.instances.labels(site, status).set(n)
@@ -190,5 +219,6 @@ async def scrape(app: FastAPI, state: ServerState, sse_clients: int) -> str:
     """Refresh what is read at a scrape, then render every metric."""
     metrics = metrics_of(app)
     counts = await asyncio.to_thread(fleet_counts, state.session)
-    metrics.refresh(state, counts, sse_clients)
+    health = await asyncio.to_thread(health_report, state.session)
+    metrics.refresh(state, counts, sse_clients, health)
     return metrics.exposition(state)

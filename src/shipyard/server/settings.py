@@ -53,6 +53,12 @@ class Settings(BaseModel):
     session_lifetime: float = Field(
         43_200.0, gt=0, description="Seconds a browser session lasts at most."
     )
+    health_interval: float = Field(
+        30.0, ge=0, description="Seconds between health rounds over every host (0: none)."
+    )
+    offline_after: float = Field(
+        60.0, gt=0, description="Seconds without a successful report before a host is offline."
+    )
 
     @field_validator("listen")
     @classmethod
