@@ -142,6 +142,9 @@ def test_a_secret_reaches_its_host_and_nothing_else(project: LocalProject) -> No
         both(project, "status")
         both(project, "audit")
         both(project, "hosts")
+        both(project, "health", "--check")
+        both(project, "drift")
+        both(project, "health")
 
     assert len(project.runs) > 20
     assert_nothing_kept(project)
