@@ -89,6 +89,12 @@ def test_reading_commands_print_the_same_through_the_server(served: Served) -> N
     served.same("audit", "--since", "2000-01-01T00:00:00", "--json")
     served.same("audit", "verify")
     served.same("audit", "verify", "--json")
+    checked = served.cli("health", "--check")
+    assert checked.returncode == 0, checked.stderr
+    served.same("health")
+    served.same("health", "--json")
+    served.same("health", "--site", "dev")
+    assert "no drift" in served.same("drift")
 
 
 def test_errors_come_back_as_the_local_ones(served: Served) -> None:
