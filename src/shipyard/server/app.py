@@ -155,9 +155,9 @@ def stacks() -> str:
 
 def _services() -> list[Callable[[FastAPI], None]]:
     """What runs beside the routes; each installs its starters, stoppers and middleware."""
-    from shipyard.server import headers, metrics, sse, webhooks
+    from shipyard.server import headers, metrics, retention, sse, webhooks
 
-    return [sse.install, metrics.install, webhooks.install, headers.install]
+    return [sse.install, metrics.install, webhooks.install, retention.install, headers.install]
 
 
 def _version() -> str:
