@@ -54,7 +54,8 @@ class EventLogPage:
     next_before: int | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"events": [e.to_json() for e in self.events], "next_before": self.next_before}
+        shown = [{**e.to_json(), "message": e.message} for e in self.events]
+        return {"events": shown, "next_before": self.next_before}
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> EventLogPage:

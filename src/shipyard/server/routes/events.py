@@ -63,6 +63,7 @@ class LogEventOut(EventOut):
     subject: str | None
     severity: str
     source: str
+    message: str
 
 
 class EventLogOut(BaseModel):
