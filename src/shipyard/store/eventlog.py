@@ -10,6 +10,7 @@ Every word must match; the last one matches as a prefix too (`deplo` finds `depl
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,14 +23,14 @@ from shipyard.store.journal import Journal
 from shipyard.store.tables import events
 
 PAGE = 500
+STATS_SECONDS = 600.0
+COMMON_SHARE = 0.01  # words in at least 1% of events: a page of them is found walking back
 PURGE_BATCH = 5_000
 MAX_WORDS = 16
 MAX_WORD = 64
-# Must be the expression of migration 0008's index, or PostgreSQL will not use it.
-PG_DOCUMENT = (
-    "to_tsvector('simple'::regconfig, regexp_replace(coalesce(events.message, '') || ' ' ||"
-    " coalesce(events.source, ''), '[[:punct:]]+', ' ', 'g'))"
-)
+# Migration 0008's tsvector column on PostgreSQL (the database computes it from message and
+# source; the table here does not describe it: nothing but the search reads it).
+PG_DOCUMENT = "events.events_search_doc"
 _WORD = re.compile(r"[^\W_]+")
 _SEARCH = table("events_search", column("rowid"))
 _ORDER = list(Severity)
@@ -90,6 +91,7 @@ class EventLog(Journal):
             query = select(events)
             order: ColumnElement[int] = events.c.id
             if words and conn.dialect.name == "postgresql":
+                _choose_pg_plan(conn, self._word_frequencies(conn), words)
                 match = text(f"{PG_DOCUMENT} @@ to_tsquery('simple'::regconfig, :terms)")
                 query = query.where(match.bindparams(terms=tsquery(words)))
             elif words:
@@ -104,6 +106,26 @@ class EventLog(Journal):
             query = query.where(*_conditions(wanted)).order_by(order.desc()).limit(limit)
             return [rows.event(row) for row in conn.execute(query).mappings()]
 
+    def _word_frequencies(self, conn: Connection) -> dict[str, float]:
+        """PostgreSQL's own statistics of the search index: its most common words and the
+        share of events holding each (read again every STATS_SECONDS); empty before ANALYZE."""
+        cached = getattr(self, "_word_stats", None)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < STATS_SECONDS:
+            found: dict[str, float] = cached[1]
+            return found
+        row = conn.execute(
+            text(
+                "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats"
+                " WHERE tablename = 'events' AND attname = 'events_search_doc'"
+            )
+        ).first()
+        found = {}
+        if row is not None and row[0] is not None:
+            found = dict(zip(row[0], row[1], strict=False))  # freqs end with min, max, nulls
+        self._word_stats = (now, found)
+        return found
+
     def purge_events(self, *, older_than: datetime, batch: int = PURGE_BATCH) -> int:
         """Delete the events stamped before `older_than`, `batch` rows a transaction (so a
         writer waits for one batch at most); returns how many went."""
@@ -116,6 +138,23 @@ class EventLog(Journal):
             total += gone
             if gone < batch:
                 return total
+
+
+def _choose_pg_plan(conn: Connection, common: dict[str, float], words: tuple[str, ...]) -> None:
+    """Tell PostgreSQL how to find a page of matches, from how common the words are (its own
+    statistics): the planner cannot estimate a prefix (`word:*`), and a wrong guess costs
+    seconds at a million events. Common words: walk the ids backwards, testing each event,
+    and stop at the page's end. Rare ones: ask the GIN index for every match, then sort."""
+    if not common:
+        return  # no statistics yet (a small table): the planner's guess is cheap either way
+    floor = min(common.values())
+    shares = [common.get(w, floor / 2) for w in words[:-1]]
+    last = words[-1]
+    shares.append(sum(f for w, f in common.items() if w.startswith(last)) or floor / 2)
+    if min(shares) >= COMMON_SHARE:
+        conn.execute(text("SET LOCAL enable_bitmapscan = off"))
+    else:
+        conn.execute(text("SET LOCAL enable_indexscan = off"))
 
 
 def _conditions(wanted: EventFilter) -> list[ColumnElement[bool]]:

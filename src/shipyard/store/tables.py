@@ -264,7 +264,8 @@ Index("ix_events_rollout_id_id", events.c.rollout_id, events.c.id)
 Index("ix_events_site_id", events.c.site, events.c.id)
 Index("ix_events_at", events.c.at)
 # Kept by the migrations alone (no table here can describe them): the keyword index over
-# message and source, an FTS5 table on SQLite and an expression GIN index on PostgreSQL.
+# message and source, an FTS5 table on SQLite; on PostgreSQL a generated tsvector column of
+# events (events_search_doc) and its GIN index.
 SEARCH_OBJECTS = frozenset({"events_search", "ix_events_search"})
 
 
