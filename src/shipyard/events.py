@@ -69,6 +69,7 @@ class Severity(StrEnum):
 # Results that call for attention; any other result is information.
 _ERRORS = frozenset({"failed", "offline", "failing", "interrupted", "error"})
 _WARNINGS = frozenset({"skipped", "cancelled", "degraded", "unknown", "rolled-back", "drifted"})
+MESSAGE_DETAIL = 500  # characters of the detail an event's one-line message keeps
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,16 @@ class Event:
         if self.rollout_id is not None:
             return f"rollout {self.rollout_id}"
         return "system"
+
+    @property
+    def message(self) -> str:
+        """The one line the site event log shows and searches: phase, result and the start of
+        the detail (`finished failed: health check ...`); the source is beside it, not in it."""
+        line = self.phase.value if self.result is None else f"{self.phase.value} {self.result}"
+        detail = " ".join(self.detail[:MESSAGE_DETAIL].split())
+        if len(self.detail) > MESSAGE_DETAIL:
+            detail += " ..."
+        return f"{line}: {detail}" if detail else line
 
     @property
     def final(self) -> bool:

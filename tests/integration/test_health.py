@@ -12,8 +12,8 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest

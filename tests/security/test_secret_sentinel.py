@@ -135,6 +135,11 @@ def test_a_secret_reaches_its_host_and_nothing_else(project: LocalProject) -> No
             for e in json.loads(events.stdout)
             if e["phase"] == "finished" and e["result"] == "failed"
         ]
+        # The site event log shows, searches and stores its one-line messages masked too.
+        both(project, "events", "--search", "unhealthy")
+        searched = project.shipyard("events", "--search", "unhealthy", "--json")
+        assert f"unhealthy: {MASK}" in searched.stdout, explain(searched)
+        both(project, "events", "purge", "--days", "3650")
         both(project, "logs", failures[0])  # the first failing deploy installed v4
         logs = project.shipyard("logs", failures[0])
         assert f"install token={MASK}" in logs.stdout, explain(logs)

@@ -4,7 +4,7 @@ The project of test_secret_sentinel.py (a secret from the environment in env, a 
 and the health check; its install, program and failing health check echo it) is served by a
 real `shipyard serve`. Through it: a successful rollout and a failing one, followed on the SSE
 stream; then every reading route (project, plan, show, diff, status, rollouts, deployments and
-their logs, events, audit, versions and their diff, users, tokens, whoami, the login form), the
+their logs, events, the event log and its search, audit, versions and their diff, users, tokens, whoami, the login form), the
 log stream, /metrics, the CLI in client mode, and a webhook receiving every event. The sentinel must be in no answer, no stream, no
 webhook body, no line the server printed and no byte under `.shipyard`.
 """
@@ -127,6 +127,9 @@ def read_everything(seen: Seen, client: httpx.Client, rollouts: list[str]) -> No
     seen.get(client, f"/api/instances/{INSTANCE}/diff")
     seen.get(client, "/api/versions/1/diff/2")
     seen.get(client, "/api/events", after=0, limit=1000)
+    seen.get(client, "/api/events/log")
+    logged = seen.get(client, "/api/events/log", search="unhealthy")
+    assert any(MASK in e["detail"] for e in logged["events"]), logged
     for rollout_id in rollouts:
         found = seen.get(client, f"/api/rollouts/{rollout_id}")
         for deployment in found["deployments"]:
@@ -141,7 +144,7 @@ def run_clients(seen: Seen, server: ServeProcess, project: LocalProject) -> None
     blank = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     env = {**blank, "SHIPYARD_TOKEN": server.token, "SHIPYARD_CREDENTIALS": "/nonexistent"}
     for args in (["status"], ["plan"], ["diff"], ["show", INSTANCE], ["audit"], ["events"],
-                 ["deploy", "--force"]):  # fmt: skip
+                 ["events", "--search", "unhealthy"], ["deploy", "--force"]):  # fmt: skip
         for extra in ([], ["--json"]):
             done = subprocess.run(
                 [sys.executable, "-m", "shipyard", "--server", server.url, *args, *extra],

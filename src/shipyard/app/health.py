@@ -11,8 +11,9 @@ returns what differs; `accept` takes the files of an instance's live release as 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -299,6 +300,20 @@ class Watch:
 
     def close(self) -> None:
         self.monitor.close()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def opened(
+        cls, session: Session, publish: EventSink, *, offline_after: float = OFFLINE_AFTER
+    ) -> AsyncIterator[Watch]:
+        """A monitor with an executor pool of its own, open until the block ends (the reads
+        still in flight then are cancelled)."""
+        async with session.executor_pool() as pool:
+            watch = cls(session, pool, publish, offline_after=offline_after)
+            try:
+                yield watch
+            finally:
+                watch.close()
 
     def _executor(self, host: WatchedHost) -> Any:
         from shipyard.config.topology import all_hosts

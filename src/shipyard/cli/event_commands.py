@@ -14,6 +14,7 @@ from rich.text import Text
 from shipyard.cli.app import app
 from shipyard.cli.context import remote, session, whole_number
 from shipyard.cli.render import STYLE, JsonFlag, console, host_text, print_json
+from shipyard.errors import UsageError
 from shipyard.events import Event
 from shipyard.masking import NO_SECRETS, Masker
 
@@ -101,7 +102,13 @@ def _print_end(out: Console, status: str, error: str | None, masker: Masker) -> 
     out.print(line)
 
 
-@app.command()
+events_app = typer.Typer()  # `events` prints the stream or a page of the log; `events purge`
+app.add_typer(events_app, name="events")
+
+Word = Annotated[str | None, typer.Option(help="Only events of this site.")]
+
+
+@events_app.callback(invoke_without_command=True)
 def events(
     ctx: typer.Context,
     rollout: Annotated[str | None, typer.Option("--rollout", help="Only this rollout.")] = None,
@@ -114,12 +121,48 @@ def events(
         typer.Option(help="At most this many (without --follow).", callback=whole_number),
     ] = None,
     follow: Follow = False,
+    site: Word = None,
+    search: Annotated[
+        str | None, typer.Option(help="Only events whose message or source has all these words.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only events from this time on: ISO, or 30m, 2h, 3d ago.")
+    ] = None,
+    severity: Annotated[
+        str | None, typer.Option(help="Only events at least this grave: info, warning, error.")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option(help='Only events of this source ("host h1", "instance x").')
+    ] = None,
+    before: Annotated[
+        int | None,
+        typer.Option(help="Only events older than this id (the next page).", callback=whole_number),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Print the event stream, oldest first; --follow keeps reading (to its end, with --rollout).
 
-    With --json and --follow, one JSON object a line.
+    With --site, --search, --since, --severity, --source or --before: the site event log
+    instead, newest first, 500 a page (--before ID pages back). With --json and --follow, one
+    JSON object a line.
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    log_options = {
+        "--site": site, "--search": search, "--since": since, "--severity": severity,
+        "--source": source, "--before": before,
+    }  # fmt: skip
+    chosen_log = [name for name, value in log_options.items() if value is not None]
+    if chosen_log:
+        stream_options = {"--rollout": rollout, "--after": after, "--follow": follow or None}
+        mixed = [name for name, value in stream_options.items() if value is not None]
+        if mixed:
+            raise UsageError(
+                f"{', '.join(mixed)} reads the event stream and {', '.join(chosen_log)} pages"
+                " the site event log: give one or the other"
+            )
+        _print_log(ctx, site, search, since, severity, source, before, limit, json_output)
+        return
     api = remote(ctx)
     found: Iterable[Event]
     if api is not None:
@@ -160,6 +203,100 @@ def events(
                 _print_event(out, event, masker)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _print_log(
+    ctx: typer.Context,
+    site: str | None,
+    search: str | None,
+    since: str | None,
+    severity: str | None,
+    source: str | None,
+    before: int | None,
+    limit: int | None,
+    json_output: bool,
+) -> None:
+    """A page of the site event log, newest first, and how to ask for the next one."""
+    from datetime import UTC, datetime
+
+    from shipyard.app.eventlog import PAGE, event_log, parse_severity, parse_when
+
+    level = None if severity is None else parse_severity(severity)
+    start = None if since is None else parse_when(since, now=datetime.now(UTC))
+    size = limit or PAGE
+    api = remote(ctx)
+    if api is not None:
+        from shipyard.client import streams
+
+        masker = NO_SECRETS  # what the server sends is masked already
+        page = streams.event_log(
+            api, site=site, severity=level, since=start, source=source, search=search,
+            before=before, limit=size,
+        )  # fmt: skip
+    else:
+        cli = session(ctx)
+        masker = cli.masker()
+        page = event_log(
+            cli, site=site, severity=level, since=start, source=source, search=search,
+            before=before, limit=size,
+        )  # fmt: skip
+    if json_output:
+        print_json(page.to_json(), masker=masker)
+        return
+    out = console()
+    for event in page.events:
+        _print_logged(out, event, masker)
+    if page.next_before is not None:
+        out.print(Text(f"older events: add --before {page.next_before}", "dim"))
+
+
+SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": ""}
+
+
+def _print_logged(out: Console, event: Event, masker: Masker) -> None:
+    at = event.at.strftime("%Y-%m-%d %H:%M:%S")
+    level = event.severity.value
+    line = Text.assemble(
+        f"{event.id:>8} {at} ",
+        (f"{level:<7}", SEVERITY_STYLE[level]),
+        " ",
+        host_text(masker, event.site or "-", "bold"),
+        " ",
+        host_text(masker, event.source, "bold"),
+        " ",
+        host_text(masker, event.message),
+    )
+    out.print(line, soft_wrap=True)
+
+
+@events_app.command("purge")
+def purge(
+    ctx: typer.Context,
+    days: Annotated[
+        int | None,
+        typer.Option(
+            help="Delete events older than this many days (default 30).", callback=whole_number
+        ),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Delete the events older than the retention, a bounded batch a transaction (audited)."""
+    api = remote(ctx)
+    if api is not None:
+        masker = NO_SECRETS
+        found = api.post("/api/events/purge", {"days": days} if days is not None else {})
+        deleted, kept = int(found["deleted"]), int(found["days"])
+    else:
+        from shipyard.app.eventlog import RETENTION_DAYS, purge_events
+
+        cli = session(ctx)
+        masker = cli.masker()
+        kept = days or RETENTION_DAYS
+        deleted = purge_events(cli, days=kept)
+    if json_output:
+        print_json({"deleted": deleted, "days": kept}, masker=masker)
+        return
+    console().print(f"purged {deleted} event(s) older than {kept} day(s)", markup=False)
 
 
 def _print_event(out: Console, event: Event, masker: Masker) -> None:

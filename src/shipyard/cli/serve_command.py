@@ -44,6 +44,14 @@ def serve(
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="Ask for no token (loopback addresses only).")
     ] = False,
+    event_retention_days: Annotated[
+        int | None,
+        typer.Option(
+            "--event-retention-days",
+            help="Days events are kept (default 30); older ones are purged daily.",
+            callback=whole_number,
+        ),
+    ] = None,
     init_admin: Annotated[
         str | None,
         typer.Option(
@@ -68,6 +76,7 @@ def serve(
         "max_rollouts": max_rollouts,
         "shutdown_grace": shutdown_grace,
         "no_auth": no_auth or None,
+        "event_retention_days": event_retention_days,
     }
     settings = load_settings(flags, os.environ, settings_file)
     if settings.no_auth and not settings.loopback:

@@ -5,11 +5,13 @@ rollout the server runs, with Ctrl-C turned into a cancel through the API."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
+from shipyard.app.eventlog import EventLogPage
 from shipyard.app.logs import DeploymentLog, StepOutput
 from shipyard.app.rollouts import RolloutResult
 from shipyard.client.http import ApiClient, RemoteError
-from shipyard.events import Event
+from shipyard.events import Event, Severity
 
 EventSink = Callable[[Event], None]
 PAGE = 1_000  # events per GET /api/events
@@ -31,6 +33,31 @@ def stored_events(
         if len(page) < size:
             return
         after = int(body["last_id"])
+
+
+def event_log(
+    api: ApiClient,
+    *,
+    site: str | None = None,
+    severity: Severity | None = None,
+    since: datetime | None = None,
+    source: str | None = None,
+    search: str | None = None,
+    before: int | None = None,
+    limit: int = 500,
+) -> EventLogPage:
+    """A page of the server's site event log, newest first (what app.eventlog.event_log
+    answers locally)."""
+    params = {
+        "site": site,
+        "severity": None if severity is None else severity.value,
+        "since": None if since is None else since.isoformat(),
+        "source": source,
+        "search": search,
+        "before": before,
+        "limit": limit,
+    }
+    return EventLogPage.from_json(api.get("/api/events/log", params))
 
 
 def events(api: ApiClient, *, rollout: str | None = None, after: int = 0) -> Iterator[Event]:

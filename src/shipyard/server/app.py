@@ -155,9 +155,12 @@ def stacks() -> str:
 
 def _services() -> list[Callable[[FastAPI], None]]:
     """What runs beside the routes; each installs its starters, stoppers and middleware."""
-    from shipyard.server import headers, health, metrics, sse, webhooks
+    from shipyard.server import headers, health, metrics, retention, sse, webhooks
 
-    return [sse.install, metrics.install, webhooks.install, health.install, headers.install]
+    return [
+        sse.install, metrics.install, webhooks.install, health.install, retention.install,
+        headers.install,
+    ]  # fmt: skip
 
 
 def _version() -> str:

@@ -25,7 +25,6 @@ from shipyard.server.state import ServerState
 
 if TYPE_CHECKING:
     from shipyard.app.session import Session
-    from shipyard.executors.factory import ExecutorPool
 
 log = logging.getLogger("shipyard.server.health")
 
@@ -44,17 +43,19 @@ class Monitor:
         settings = self.state.settings
         interval = settings.health_interval
         while not self._stopped.is_set():
-            session = self.state.session
-            pool = session.executor_pool()
-            async with pool:
-                await self._rounds(session, pool, interval)
+            try:
+                await self._rounds(self.state.session, interval)
+            except Exception:  # the pool would not open: try again a round later
+                log.exception("the health monitor stopped; it starts again in %g s", interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), timeout=interval)
 
-    async def _rounds(self, session: Session, pool: ExecutorPool, interval: float) -> None:
+    async def _rounds(self, session: Session, interval: float) -> None:
         state = self.state
         bus = EventBus(session.store.append_events)
         bus.subscribe(state.heard)
-        watch = Watch(session, pool, bus.publish, offline_after=state.settings.offline_after)
-        try:
+        offline_after = state.settings.offline_after
+        async with Watch.opened(session, bus.publish, offline_after=offline_after) as watch:
             while not self._stopped.is_set() and state.session is session:
                 began = time.monotonic()
                 try:
@@ -67,8 +68,6 @@ class Monitor:
                 left = max(0.0, interval - self.last_round_seconds)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped.wait(), timeout=left)
-        finally:
-            watch.close()
 
     async def stop(self) -> None:
         self._stopped.set()

@@ -28,6 +28,8 @@ ROUTES: dict[tuple[str, str], Permission] = {
     ("GET", "/api/docs"): Permission.PUBLIC,
     ("GET", "/api/docs/oauth2-redirect"): Permission.PUBLIC,
     ("GET", "/api/events"): Permission.READ,
+    ("GET", "/api/events/log"): Permission.READ,
+    ("POST", "/api/events/purge"): Permission.ADMIN,
     ("GET", "/api/events/stream"): Permission.READ,
     ("GET", "/api/health"): Permission.PUBLIC,
     ("GET", "/api/hosts/health"): Permission.READ,

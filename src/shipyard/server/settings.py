@@ -60,6 +60,10 @@ class Settings(BaseModel):
         60.0, gt=0, description="Seconds without a successful report before a host is offline."
     )
 
+    event_retention_days: int = Field(
+        30, ge=1, le=100_000, description="Days events are kept; older ones are purged daily."
+    )
+
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:

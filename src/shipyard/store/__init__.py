@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from shipyard.store.bulk import DeploymentRequest, Finish
     from shipyard.store.chain import ChainBreak, ChainReport
     from shipyard.store.engine import make_engine
+    from shipyard.store.eventlog import EventFilter
     from shipyard.store.journal import utc_now
     from shipyard.store.logins import BrowserSession, Limit
     from shipyard.store.owner import Controller, certainly_gone, this_host
@@ -53,6 +54,7 @@ _MODULES = {
     **dict.fromkeys(("DeploymentRequest", "Finish"), "bulk"),
     **dict.fromkeys(("ChainBreak", "ChainReport"), "chain"),
     "make_engine": "engine",
+    "EventFilter": "eventlog",
     **dict.fromkeys(("database_url", "default_url"), "places"),
     "utc_now": "journal",
     "ApiToken": "tokens",
@@ -76,6 +78,7 @@ __all__ = [
     "DeploymentRequest",
     "DeploymentStatus",
     "Event",
+    "EventFilter",
     "Finish",
     "InstanceState",
     "InstanceStatus",

@@ -3,9 +3,9 @@
 `Store` is the one public class. Its methods come in layers, a module each: the Journal's
 transactions, rollouts, audit and events (journal.py), reads (reads.py), outcomes (finish.py),
 leases and recovery (recovery.py), the server's users (users.py), API tokens (tokens.py) and
-sign-ins (logins.py), webhooks and their
-deliveries (webhooks.py), config versions (versions.py), and here beginning deployments and
-moving them along.
+sign-ins (logins.py), webhooks and their deliveries (webhooks.py), config versions
+(versions.py), the site event log (eventlog.py), and here beginning deployments and moving
+them along.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from shipyard.errors import (
 from shipyard.plan.lifecycle import LifecycleRefused
 from shipyard.store import bulk, lifecycle
 from shipyard.store.bulk import ACTIVE, DeploymentRequest
+from shipyard.store.eventlog import EventLog
 from shipyard.store.finish import update_deployment, update_instance
 from shipyard.store.health import Health
 from shipyard.store.journal import must_exist
@@ -49,7 +50,7 @@ Began = BeganDeployment | ConcurrentDeployment | AlreadyDeployed | LifecycleRefu
 BEGIN_ATTEMPTS = 3
 
 
-class Store(Recovery, Logins, Versions, Webhooks, Health):
+class Store(Recovery, Logins, Versions, Webhooks, Health, EventLog):
     """The state store. Each public method is one transaction; the database enforces the rules."""
 
     # Deployments: begin, mark in progress, heartbeat (finishing: finish.py; recovery: recovery.py).

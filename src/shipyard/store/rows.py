@@ -129,6 +129,7 @@ def event(row: RowMapping) -> Event:
             result=_opt_str(row["result"]),
             detail=_opt_str(row["detail"]) or "",
             id=_int(row["id"]),
+            subject=_opt_str(row.get("subject")),
         )
     payload = _json(row["payload"])
     status = str(payload.get("status", ""))
@@ -160,7 +161,14 @@ def event_values(event: Event) -> dict[str, object]:
         "host": event.host,
         "result": event.result,
         "detail": event.detail,
+        "subject": event.subject,
+        "severity": event.severity.value,
+        "source": event.source[:SOURCE_LIMIT],
+        "message": event.message,
     }
+
+
+SOURCE_LIMIT = 400
 
 
 def step_log(row: RowMapping) -> StepLog:

@@ -254,8 +254,26 @@ events = Table(
     Column("host", String(NAME)),
     Column("result", String(32)),
     Column("detail", MaskedText()),
+    # The site event log (migration 0008): what it is about, how grave, and one line to read.
+    Column("subject", String(NAME)),
+    Column("severity", String(STATUS), nullable=False, server_default="info"),
+    Column("source", String(400)),
+    Column("message", MaskedText()),
 )
 Index("ix_events_rollout_id_id", events.c.rollout_id, events.c.id)
+Index("ix_events_site_id", events.c.site, events.c.id)
+Index("ix_events_at", events.c.at)
+# Kept by the migrations alone (no table here can describe them): the keyword index over
+# message and source, an FTS5 table on SQLite; on PostgreSQL a generated tsvector column of
+# events (events_search_doc) and its GIN index.
+SEARCH_OBJECTS = frozenset({"events_search", "ix_events_search"})
+
+
+def described_here(name: str | None) -> bool:
+    """False for the database objects only the migrations know (the keyword search's, FTS5's
+    shadow tables included): what a comparison with this metadata leaves out."""
+    return name is None or not any(name.startswith(o) for o in SEARCH_OBJECTS)
+
 
 # The host output of each step of a deployment, bounded and masked, in the order it ran.
 step_logs = Table(
