@@ -73,6 +73,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(("serve", "login"), "serve_command"),
     **dict.fromkeys(("push", "versions"), "push_command"),
     **dict.fromkeys(("users", "tokens"), "account_commands"),
+    "artifacts": "artifact_commands",
 }
 OPTIONS_WITH_VALUE = ("--project", "-p", "--server")
 
