@@ -156,7 +156,7 @@ def _choose(
     }
     sites = {s for versions in wanted.values() for s in versions}
     if scope is not None:
-        scope(sites)
+        scope(sites | ({site} if site else set()))
     hosts = {s: list(project.sites[s].hosts) for s in sites}
     return wanted, hosts
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from shipyard.server.routes import (
     accounts,
+    artifacts,
     audit,
     deployments,
     events,
@@ -26,6 +27,7 @@ ROUTERS: list[APIRouter] = [
     meta.router,
     rollouts.router,
     lifecycle.router,
+    artifacts.router,
     project.router,
     status.router,
     deployments.router,
