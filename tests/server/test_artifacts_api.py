@@ -4,6 +4,10 @@ pushes and reads only there (a request reaching another site is refused whole)."
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +18,12 @@ import yaml
 from shipyard.app import tokens
 
 from .conftest import Api, serve
+from .serve_process import serving
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Api]:
+def write_project(tmp_path: Path) -> Path:
     root = tmp_path / "p"
     root.mkdir()
     hosts = {
@@ -37,7 +41,12 @@ def served(tmp_path: Path) -> Iterator[Api]:
         },
     }  # fmt: skip
     (root / "shipyard.yaml").write_text(yaml.safe_dump(document))
-    yield from serve(root, f"sqlite:///{tmp_path}/state.db")
+    return root
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Api]:
+    yield from serve(write_project(tmp_path), f"sqlite:///{tmp_path}/state.db")
 
 
 def scoped(api: Api) -> dict[str, str]:
@@ -92,3 +101,30 @@ def test_an_unknown_artifact_or_site_is_refused_naming_it(served: Api) -> None:
     assert "motd" in unknown.json()["error"]["message"]  # the closest known name
     site = served.client.get("/api/artifacts", params={"site": "north"})
     assert "unknown site" in site.json()["error"]["message"]
+
+
+def test_the_cli_runs_deploy_status_and_retry_through_a_server(tmp_path: Path) -> None:
+    root = write_project(tmp_path)
+    env = {"SHIPYARD_DATABASE_URL": f"sqlite:///{tmp_path}/state.db", "SHIPYARD_ACTOR": "t"}
+    elsewhere = tmp_path / "elsewhere"  # no project here: everything goes through the server
+    elsewhere.mkdir()
+    with serving(root / "shipyard.yaml", env, log=tmp_path / "serve.log") as server:
+        assert server.token is not None
+        blank = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+        blank.update({"SHIPYARD_TOKEN": server.token, "SHIPYARD_CREDENTIALS": "/nonexistent"})
+
+        def remote(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "shipyard", "--server", server.url, "artifacts", *args],
+                env=blank, cwd=elsewhere, capture_output=True, text=True, timeout=120,
+                check=False,
+            )  # fmt: skip
+
+        pushed = remote("deploy", "--json")
+        assert pushed.returncode == 0, pushed.stderr
+        assert {r["result"] for r in json.loads(pushed.stdout)["results"]} == {"success"}
+        shown = remote("status")
+        assert shown.returncode == 0, shown.stderr
+        assert "success (1 success)" in shown.stdout
+        again = remote("retry", "--site", "east", "--json")
+        assert json.loads(again.stdout)["results"] == []
