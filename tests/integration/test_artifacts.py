@@ -122,6 +122,11 @@ def test_a_changed_artifact_is_pushed_again_and_an_unchanged_one_is_not(project:
     motd = os.stat(landed(h003, "static", "motd"))
 
     write(project, note="v2")
+    stale = matrix(project)
+    assert {stale["notify", site] for site in SITES} == {"stale"}  # the hosts hold v1
+    assert {stale["static", site] for site in SITES} == {"success"}
+    planned = project.json("artifacts", "deploy", "--dry-run")["results"]
+    assert {r["result"] for r in planned if r["artifact"] == "notify"} == {"changed"}
     again = results(project.json("artifacts", "deploy"))
 
     assert {again[("notify", h.name)] for h in project.hosts} == {"success"}
