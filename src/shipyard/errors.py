@@ -11,7 +11,8 @@
     │   └── TransferError      put/get of a file or directory failed
     ├── DeployError            a deployment could not go on
     │   ├── ConcurrentDeployment  another deployment holds the instance (names the holder)
-    │   └── AlreadyDeployed    the instance is already at the revision asked for (names who)
+    │   ├── AlreadyDeployed    the instance is already at the revision asked for (names who)
+    │   └── ArtifactBusy       another run is pushing the same artifact to the same site
     └── StoreError             the state store failed or holds something unexpected
         ├── StoreConflict      a write broke a unique or reference rule of the store
         ├── RecordNotFound     no deployment or rollout has that id
@@ -98,6 +99,17 @@ class ConcurrentDeployment(DeployError):
         super().__init__(
             f"{instance} is already being deployed by deployment {deployment_id}"
             f" (actor {actor}, since {since})"
+        )
+
+
+class ArtifactBusy(DeployError):
+    """Another run holds the claim on an artifact at a site (names the run and its actor)."""
+
+    def __init__(self, artifact: str, site: str, run_id: str, since: str) -> None:
+        self.artifact, self.site, self.run_id = artifact, site, run_id
+        super().__init__(
+            f"artifact {artifact} is already being pushed to site {site} by run {run_id}"
+            f" (since {since})"
         )
 
 

@@ -84,3 +84,28 @@ def test_an_event_comes_back_whole_and_its_json_names_every_field() -> None:
         "artifact ca",
     )
     assert Event.from_json(over_the_wire(shown)) == artifact  # type: ignore[arg-type]
+
+
+def test_artifact_reports_and_the_matrix_come_back_whole() -> None:
+    from shipyard.app.artifacts import (
+        ArtifactMatrix,
+        ArtifactReport,
+        HostResultView,
+        MatrixCellView,
+    )
+
+    report = ArtifactReport(
+        "run-1",
+        (HostResultView("certs", "east", "h1", "success", "v1"),
+         HostResultView("certs", "west", "h2", "failed", "v1", "cannot connect to h2")),
+    )  # fmt: skip
+    assert ArtifactReport.from_json(over_the_wire(report.to_json())) == report  # type: ignore[arg-type]
+    assert not report.ok
+    found = ArtifactMatrix(
+        (MatrixCellView("certs", "west", "failed", "v1", {"h2": "failed", "h3": "success"},
+                        {"h2": "cannot connect to h2"}),)
+    )  # fmt: skip
+    back = ArtifactMatrix.from_json(over_the_wire(found.to_json()))  # type: ignore[arg-type]
+    assert back == found
+    assert back.failed
+    assert back.cells[0].counts() == {"failed": 1, "success": 1}

@@ -155,3 +155,45 @@ def test_a_secret_reaches_its_host_and_nothing_else(project: LocalProject) -> No
     assert_nothing_kept(project)
     # The host itself kept the value where the program needs it (and wrote its own logs).
     assert any(sentinel.encode() in p.read_bytes() for p in project.host_root.rglob("*.log"))
+
+
+def artifacts(project: LocalProject, *args: str) -> None:
+    """`shipyard artifacts ARGS` as a person and as a script run it."""
+    project.shipyard("artifacts", *args)
+    project.shipyard("artifacts", *args, "--json")
+    assert_nothing_kept(project)
+
+
+def test_a_secret_in_a_system_wide_artifact_reaches_its_host_and_nothing_else(
+    project: LocalProject,
+) -> None:
+    sentinel = project.env["SENTINEL_TOKEN"]
+    (project.dir / "files" / "conn.j2").write_text("password = {{ secrets.token }}\n")
+    sets = {
+        "conn": {
+            "target": "/shared/conn",
+            "mode": "0600",
+            "template": True,
+            "files": {
+                "db.conf": {"source": "files/conn.j2"},
+                "inline.txt": {"content": "token {{ secrets.token }}\n"},
+            },
+        }
+    }
+    project.write({}, {}, secrets={"token": {"env": "SENTINEL_TOKEN"}}, artifacts=sets)
+
+    artifacts(project, "deploy", "--dry-run")
+    project.shipyard("artifacts", "deploy")
+    landed = project.host_root / "shared" / "conn"
+    assert (landed / "db.conf").read_text() == f"password = {sentinel}\n"
+    (landed / "inline.txt").unlink()  # the host's checksum differs: pushed again, with --json
+    project.shipyard("artifacts", "deploy", "--json")
+    assert (landed / "inline.txt").read_text() == f"token {sentinel}\n"
+    artifacts(project, "deploy")  # unchanged now
+    artifacts(project, "status")
+    artifacts(project, "retry")
+    both(project, "events")
+    events = project.shipyard("events", "--json")
+    assert '"phase": "artifact"' in events.stdout, explain(events)
+    both(project, "audit")
+    assert_nothing_kept(project)

@@ -169,6 +169,8 @@ def test_a_deployment_user_scoped_to_another_site_reads_but_deploys_nothing_here
         ("/api/hosts/health/check", {"site": "dev"}),
         ("/api/drift", {"site": "dev"}),
         ("/api/drift/accept", {"instances": ["web@local"]}),
+        ("/api/artifacts/deploy", {"site": "dev"}),
+        ("/api/artifacts/retry", {"site": "dev"}),
     ],
 )
 def test_a_targeted_request_reaching_a_site_outside_the_scope_is_refused_whole_naming_it(

@@ -74,6 +74,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(("push", "versions"), "push_command"),
     **dict.fromkeys(("users", "tokens"), "account_commands"),
     **dict.fromkeys(("health", "drift"), "health_commands"),
+    "artifacts": "artifact_commands",
 }
 OPTIONS_WITH_VALUE = ("--project", "-p", "--server")
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from shipyard.config.graph import find_cycle
 from shipyard.config.models import Project, ServiceBody
+from shipyard.config.shared_artifacts import check_artifacts
 from shipyard.config.topology import all_hosts, place
 from shipyard.config.yamlsource import REMOVE, PathKey, SourceMap
 from shipyard.errors import Problem
@@ -34,6 +35,7 @@ def check_project(
     problems += _service_references(project, marks, declared, damaged)
     problems += _reserved_vars(project, marks)
     problems += check_locks(project, raw, marks)  # independent of the above: always checked
+    problems += check_artifacts(project, marks, declared["site"])
     return problems
 
 

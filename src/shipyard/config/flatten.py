@@ -48,6 +48,7 @@ from shipyard.config.render import (
     sealed_names,
     syntax_problem,
 )
+from shipyard.config.shared_artifacts import ArtifactFlattener, SiteArtifact
 from shipyard.config.textfile import UnreadableText
 from shipyard.config.topology import HostRef, all_hosts, instance_name, place
 from shipyard.config.yamlsource import PathKey, format_path
@@ -122,6 +123,7 @@ class _Flattener:
         self.renderer = Renderer(loaded.root)
         self.secrets = Secrets(self.project.secrets, loaded.root, environ)
         self.problems = _Problems()
+        self.shared: dict[str, dict[str, SiteArtifact]] = {}
         self.artifacts: dict[tuple[str, tuple[str, ...]], tuple[Contents, str] | None] = {}
         sites = self.project.sites.values()
         self.site_names = {n for s in sites for n in s.vars} | {"site"}
@@ -146,6 +148,9 @@ class _Flattener:
                 instance = self._instance(name, service, prepared, ref, site_vars[ref.site])
                 if instance is not None:
                     instances[instance.name] = instance
+        self.shared = ArtifactFlattener(
+            self.loaded, self.renderer, self.secrets, self.secret_key, self.problems.add
+        ).run()
         for secret, message in sorted(self.secrets.problems.items()):
             self.problems.add(self.problem(("secrets", secret), message))
         return instances
@@ -424,4 +429,6 @@ def flatten_project(
             problems = [Problem(problems[0].message, "services", display_name(loaded.file), 1)]
     if problems:
         raise ConfigError(problems)
-    return Flattened(loaded=loaded, instances=instances, secrets=flattener.secrets)
+    return Flattened(
+        loaded=loaded, instances=instances, secrets=flattener.secrets, artifacts=flattener.shared
+    )

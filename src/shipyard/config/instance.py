@@ -16,6 +16,7 @@ from shipyard.config.render import Secrets, reveal
 
 if TYPE_CHECKING:
     from shipyard.config.loader import LoadedProject
+    from shipyard.config.shared_artifacts import SiteArtifact
 
 Json = dict[str, Any]
 ConfigPath = tuple[str, ...]
@@ -65,6 +66,8 @@ class Flattened:
     loaded: LoadedProject
     instances: dict[str, Instance]
     secrets: Secrets
+    # The system-wide artifacts (`artifacts:`): name -> site -> as that site gets it.
+    artifacts: dict[str, dict[str, SiteArtifact]] = field(default_factory=dict)
 
     def realise(self, instance: Instance) -> Json:
         """The config with real secret values, for the host only; never print or store it."""

@@ -19,7 +19,7 @@ from shipyard.config.yamlsource import REMOVE, PathKey, SourceMap, load_yaml
 from shipyard.errors import ConfigError, Problem
 
 # Sections that several files may contribute to, one named entry each.
-NAMED_SECTIONS = ("sites", "templates", "services", "secrets", "vars")
+NAMED_SECTIONS = ("sites", "templates", "services", "secrets", "vars", "artifacts")
 # Sections only the main file may set.
 MAIN_ONLY = ("name", "include", "ssh")
 _NAME_CHECK = re.compile(NAME_PATTERN)

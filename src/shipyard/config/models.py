@@ -246,6 +246,88 @@ class Service(Model):
     depends_on: list[Name] = Field(default_factory=list)
 
 
+ALL_SITES = "all"
+FILE_MODE = re.compile(r"^0?[0-7]{3}$")
+RESERVED_PART = ".shipyard"
+
+
+class ArtifactFile(Model):
+    """One file of a system-wide artifact: a file of the project, or text written inline."""
+
+    source: str | None = Field(
+        None, description="File inside the project, relative to the project file."
+    )
+    content: str | None = Field(None, description="The file's text, inline.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ArtifactFile:
+        if (self.source is None) == (self.content is None):
+            raise ValueError("give exactly one of `source` or `content`")
+        return self
+
+
+class SharedArtifact(Model):
+    """A system-wide file set (`artifacts:`): shared scripts, certificates, connection
+    definitions, notification lists; pushed to every host of its sites by `artifacts deploy`."""
+
+    target: str = Field(
+        description="Directory on each host, an absolute path taken inside the host's deploy "
+        "root, as instances are: `/shared/certs` lands in `<root>/shared/certs`."
+    )
+    files: dict[str, ArtifactFile] = Field(
+        min_length=1, description="File name (relative to `target`) -> its source or content."
+    )
+    sites: list[Name] | str = Field(
+        ALL_SITES, description="The sites whose every host gets it: a list, or `all`."
+    )
+    mode: str = Field("0644", description="Octal mode of every file, e.g. `0640`.")
+    template: bool = Field(
+        False,
+        description="Render each file with the sandboxed templates (project and site "
+        "variables, `site`, `artifact`, `secrets`) once per site.",
+    )
+
+    @field_validator("target")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        parts = value.split("/")
+        if not value.startswith("/") or ".." in parts or any(c in value for c in "\0\n\r"):
+            raise ValueError(f"must be an absolute path without `..` or line breaks, not {value!r}")
+        return value
+
+    @field_validator("files")
+    @classmethod
+    def _relative(cls, value: dict[str, ArtifactFile]) -> dict[str, ArtifactFile]:
+        for name in value:
+            parts = name.split("/")
+            if (
+                not name
+                or name.startswith("/")
+                or any(p in ("", ".", "..") for p in parts)
+                or any(p.startswith(RESERVED_PART) for p in parts)
+                or any(c in name for c in "\0\n\r")
+            ):
+                raise ValueError(
+                    f"file name {name!r} must be a relative path inside the target, without "
+                    "`..`, empty parts, line breaks or names starting with `.shipyard`"
+                )
+        return value
+
+    @field_validator("sites")
+    @classmethod
+    def _all_or_list(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, str) and value != ALL_SITES:
+            raise ValueError(f"must be `all` or a list of site names, not {value!r}")
+        return value
+
+    @field_validator("mode")
+    @classmethod
+    def _octal(cls, value: str) -> str:
+        if not FILE_MODE.match(value):
+            raise ValueError(f"must be an octal mode like '0644' (a quoted string), not {value!r}")
+        return value if len(value) == 4 else "0" + value
+
+
 class Project(Model):
     """A whole `shipyard.yaml` (after its includes are merged)."""
 
@@ -257,6 +339,9 @@ class Project(Model):
     sites: dict[Name, Site] = Field(default_factory=dict)
     templates: dict[Name, Template] = Field(default_factory=dict)
     services: dict[Name, Service] = Field(default_factory=dict)
+    artifacts: dict[Name, SharedArtifact] = Field(
+        default_factory=dict, description="System-wide file sets pushed to sites."
+    )
 
 
 class InstanceSpec(ServiceBody):

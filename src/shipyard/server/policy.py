@@ -16,6 +16,9 @@ from shipyard.app.access import Permission
 
 # (method, path as FastAPI declares it) -> permission. Keep it sorted by path.
 ROUTES: dict[tuple[str, str], Permission] = {
+    ("GET", "/api/artifacts"): Permission.READ,
+    ("POST", "/api/artifacts/deploy"): Permission.DEPLOY,
+    ("POST", "/api/artifacts/retry"): Permission.DEPLOY,
     ("GET", "/api/audit"): Permission.READ,
     ("GET", "/api/audit/verify"): Permission.READ,
     ("POST", "/api/bootstrap"): Permission.DEPLOY,
@@ -75,6 +78,8 @@ ROUTES: dict[tuple[str, str], Permission] = {
 # The routes that act on instances, hosts or artifacts, whose every target's site is checked.
 TARGETED: frozenset[tuple[str, str]] = frozenset(
     {
+        ("POST", "/api/artifacts/deploy"),
+        ("POST", "/api/artifacts/retry"),
         ("POST", "/api/bootstrap"),
         ("POST", "/api/drift"),
         ("POST", "/api/drift/accept"),

@@ -23,6 +23,7 @@ from shipyard.errors import (
 )
 from shipyard.plan.lifecycle import LifecycleRefused
 from shipyard.store import bulk, lifecycle
+from shipyard.store.artifacts import Artifacts
 from shipyard.store.bulk import ACTIVE, DeploymentRequest
 from shipyard.store.eventlog import EventLog
 from shipyard.store.finish import update_deployment, update_instance
@@ -50,7 +51,7 @@ Began = BeganDeployment | ConcurrentDeployment | AlreadyDeployed | LifecycleRefu
 BEGIN_ATTEMPTS = 3
 
 
-class Store(Recovery, Logins, Versions, Webhooks, Health, EventLog):
+class Store(Recovery, Logins, Versions, Webhooks, Health, EventLog, Artifacts):
     """The state store. Each public method is one transaction; the database enforces the rules."""
 
     # Deployments: begin, mark in progress, heartbeat (finishing: finish.py; recovery: recovery.py).

@@ -432,3 +432,58 @@ instance_health = Table(
     Column("checked_at", UtcDateTime(), nullable=False),
 )
 Index("ix_instance_health_site", instance_health.c.site)
+# System-wide artifacts: the matrix (artifact x site x host -> the last result there), each run
+# of `artifacts deploy` / `retry` with its per-host results, and the claims that keep two runs
+# from pushing the same artifact to the same site at once.
+artifact_cells = Table(
+    "artifact_cells",
+    metadata,
+    Column("artifact", String(NAME), primary_key=True),
+    Column("site", String(NAME), primary_key=True),
+    Column("host", String(NAME), primary_key=True),
+    Column("status", String(STATUS), nullable=False),  # success, failed, unchanged
+    Column("version", String(HASH), nullable=False),  # what the last attempt pushed or checked
+    Column("deployed_version", String(HASH)),  # what the host holds: the last success's
+    Column("reason", MaskedText(), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("run_id", String(ID), nullable=False),
+    CheckConstraint("status IN ('success', 'failed', 'unchanged')", name="status_valid"),
+)
+
+artifact_runs = Table(
+    "artifact_runs",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("actor", String(NAME), nullable=False),
+    Column("request", MaskedText(), nullable=False),
+    Column("status", String(STATUS), nullable=False),  # running, success, failed
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime()),
+    Column("controller_id", String(ID)),
+    Column("summary", MaskedJson(), nullable=False),
+)
+
+artifact_results = Table(
+    "artifact_results",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("run_id", String(ID), ForeignKey("artifact_runs.id"), nullable=False),
+    Column("artifact", String(NAME), nullable=False),
+    Column("site", String(NAME), nullable=False),
+    Column("host", String(NAME), nullable=False),
+    Column("result", String(STATUS), nullable=False),
+    Column("version", String(HASH), nullable=False),
+    Column("reason", MaskedText(), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+)
+Index("ix_artifact_results_run_id", artifact_results.c.run_id)
+
+artifact_claims = Table(
+    "artifact_claims",
+    metadata,
+    Column("artifact", String(NAME), primary_key=True),
+    Column("site", String(NAME), primary_key=True),
+    Column("run_id", String(ID), nullable=False),
+    Column("controller_id", String(ID), nullable=False),
+    Column("claimed_at", UtcDateTime(), nullable=False),
+)

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from shipyard.server.routes import (
     accounts,
+    artifacts,
     audit,
     deployments,
     events,
@@ -28,6 +29,7 @@ ROUTERS: list[APIRouter] = [
     rollouts.router,
     lifecycle.router,
     health.router,
+    artifacts.router,
     project.router,
     status.router,
     deployments.router,
