@@ -109,3 +109,22 @@ def test_artifact_reports_and_the_matrix_come_back_whole() -> None:
     assert back == found
     assert back.failed
     assert back.cells[0].counts() == {"failed": 1, "success": 1}
+
+
+def test_a_health_report_comes_back_whole_with_its_drift() -> None:
+    from shipyard.app.health_values import HealthReport, HostHealth, InstanceHealth, SiteHealth
+    from shipyard.deploy.drift import Drift, DriftKind
+    from shipyard.plan.health import SiteCounts
+
+    at = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    drift = Drift(INSTANCE, DriftKind.FILES, "files of the live release differ: changed: a")
+    report = HealthReport(
+        (SiteHealth("dev", "degraded", SiteCounts(hosts_online=1, drifted=1)),),
+        (HostHealth("local", "dev", "online", at, at, at), HostHealth("far", "dev", "offline",
+                                                                      at, None, at, "gone")),
+        (InstanceHealth(INSTANCE, "dev", "local", "healthy", at, "", at, (drift,)),),
+        (Drift("stray@local", DriftKind.UNKNOWN, "holds a host record"),),
+    )  # fmt: skip
+    back = HealthReport.from_json(over_the_wire(report.to_json()))  # type: ignore[arg-type]
+    assert back == report
+    assert [d.kind for d in back.drift] == [DriftKind.FILES, DriftKind.UNKNOWN]

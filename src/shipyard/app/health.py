@@ -14,12 +14,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from shipyard.app.health_values import (
+    HealthReport,
+    HostHealth,
+    InstanceHealth,
+    SiteHealth,
+    host_of,
+    instance_of,
+)
 from shipyard.app.session import Session
-from shipyard.deploy.drift import Drift, DriftKind
+from shipyard.deploy.drift import Drift
 from shipyard.errors import ShipyardError, UsageError
 from shipyard.events import Event, EventBus
 from shipyard.plan.health import (
@@ -33,97 +40,11 @@ from shipyard.plan.health import (
 if TYPE_CHECKING:
     from shipyard.deploy.monitor import Monitor, RoundResult, WatchedHost
     from shipyard.executors.factory import ExecutorPool
-    from shipyard.store.health import HostHealthRow, InstanceHealthRow
 
 log = logging.getLogger(__name__)
 
 Sites = frozenset[str] | None  # the sites a caller may see (None: every site)
 EventSink = Callable[[Event], None]
-
-
-@dataclass(frozen=True)
-class HostHealth:
-    host: str
-    site: str
-    state: str
-    since: datetime
-    last_ok_at: datetime | None
-    checked_at: datetime
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return _json(asdict(self))
-
-    @classmethod
-    def from_json(cls, value: dict[str, Any]) -> HostHealth:
-        return cls(**_times(value, "since", "last_ok_at", "checked_at"))
-
-
-@dataclass(frozen=True)
-class InstanceHealth:
-    instance: str
-    site: str
-    host: str
-    health: str
-    since: datetime
-    detail: str
-    checked_at: datetime
-    drift: tuple[Drift, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        shown = _json(asdict(self))
-        shown["drift"] = [d.to_json() for d in self.drift]
-        return shown
-
-    @classmethod
-    def from_json(cls, value: dict[str, Any]) -> InstanceHealth:
-        fields = _times(value, "since", "checked_at")
-        fields["drift"] = tuple(Drift.from_json(d) for d in value.get("drift", ()))
-        return cls(**fields)
-
-
-@dataclass(frozen=True)
-class SiteHealth:
-    site: str
-    state: str
-    counts: SiteCounts
-
-    def to_json(self) -> dict[str, Any]:
-        return {"site": self.site, "state": self.state, **asdict(self.counts)}
-
-    @classmethod
-    def from_json(cls, value: dict[str, Any]) -> SiteHealth:
-        counts = {k: int(value[k]) for k in SiteCounts.__dataclass_fields__}
-        return cls(str(value["site"]), str(value["state"]), SiteCounts(**counts))
-
-
-@dataclass(frozen=True)
-class HealthReport:
-    sites: tuple[SiteHealth, ...]
-    hosts: tuple[HostHealth, ...]
-    instances: tuple[InstanceHealth, ...]
-    unknown: tuple[Drift, ...] = ()  # services on hosts the store does not know (from a check)
-
-    @property
-    def drift(self) -> list[Drift]:
-        return [d for i in self.instances for d in i.drift] + list(self.unknown)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "sites": [s.to_json() for s in self.sites],
-            "hosts": [h.to_json() for h in self.hosts],
-            "instances": [i.to_json() for i in self.instances],
-            "unknown": [d.to_json() for d in self.unknown],
-        }
-
-    @classmethod
-    def from_json(cls, value: dict[str, Any]) -> HealthReport:
-        return cls(
-            tuple(SiteHealth.from_json(s) for s in value["sites"]),
-            tuple(HostHealth.from_json(h) for h in value["hosts"]),
-            tuple(InstanceHealth.from_json(i) for i in value["instances"]),
-            tuple(Drift.from_json(d) for d in value.get("unknown", ())),
-        )
 
 
 def health(
@@ -158,8 +79,8 @@ def health(
         report_sites.append(SiteHealth(name, site_state(tally).value, tally))
     return HealthReport(
         tuple(report_sites),
-        tuple(_host(h) for h in hosts),
-        tuple(_instance(i) for i in found),
+        tuple(host_of(h) for h in hosts),
+        tuple(instance_of(i) for i in found),
         tuple(d for d in unknown if _site_of_unknown(session, d) in chosen),
     )
 
@@ -394,34 +315,6 @@ def _site_of_unknown(session: Session, drift: Drift) -> str | None:
     host = drift.instance.partition("@")[2]
     ref = all_hosts(session.flatten().loaded.project).get(host)
     return ref.site if ref is not None else None
-
-
-def _host(row: HostHealthRow) -> HostHealth:
-    return HostHealth(
-        row.host, row.site, row.state, row.since, row.last_ok_at, row.checked_at, row.error
-    )
-
-
-def _instance(row: InstanceHealthRow) -> InstanceHealth:
-    drift = tuple(
-        Drift(str(d.get("instance", row.instance)), DriftKind(d["kind"]), str(d["detail"]))
-        for d in row.drift
-    )
-    return InstanceHealth(
-        row.instance, row.site, row.host, row.health, row.since, row.detail, row.checked_at, drift
-    )
-
-
-def _json(value: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in value.items()}
-
-
-def _times(value: dict[str, Any], *names: str) -> dict[str, Any]:
-    out = dict(value)
-    for name in names:
-        if out.get(name) is not None:
-            out[name] = datetime.fromisoformat(out[name])
-    return out
 
 
 __all__ = [
