@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from deploy_project import Project, bootstrapped, free_port, service_dir, wait_for
 
 from fleet import Fleet, FleetHost, start_fleet, stop_fleet
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def hosts(fleet: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    found: Fleet = fleet(3)
+    found: Fleet = fleet(5)  # hosts of its own: other modules' services would be unknown drift
     with bootstrapped(Project(tmp_path_factory.mktemp("bootstrap"), found)):
         yield found
 
@@ -41,7 +42,16 @@ def service(port: int, hosts: list[str]) -> dict[str, Any]:
 
 
 def drift_of(project: Project, *args: str, expect: int) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = project.json("drift", *args, expect=expect)
+    """`shipyard drift --json`, but only what is about this test's own services (an earlier
+    test of the module leaves its services on the hosts: unknown to this test's store)."""
+    done = project.shipyard("drift", *args, "--json")
+    everything: list[dict[str, Any]] = json.loads(done.stdout)
+    assert done.returncode == (1 if everything else 0), done.stderr
+    mine = set(yaml.safe_load((project.dir / "shipyard.yaml").read_text())["services"])
+    found = [
+        d for d in everything if d["instance"].partition("@")[0] in mine or d["kind"] != "unknown"
+    ]
+    assert bool(found) == bool(expect), found
     return found
 
 
@@ -126,7 +136,8 @@ def test_a_release_switched_by_hand_and_an_unknown_service_are_drift(project: Pr
     stray.mkdir()
     (stray / "deployed.json").write_text(json.dumps({"format": 1}))
     try:
-        found = {(d["instance"], d["kind"]): d["detail"] for d in drift_of(project, expect=1)}
+        everything = project.json("drift", expect=1)  # the stray one too
+        found = {(d["instance"], d["kind"]): d["detail"] for d in everything}
     finally:
         (stray / "deployed.json").unlink()
         stray.rmdir()
@@ -145,9 +156,8 @@ def test_an_unreachable_host_is_offline_and_its_instances_unknown(
     project.write(placed)
     project.deploy()
     first = project.json("health", "--check", expect=0)
-    assert {h["host"]: h["state"] for h in first["hosts"]} == {
-        "h001": "online", "h002": "online", "h003": "online",
-    }  # fmt: skip
+    assert {h["state"] for h in first["hosts"]} == {"online"}
+    assert len(first["hosts"]) == len(hosts.hosts)
 
     project.write(placed, addresses={far.name: hosts.silent_address()})
     cut = project.json("health", "--check", expect=0)  # one lost round is not an outage yet
