@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 failure (a host, a deployment, the store),
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -108,9 +109,17 @@ def wants_json(argv: list[str]) -> bool:
     return False
 
 
+GC_THRESHOLD = 100_000  # allocations between young collections (the default is 700)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with 0, 1 or 2; with --json every error is JSON on stdout too."""
     words = sys.argv[1:] if argv is None else argv
+    # A command builds tens of thousands of long-lived objects (one config per instance) and
+    # frees few: the default collector's thresholds (700, 10, 10) run full collections over
+    # them again and again (a fifth of `status`'s time at 10,000 instances). Collect less often,
+    # as mypy does; cycles are still collected.
+    gc.set_threshold(GC_THRESHOLD, 20, 20)
     _register(words)
     cli = Session.from_environment(Path("shipyard.yaml"))
     # Whatever logs meanwhile (asyncio, asyncssh) reaches stderr masked and escaped.

@@ -15,13 +15,13 @@ from shipyard.cli.app import app
 from shipyard.cli.context import remote, session, whole_number
 from shipyard.cli.render import STYLE, JsonFlag, console, host_text, print_json
 from shipyard.errors import UsageError
-from shipyard.events import Event
 from shipyard.masking import NO_SECRETS, Masker
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from shipyard.app.logs import StepOutput
+    from shipyard.events import Event
 
 Follow = Annotated[
     bool, typer.Option("--follow", "-f", help="Keep reading as more is stored (Ctrl-C stops).")

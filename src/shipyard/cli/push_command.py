@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
@@ -12,8 +12,10 @@ from rich.text import Text
 from shipyard.cli.app import app
 from shipyard.cli.context import remote, session, whole_number
 from shipyard.cli.render import JsonFlag, console, host_text, print_json
-from shipyard.client.http import ApiClient
 from shipyard.errors import UsageError
+
+if TYPE_CHECKING:
+    from shipyard.client.http import ApiClient
 
 
 def _server(ctx: typer.Context, command: str) -> ApiClient:
