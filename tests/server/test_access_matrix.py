@@ -37,6 +37,7 @@ PUBLIC_ALLOWLIST = {
     ("GET", "/api/openapi.json"),
     ("GET", "/login"),
     ("POST", "/login"),
+    ("GET", "/static/{name}"),  # the dashboard's style sheet and script (the login form's too)
 }
 REFUSED_CREDENTIALS = ("none", "expired", "revoked", "disabled user")
 

@@ -51,6 +51,40 @@ def deployment(session: Session, deployment_id: str) -> DeploymentView:
 
 
 @dataclass(frozen=True)
+class InstanceHistory:
+    """One instance's deployments, newest first, and the revisions a rollback can go back to
+    (successful ones other than the live one, newest first)."""
+
+    instance: str
+    deployments: tuple[DeploymentView, ...]
+    kept: tuple[str, ...]
+    live_revision: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "instance": self.instance,
+            "deployments": [d.to_json() for d in self.deployments],
+            "kept": list(self.kept),
+            "live_revision": self.live_revision,
+        }
+
+
+def instance_history(session: Session, name: str, *, limit: int = 50) -> InstanceHistory:
+    """The newest `limit` deployments of instance `name` and the revisions kept to roll back
+    to (as `rollouts.rollback_target` chooses among them)."""
+    store = session.store
+    live = store.instance_state(name)
+    live_revision = live.deployed_revision if live is not None else None
+    found = store.deployments(instance=name)
+    kept: list[str] = []
+    for d in found:
+        if d.status.value == "success" and d.revision != live_revision and d.revision not in kept:
+            kept.append(d.revision)
+    shown = tuple(_deployment_view(session, d) for d in found[:limit])
+    return InstanceHistory(name, shown, tuple(kept), live_revision)
+
+
+@dataclass(frozen=True)
 class RolloutView:
     """A rollout as the store records it; `deployments` only when one rollout is asked for."""
 

@@ -44,6 +44,7 @@ def create_app(
 ) -> FastAPI:
     """The server for `settings`; `environ` (default: this process's) is what the project's
     store URL, secrets and actor are read from; `on_start` sees the state once it is open."""
+    from shipyard.server.pages import ROUTERS as PAGES
     from shipyard.server.routes import ROUTERS
 
     env = dict(os.environ if environ is None else environ)
@@ -98,7 +99,7 @@ def create_app(
     app.state.starters = []
     app.state.stoppers = []
     errors.install(app, masker)
-    for router in ROUTERS:
+    for router in [*ROUTERS, *PAGES]:
         app.include_router(router)
     for install in _services():
         install(app)

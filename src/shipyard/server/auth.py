@@ -149,8 +149,8 @@ def same_origin(request: Request) -> bool:
     sends Sec-Fetch-Site or Origin on every cross-site POST; a request with neither is not a
     browser's cross-site one)."""
     site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        return False
+    if site is not None:  # the browser's own word: a form post under `Referrer-Policy:
+        return site in ("same-origin", "none")  # no-referrer` sends `Origin: null`
     origin = request.headers.get("origin")
     if origin is None:
         return True

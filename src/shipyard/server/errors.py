@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
@@ -130,22 +132,24 @@ def details_of(exc: errors.ShipyardError) -> dict[str, Any]:
 def install(app: FastAPI, masker: Callable[[], Masker]) -> None:
     """The handlers that turn every failure into the one shape, masked."""
 
-    def respond(error: ApiError) -> JSONResponse:
+    def respond(error: ApiError, request: Request | None = None) -> Response:
+        if request is not None and wants_page(request):
+            return page_error(error, request, masker())
         shown = masker()
         content = shown.json(body(error.code, shown.text(error.message), error.details))
         headers = {"Retry-After": "1"} if error.status == 503 else {}
         headers.update(error.headers)
         return JSONResponse(content, status_code=error.status, headers=headers)
 
-    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        return respond(exc)
+        return respond(exc, request)
 
-    async def on_shipyard_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_shipyard_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, errors.ShipyardError)
-        return respond(shipyard_error(exc))
+        return respond(shipyard_error(exc), request)
 
-    async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
+    async def on_invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         fields = [
             {
@@ -160,21 +164,47 @@ def install(app: FastAPI, masker: Callable[[], Masker]) -> None:
             ApiError(422, "invalid_request", f"invalid request: {where}", {"fields": fields})
         )
 
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
         error = ApiError(exc.status_code, code.get(exc.status_code, "http_error"), str(exc.detail))
-        response = respond(error)
+        response = respond(error, request)
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
         return response
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return respond(ApiError(500, "internal", "internal error (see the server's log)"))
+        return respond(ApiError(500, "internal", "internal error (see the server's log)"), request)
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(errors.ShipyardError, on_shipyard_error)
     app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a dashboard page (not the API, its docs, the metrics or a stream)."""
+    path = request.url.path
+    if request.method != "GET" or path.startswith(("/api/", "/metrics", "/static/")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def page_error(error: ApiError, request: Request, masker: Masker) -> Response:
+    """A page's failure for a browser: to the sign-in form when nobody is signed in (and back
+    here after), else a short page saying what is wrong, masked and escaped."""
+    if error.status == 401:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+    message = escape(masker.text(error.message))
+    html = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{error.status} · Shipyard</title>"
+        '<link rel="stylesheet" href="/static/dashboard.css"></head><body><main id="main">'
+        f'<h1>{error.status}: {escape(error.code)}</h1><p role="alert">{message}</p>'
+        '<p><a href="/">Back to the overview</a></p></main></body></html>'
+    )
+    return HTMLResponse(html, status_code=error.status, headers=error.headers)

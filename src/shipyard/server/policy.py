@@ -16,6 +16,13 @@ from shipyard.app.access import Permission
 
 # (method, path as FastAPI declares it) -> permission. Keep it sorted by path.
 ROUTES: dict[tuple[str, str], Permission] = {
+    # The dashboard's pages (server/pages): reading them is reading the API.
+    ("GET", "/"): Permission.READ,
+    ("GET", "/instances"): Permission.READ,
+    ("GET", "/instances/{instance}"): Permission.READ,
+    ("GET", "/rollouts"): Permission.READ,
+    ("GET", "/rollouts/{rollout_id}"): Permission.READ,
+    ("GET", "/static/{name}"): Permission.PUBLIC,
     ("GET", "/api/artifacts"): Permission.READ,
     ("POST", "/api/artifacts/deploy"): Permission.DEPLOY,
     ("POST", "/api/artifacts/retry"): Permission.DEPLOY,

@@ -28,7 +28,7 @@ router = APIRouter(tags=["sign-in"])
 
 LOGIN_COOKIE = "shipyard_login"  # the login form's one-time value
 CSRF_COOKIE = "shipyard_csrf"
-AFTER_LOGIN = "/api/whoami"  # until the dashboard has a home page
+AFTER_LOGIN = "/"  # the dashboard's overview
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
