@@ -39,6 +39,7 @@ async def instances(
     q: Text = None,
     after: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_ROWS)] = PAGE_ROWS,
+    view: Annotated[str, Query(pattern="^(list|grid)$")] = "list",
 ) -> HTMLResponse:
     snapshot = await status_view(request).current(session)
     if site and site not in snapshot.sites:
@@ -58,17 +59,23 @@ async def instances(
         and (labelled is None or row.host in labelled)
         and (not needle or needle in row.instance.lower() or needle in row.host.lower())
     ]
-    start = 0
-    if after:
-        names = [row.instance for row in kept]
-        start = names.index(after) + 1 if after in names else 0
-    shown = kept[start : start + limit]
-    more = start + limit < len(kept)
+    if view == "grid":
+        keys = list(dict.fromkeys(row.host for row in kept))  # a page of hosts, all services
+    else:
+        keys = [row.instance for row in kept]
+    start = keys.index(after) + 1 if after in keys else 0
+    page_keys = set(keys[start : start + limit])
+    shown = [row for row in kept if (row.host if view == "grid" else row.instance) in page_keys]
+    more = start + limit < len(keys)
     values: dict[str, Any] = {
+        "view": view,
         "rows": shown,
+        "grid": _grid(shown) if view == "grid" else None,
         "total": len(kept),
         "first": start + 1 if shown else 0,
-        "next_after": shown[-1].instance if more and shown else None,
+        "last": min(start + limit, len(keys)),
+        "unit": "host(s)" if view == "grid" else "instance(s)",
+        "next_after": keys[start + limit - 1] if more and shown else None,
         "sites": sorted(snapshot.sites),
         "services": sorted(snapshot.services),
         "statuses": sorted({row.status for row in snapshot.rows}),
@@ -81,6 +88,7 @@ async def instances(
             "stale": stale or "",
             "q": q or "",
             "limit": limit,
+            "view": view,
         },
     }
     return page(request, caller, "instances.html.j2", values, title="Instances")
@@ -110,6 +118,17 @@ async def instance_page(
         "strategy": chosen.strategy.kind if chosen is not None else "",
     }
     return page(request, caller, "instance.html.j2", values, title=instance)
+
+
+def _grid(rows: Sequence[StatusRow]) -> dict[str, Any]:
+    """Rows by host (in order) and service: the grid's cells."""
+    services = sorted({row.service for row in rows})
+    hosts: dict[str, dict[str, StatusRow]] = {}
+    sites: dict[str, str] = {}
+    for row in rows:
+        hosts.setdefault(row.host, {})[row.service] = row
+        sites[row.host] = row.site
+    return {"services": services, "hosts": hosts, "sites": sites}
 
 
 def project_instance(session: Session, name: str) -> Any:

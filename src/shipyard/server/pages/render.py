@@ -99,7 +99,7 @@ def css_class(status: str | None) -> str:
 def link(path: str, **query: object) -> str:
     """A local URL with its query (None values left out), every part quoted."""
     kept = {k: str(v) for k, v in query.items() if v is not None and v != ""}
-    return quote(path) + (f"?{urlencode(kept)}" if kept else "")
+    return quote(path, safe="/@") + (f"?{urlencode(kept)}" if kept else "")
 
 
 @cache

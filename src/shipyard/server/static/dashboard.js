@@ -170,7 +170,11 @@
       for (const button of document.querySelectorAll(`[data-while-running="${CSS.escape(data.rollout_id || "")}"]`)) {
         button.disabled = true;
       }
-      if (document.body.dataset.rollout === data.rollout_id) scheduleRefresh();
+      if (document.body.dataset.rollout === data.rollout_id) {
+        // Its stream ends here; the browser would only open it again.
+        if (window.shipyardEvents) window.shipyardEvents.close();
+        scheduleRefresh();
+      }
     }
     if (document.body.dataset.refresh !== undefined) scheduleRefresh();
     const counter = document.getElementById("events-seen");
