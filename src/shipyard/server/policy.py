@@ -23,6 +23,13 @@ ROUTES: dict[tuple[str, str], Permission] = {
     ("GET", "/rollouts"): Permission.READ,
     ("GET", "/rollouts/{rollout_id}"): Permission.READ,
     ("GET", "/static/{name}"): Permission.PUBLIC,
+    # The dashboard's pages of artifacts, events, audit, versions and admin.
+    ("GET", "/artifacts"): Permission.READ,
+    ("GET", "/events"): Permission.READ,
+    ("GET", "/audit"): Permission.READ,
+    ("GET", "/versions"): Permission.READ,
+    ("GET", "/versions/{old}/diff/{new}"): Permission.READ,
+    ("GET", "/admin"): Permission.ADMIN,
     ("GET", "/api/artifacts"): Permission.READ,
     ("POST", "/api/artifacts/deploy"): Permission.DEPLOY,
     ("POST", "/api/artifacts/retry"): Permission.DEPLOY,

@@ -5,6 +5,26 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from shipyard.server.pages import instances, overview, rollouts, static
+from shipyard.server.pages import (
+    admin,
+    artifacts,
+    audit,
+    eventlog,
+    instances,
+    overview,
+    rollouts,
+    static,
+    versions,
+)
 
-ROUTERS: list[APIRouter] = [static.router, overview.router, instances.router, rollouts.router]
+ROUTERS: list[APIRouter] = [
+    static.router,
+    overview.router,
+    instances.router,
+    rollouts.router,
+    artifacts.router,
+    eventlog.router,
+    audit.router,
+    versions.router,
+    admin.router,
+]

@@ -345,3 +345,72 @@
     }
   });
 })();
+
+// ── Secrets shown once (the admin page): a button with data-reveal="METHOD /api/..." sends
+// its form (data-body-from) like data-action does and shows one field of the answer
+// (data-reveal-field: a new token, a webhook's signing secret) as text in data-show-in. The
+// page never has it again: a reload shows only the token's prefix.
+(function () {
+  function formBody(form) {
+    const body = {};
+    if (!form) return body;
+    for (const [key, value] of new FormData(form).entries()) {
+      if (key === "csrf_token") continue;
+      if (form.querySelector(`input[name="${CSS.escape(key)}"][data-list]`)) {
+        (body[key] = body[key] || []).push(value);
+      } else if (value !== "") {
+        body[key] = value;
+      }
+    }
+    for (const box of form.querySelectorAll("input[type=checkbox][data-flag]")) body[box.name] = box.checked;
+    return body;
+  }
+
+  function say(text, isError) {
+    const box = document.getElementById("notice");
+    if (!box) return;
+    box.textContent = text;
+    box.classList.toggle("error", Boolean(isError));
+  }
+
+  async function reveal(button) {
+    const [method, path] = button.dataset.reveal.split(" ");
+    const form = document.getElementById(button.dataset.bodyFrom);
+    if (form && !form.reportValidity()) return;
+    const target = document.getElementById(button.dataset.showIn);
+    button.disabled = true;
+    try {
+      const answer = await window.shipyardApi(method, path, formBody(form));
+      const value = answer ? answer[button.dataset.revealField] : null;
+      if (target) {
+        target.replaceChildren();
+        if (value) {
+          const label = document.createElement("p");
+          label.textContent = button.dataset.revealLabel || "Shown this once:";
+          const code = document.createElement("code");
+          code.className = "secret-once";
+          code.tabIndex = 0;
+          code.textContent = value;
+          const after = document.createElement("p");
+          after.className = "muted";
+          after.textContent = "It is not stored in a form anyone can read back: reloading this page shows only its prefix.";
+          target.append(label, code, after);
+        }
+      }
+      if (form) form.reset();
+      say("Done. Reload the page to see it in the list.", false);
+    } catch (failure) {
+      say(`Refused: ${failure.message}`, true);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-reveal]");
+    if (button) {
+      event.preventDefault();
+      reveal(button);
+    }
+  });
+})();
