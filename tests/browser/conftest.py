@@ -182,9 +182,18 @@ def accessibility(page: Any) -> list[dict[str, Any]]:
     return list(found["violations"])
 
 
+# Each module's hello hosts on a network of its own: modules run at once in two workers, and
+# scripts/demo_addresses.py's search for a free one would race between them.
+NETS = {"test_dashboard": "127.0.61", "test_site_pages": "127.0.62"}
+
+
 @pytest.fixture(scope="module")
-def hello(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A copy of the hello example on free loopback addresses (scripts/demo_addresses.py)."""
+def hello(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """A copy of the hello example on the module's loopback network (scripts/demo_addresses.py
+    checks that every address is free)."""
+    net = NETS.get(request.module.__name__.rsplit(".", 1)[-1], "127.0.63")
     root = tmp_path_factory.mktemp("hello")
     for name in ("shipyard.yaml", "app", "files"):
         source = HELLO / name
@@ -194,7 +203,7 @@ def hello(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             shutil.copy(source, root / name)
     subprocess.run(
         [sys.executable, str(REPO / "scripts" / "demo_addresses.py"), str(root / "shipyard.yaml")],
-        check=True, capture_output=True, text=True,
+        check=True, capture_output=True, text=True, env={**os.environ, "SHIPYARD_DEMO_NET": net},
     )  # fmt: skip
     try:
         yield root

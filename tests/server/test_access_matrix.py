@@ -38,6 +38,7 @@ PUBLIC_ALLOWLIST = {
     ("GET", "/login"),
     ("POST", "/login"),
     ("GET", "/static/{name}"),  # the dashboard's style sheet and script (the login form's too)
+    ("GET", "/favicon.ico"),  # nothing: asked for by browsers on every page
 }
 REFUSED_CREDENTIALS = ("none", "expired", "revoked", "disabled user")
 

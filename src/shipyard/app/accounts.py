@@ -142,6 +142,11 @@ def reset_password(session: Session, name: str, password: str | None = None) -> 
     return None if password else new
 
 
+def users(session: Session) -> list[User]:
+    """Every user, by name."""
+    return sorted(session.store.users(), key=lambda u: u.name)
+
+
 def find_user(session: Session, name: str) -> User:
     found = session.store.user(name)
     if found is None:

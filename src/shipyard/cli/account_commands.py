@@ -91,7 +91,9 @@ def users_add(
 @users_app.command("list")
 def users_list(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """Every user with roles, sites and state."""
-    listed = session(ctx).store.users()
+    from shipyard.app import accounts
+
+    listed = accounts.users(session(ctx))
     if json_output:
         print_json({"users": [_user_json(u) for u in listed]}, masker=NO_SECRETS)
         return

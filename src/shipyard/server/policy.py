@@ -23,6 +23,7 @@ ROUTES: dict[tuple[str, str], Permission] = {
     ("GET", "/rollouts"): Permission.READ,
     ("GET", "/rollouts/{rollout_id}"): Permission.READ,
     ("GET", "/static/{name}"): Permission.PUBLIC,
+    ("GET", "/favicon.ico"): Permission.PUBLIC,
     # The dashboard's pages of artifacts, events, audit, versions and admin.
     ("GET", "/artifacts"): Permission.READ,
     ("GET", "/events"): Permission.READ,

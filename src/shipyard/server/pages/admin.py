@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from shipyard.app import tokens, webhooks
+from shipyard.app import accounts, tokens, webhooks
 from shipyard.app.access import Role
 from shipyard.app.accounts import User
 from shipyard.app.session import Session
@@ -60,9 +60,7 @@ async def admin(
 
 
 def _reads(session: Session, webhook: str | None, before: int | None) -> AdminReads:
-    # The app layer has no use case listing users: the route GET /api/users reads them from
-    # the session's store the same way.
-    users = sorted(session.store.users(), key=lambda u: u.name)
+    users = accounts.users(session)
     found = None
     if webhook is not None:  # RecordNotFound (404) for an unknown one
         found = webhooks.deliveries(session, webhook, limit=DELIVERIES_SHOWN, before=before)

@@ -45,7 +45,7 @@ STATUS_SIGNS = {
     "skipped": "↷",
     "never deployed": "○",
     "orphaned": "?",
-    "disabled": "⏸",
+    "disabled": "‖",
     "deleted": "⌫",
     "online": "✓",
     "offline": "✗",
@@ -56,6 +56,8 @@ STATUS_SIGNS = {
     "cancelled": "↷",
     "interrupted": "✗",
     "unchanged": "=",
+    "stale": "!",
+    "not deployed": "○",
 }
 
 

@@ -30,3 +30,9 @@ def static_file(name: str) -> Response:
         media_type=f"{kind}; charset=utf-8",
         headers={"Cache-Control": "max-age=300"},
     )
+
+
+@router.get("/favicon.ico")
+def no_icon() -> Response:
+    """Nothing (a browser asks for it on every page, the JSON answers' too)."""
+    return Response(status_code=204, headers={"Cache-Control": "max-age=86400"})

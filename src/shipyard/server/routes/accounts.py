@@ -103,7 +103,7 @@ class TokenList(BaseModel):
 @router.get("/api/users")
 def list_users(session: CallerSession) -> UserList:
     """Every user, by name."""
-    return UserList(users=[_user(u) for u in session.store.users()])
+    return UserList(users=[_user(u) for u in accounts.users(session)])
 
 
 @router.post("/api/users", status_code=201)
