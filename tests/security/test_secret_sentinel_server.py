@@ -130,7 +130,15 @@ def read_everything(seen: Seen, client: httpx.Client, rollouts: list[str]) -> No
     seen.get(client, "/api/events/log")
     logged = seen.get(client, "/api/events/log", search="unhealthy")
     assert any(MASK in e["detail"] for e in logged["events"]), logged
+    # The dashboard's pages, each rendered from the same values and masked on the way out.
+    for path in ("/", "/instances", "/instances?view=grid", f"/instances/{INSTANCE}",
+                 "/rollouts", "/artifacts", "/events", "/audit", "/versions",
+                 "/versions/1/diff/2", "/admin"):  # fmt: skip
+        assert "<html" in seen.get(client, path)
+    page = seen.get(client, "/events", q="unhealthy")
+    assert MASK in page, "the event log page shows the masked detail"
     for rollout_id in rollouts:
+        seen.get(client, f"/rollouts/{rollout_id}")
         found = seen.get(client, f"/api/rollouts/{rollout_id}")
         for deployment in found["deployments"]:
             seen.get(client, f"/api/deployments/{deployment['id']}")
