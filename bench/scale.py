@@ -8,7 +8,7 @@ SQLite and on PostgreSQL (a private server in a temporary directory on 127.0.0.1
 pid at the end); `shipyard --help`; `shipyard plan` of examples/hello. Each figure is the median
 wall time of --runs processes and the largest peak RSS among them (os.wait4), printed beside
 its goal with the ratio figure / goal. The store's reads for status and plan are timed
-in-process too (median of at least 5, after one warm-up), and beside them, with no goal, the full
+in-process too (median of 11, after one warm-up), and beside them, with no goal, the full
 read of every deployed snapshot that deploy and rollback load (`instance_states()`).
 
 This process imports only the standard library and stays small: a child's peak RSS on Linux
@@ -45,7 +45,7 @@ SHIPYARD = REPO / ".venv" / "bin" / "shipyard"
 HELLO = REPO / "examples" / "hello"
 BATCH = 1000  # deployments per bulk call while filling the store
 TEMPLATES = 50
-QUERY_RUNS = 5
+QUERY_RUNS = 11  # the in-process reads take ~0.1 s: a steadier median of more
 
 # Goals of issue 10: seconds and MiB per whole process; the store's query in seconds.
 FLEET_SECONDS, FLEET_MIB = 1.5, 300.0
