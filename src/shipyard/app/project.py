@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from shipyard.app.selectors import find_instance, select_instances
+from shipyard.app.selectors import find_instance, select_placed
 from shipyard.app.session import Session
 from shipyard.app.statusrows import planned_revisions
 from shipyard.plan.rollout import Plan, Step, Target, make_plan
@@ -167,8 +167,8 @@ def plan(
 ) -> PlanView:
     """Instances, their revisions, what is stale, and the dependency waves of a deploy. With
     `force` (as `deploy --force` does) an up-to-date instance is planned as an update too."""
-    flat = session.flatten()
-    chosen = select_instances(flat, names, site=site)
+    flat = session.index()
+    chosen = select_placed(flat, names, site=site)
     targets = [Target(i.name, i.service, i.host, i.site, i.revision) for i in chosen]
     with session.status_reads() as reads:
         deployed = planned_revisions(reads, {i.name: i.revision for i in chosen})

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shipyard.app.selectors import select_instances
+from shipyard.app.selectors import select_instances, select_placed
 from shipyard.app.session import Session
 from shipyard.app.statusrows import LastDeployment, StoredInstance, stored_instances
 from shipyard.masking import Masker
@@ -165,12 +165,16 @@ class StatusReport:
 async def status(session: Session, *, site: str | None = None, slots: bool = True) -> StatusReport:
     """Per instance: site, host, status, deployed revision, stale or not, last deployment; with
     `slots`, the slots of blue/green instances as their hosts report them (contacts hosts)."""
-    flat = session.flatten()
-    chosen = select_instances(flat, site=site)
+    flat = session.index()
+    chosen = select_placed(flat, site=site)
     with session.status_reads() as reads:
         stored = stored_instances(reads, site=site)
-    slotted = [i for i in chosen if i.strategy.uses_slots] if slots else []
-    found_slots = await slot_states(session, slotted) if slotted else {}
+    slotted = [i.name for i in chosen if i.uses_slots] if slots else []
+    if slotted:
+        derived = session.flatten().instances
+        found_slots = await slot_states(session, [derived[name] for name in slotted])
+    else:
+        found_slots = {}
     masker = session.masker()
     rows: list[StatusRow] = []
     for instance in chosen:

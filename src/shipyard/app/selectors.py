@@ -3,14 +3,15 @@ name or label. Unknown names are refused with the closest known ones suggested."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from shipyard.config import topology
 from shipyard.config.topology import HostRef
 from shipyard.errors import UsageError
 
 if TYPE_CHECKING:
+    from shipyard.app.index import InstanceIndex, Placed
     from shipyard.config.flatten import Flattened, Instance
     from shipyard.config.models import Project
 
@@ -27,15 +28,49 @@ def select_instances(
     host: str | None = None,
 ) -> list[Instance]:
     """Instances matching every filter; a name is an instance (`svc@host`) or a service."""
-    project = flat.loaded.project
+    return _select(flat.loaded.project, flat.instances, names, site, host)
+
+
+def select_placed(
+    index: InstanceIndex,
+    names: Sequence[str] | None = None,
+    *,
+    site: str | None = None,
+    host: str | None = None,
+) -> list[Placed]:
+    """As select_instances, from the instance index (status and plan)."""
+    return _select(index.loaded.project, index.instances, names, site, host)
+
+
+class _Located(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def site(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+
+
+L = TypeVar("L", bound=_Located)
+
+
+def _select(
+    project: Project,
+    instances: Mapping[str, L],
+    names: Sequence[str] | None,
+    site: str | None,
+    host: str | None,
+) -> list[L]:
     check_site(project, site)
-    chosen = list(flat.instances.values())
+    chosen = list(instances.values())
     if names:
-        wanted: list[Instance] = []
+        wanted: list[L] = []
         for name in names:
             found = [i for i in chosen if name in (i.name, i.service)]
             if not found:
-                known = list(flat.instances) + list(project.services)
+                known = list(instances) + list(project.services)
                 raise UsageError(f'no instance or service "{name}"{suggest(name, known)}')
             wanted.extend(i for i in found if i not in wanted)
         chosen = wanted

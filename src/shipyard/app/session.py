@@ -14,6 +14,7 @@ from shipyard.errors import UsageError
 from shipyard.masking import NO_SECRETS, Masker, masker_for
 
 if TYPE_CHECKING:
+    from shipyard.app.index import InstanceIndex
     from shipyard.app.statusrows import StatusReads
     from shipyard.config.flatten import Flattened
     from shipyard.config.loader import LoadedProject
@@ -164,6 +165,33 @@ class Session:
                 loaded, environ=dict(self.env), secret_key=key, empty_ok=empty_ok
             )
         return self._flat
+
+    def flattened_if_done(self) -> Flattened | None:
+        """The flattened project when this session has flattened it already."""
+        return self._flat
+
+    def index(self) -> InstanceIndex:
+        """Each instance's place and revision (kept between runs: see app/index.py)."""
+        from shipyard.app.index import instance_index
+
+        return instance_index(self)
+
+    def secret_fingerprints(self, loaded: LoadedProject) -> dict[str, str] | None:
+        """Each declared secret's keyed fingerprint (never its value); None when one cannot
+        be read."""
+        if not loaded.project.secrets:
+            return {}
+        from shipyard.config.render import Secrets, fingerprint
+
+        secrets = Secrets(loaded.project.secrets, loaded.root, dict(self.env))
+        key = self._secret_key()
+        found: dict[str, str] = {}
+        for name in loaded.project.secrets:
+            value = secrets.value(name)
+            if value is None:
+                return None
+            found[name] = fingerprint(name, value, key)
+        return found
 
     def _secret_key(self) -> bytes:
         from shipyard.store.secret_key import secret_key

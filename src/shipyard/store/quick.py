@@ -128,6 +128,15 @@ def open_quick(url: str) -> QuickReads | None:
     return _settled(conn, head, "?")
 
 
+def sqlite_files(url: str) -> list[Path]:
+    """The files of a SQLite store at `url` (the database and its journal's companions), with
+    neither SQLAlchemy nor a connection; none for another database."""
+    if not url.startswith(SQLITE_PREFIX):
+        return []
+    path = Path(unquote(url[len(SQLITE_PREFIX) :].partition("?")[0])).absolute()
+    return [path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))]
+
+
 def _postgresql(url: str) -> Connection | None:
     import psycopg
 
