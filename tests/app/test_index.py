@@ -68,9 +68,21 @@ def test_the_index_is_kept_and_used_while_nothing_changes(hello: Path) -> None:
 
 @pytest.mark.parametrize(
     "change",
-    ["a value of the same length", "a template file", "a file of the artifact", "a secret"],
+    [
+        "a value of the same length",
+        "a template file",
+        "a file of the artifact",
+        "a secret",
+        "an include outside the directory",
+    ],
 )
 def test_any_change_an_instance_comes_from_makes_it_again(hello: Path, change: str) -> None:
+    outside = hello.parent / "common.yaml"
+    outside.write_text("sites: {}\n")
+    text = (hello / "shipyard.yaml").read_text()
+    (hello / "shipyard.yaml").write_text(
+        text.replace("vars:\n", "include: [../common.yaml]\nvars:\n", 1)
+    )
     with session(hello) as first:
         before, _ = revisions(first)
     token = "first-token"
@@ -85,8 +97,10 @@ def test_any_change_an_instance_comes_from_makes_it_again(hello: Path, change: s
         (hello / "app" / "server.py").write_text(
             (hello / "app" / "server.py").read_text() + "\n# changed\n"
         )
-    else:
+    elif change == "a secret":
         token = "other-token"
+    else:
+        outside.write_text("services:\n  extra: {template: hello, sites: [east]}\n")
     with session(hello, token) as after:
         found, kept = revisions(after)
     assert not kept

@@ -6,7 +6,8 @@ most of what `status` and `plan` cost. Their answer depends only on the project'
 code that derives configs, where the project lives (hosts' default roots are below it) and the
 secrets' values. The index is kept in the project's state directory (`.shipyard/index.json`)
 under a key made of all of these: the content of every file below the project directory (not
-its state, its store, `.git` or caches), this version of `shipyard.config`'s source, the
+its state, its store, `.git` or caches), the project as read with its includes (which may lie
+outside it), this version of `shipyard.config`'s source, the
 project's paths, and each secret's keyed fingerprint (never its value). Any change to any of
 them is another key, and the index is made again by flattening. A project whose files add up
 to more than MAX_HASHED bytes is flattened every time (hashing would cost what it saves).
@@ -92,6 +93,8 @@ def index_key(session: Session, loaded: LoadedProject) -> str | None:
     digest.update(_code_digest())
     for place in (loaded.file, loaded.root, loaded.home):
         digest.update(f"{place.absolute()}\0".encode())
+    # The project as read, its includes merged in: an include may lie outside the directory.
+    digest.update(json.dumps(loaded.raw, sort_keys=True, default=str).encode())
     from shipyard.store.quick import sqlite_files
 
     store = set(sqlite_files(session.database_url()))  # what status reads, not what it derives
