@@ -43,6 +43,7 @@ from server import (  # noqa: E402 (the benchmark's own helpers, beside this fil
     Server,
     all_succeeded,
     background,
+    full_store,
     goal_line,
     serving,
     wait_rollout,
@@ -102,16 +103,9 @@ def first_paint(context: Any, url: str) -> float:
 def measure_paint(args: argparse.Namespace, lines: list[str]) -> None:
     from playwright.sync_api import sync_playwright
 
-    scale = [sys.executable, str(BENCH / "scale.py")]
     with tempfile.TemporaryDirectory(prefix="shipyard-bench-dashboard-") as tmp:
         directory = Path(tmp)
-        built = subprocess.run(
-            [*scale, "_build", tmp, "500", "20"], check=True, capture_output=True, text=True
-        )
-        project = Path(built.stdout.strip().splitlines()[-1])
-        (directory / "store").mkdir()
-        url = f"sqlite:///{directory / 'store' / 'state.db'}"
-        subprocess.run([*scale, "_fill", url, str(project), "1"], check=True, capture_output=True)
+        project, url = full_store(directory)
         env = {**os.environ, "SHIPYARD_DATABASE_URL": url, "SHIPYARD_HEALTH_INTERVAL": "0"}
         with serving(project, env, directory / "serve.log") as server, sync_playwright() as driver:
             server.request("GET", "/api/status?limit=1")  # the kept view, built once

@@ -361,17 +361,25 @@ def _rollout_event_ids(server: Server, rollout_id: str, after: int) -> set[int]:
         after = page["events"][-1]["id"]
 
 
-def measure_status(args: argparse.Namespace, lines: list[str]) -> None:
+def full_store(directory: Path) -> tuple[Path, str]:
+    """bench/scale.py's 10,000-instance project in `directory` and a SQLite store beside it
+    holding a successful deployment of every instance: the project file and the store's URL."""
     scale = [sys.executable, str(BENCH / "scale.py")]
+    built = subprocess.run(
+        [*scale, "_build", str(directory), "500", "20"], check=True, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    project = Path(built.stdout.strip().splitlines()[-1])
+    (directory / "store").mkdir()
+    url = f"sqlite:///{directory / 'store' / 'state.db'}"
+    subprocess.run([*scale, "_fill", url, str(project), "1"], check=True, capture_output=True)
+    return project, url
+
+
+def measure_status(args: argparse.Namespace, lines: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="shipyard-bench-server-") as tmp:
         directory = Path(tmp)
-        built = subprocess.run(
-            [*scale, "_build", tmp, "500", "20"], check=True, capture_output=True, text=True
-        )
-        project = Path(built.stdout.strip().splitlines()[-1])
-        (directory / "store").mkdir()
-        url = f"sqlite:///{directory / 'store' / 'state.db'}"
-        subprocess.run([*scale, "_fill", url, str(project), "1"], check=True, capture_output=True)
+        project, url = full_store(directory)
         env = {**os.environ, "SHIPYARD_DATABASE_URL": url}
         with serving(project, env, directory / "serve.log") as server:
             first = server.request("GET", "/api/status?limit=10000")

@@ -16,9 +16,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,12 +24,11 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.hello_copy import copy_hello, stop_hosts
 from tests.server.serve_process import ServeProcess, serving
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-REPO = Path(__file__).resolve().parents[2]
-HELLO = REPO / "examples" / "hello"
 CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "correct horse battery staple 42"
 # name -> (roles, sites of the deployment role)
@@ -42,20 +38,6 @@ USERS: dict[str, tuple[list[str], list[str] | None]] = {
     "vera": (["viewer"], None),
 }
 SERIOUS = ("serious", "critical")
-
-
-def stop_hosts(root: Path) -> None:
-    """The hello hosts' supervisords and nginx, by the pids in their files."""
-    import signal
-
-    for pidfile in [
-        *root.glob(".shipyard/hosts/*/supervisor/supervisord.pid"),
-        *root.glob(".shipyard/hosts/*/nginx/nginx.pid"),
-    ]:
-        try:
-            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-        except (OSError, ValueError):
-            continue
 
 
 def upload(root: Path, *changes: tuple[str, str]) -> dict[str, str]:
@@ -194,17 +176,7 @@ def hello(
     """A copy of the hello example on the module's loopback network (scripts/demo_addresses.py
     checks that every address is free)."""
     net = NETS.get(request.module.__name__.rsplit(".", 1)[-1], "127.0.63")
-    root = tmp_path_factory.mktemp("hello")
-    for name in ("shipyard.yaml", "app", "files"):
-        source = HELLO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name)
-        else:
-            shutil.copy(source, root / name)
-    subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "demo_addresses.py"), str(root / "shipyard.yaml")],
-        check=True, capture_output=True, text=True, env={**os.environ, "SHIPYARD_DEMO_NET": net},
-    )  # fmt: skip
+    root = copy_hello(tmp_path_factory.mktemp("hello"), net=net)
     try:
         yield root
     finally:

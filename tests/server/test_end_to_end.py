@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.hello_copy import copy_hello, stop_hosts
 
 from .serve_process import ServeProcess, serving
 from .test_webhooks import Receiver, receiving, wait_for
@@ -30,38 +30,13 @@ from .test_webhooks import Receiver, receiving, wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parents[2]
-HELLO = REPO / "examples" / "hello"
 CLI_TIMEOUT = 300
-
-
-def stop_hosts(root: Path) -> None:
-    """The hello hosts' supervisords and nginx, by the pids in their files."""
-    import signal
-
-    for pidfile in [
-        *root.glob(".shipyard/hosts/*/supervisor/supervisord.pid"),
-        *root.glob(".shipyard/hosts/*/nginx/nginx.pid"),
-    ]:
-        try:
-            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-        except (OSError, ValueError):
-            continue
 
 
 @pytest.fixture(scope="module")
 def hello(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A copy of the hello example on free loopback addresses (scripts/demo_addresses.py)."""
-    root = tmp_path_factory.mktemp("hello")
-    for name in ("shipyard.yaml", "app", "files"):
-        source = HELLO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name)
-        else:
-            shutil.copy(source, root / name)
-    subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "demo_addresses.py"), str(root / "shipyard.yaml")],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+    root = copy_hello(tmp_path_factory.mktemp("hello"))
     try:
         yield root
     finally:
