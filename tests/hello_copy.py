@@ -4,6 +4,7 @@ stopped by the pids in their files at the end."""
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -41,3 +42,19 @@ def stop_hosts(root: Path) -> None:
             os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
         except (OSError, ValueError):
             continue
+
+
+def upload(root: Path, *changes: tuple[str, str]) -> dict[str, str]:
+    """The project's files (base64, its state left out) with `changes` made to shipyard.yaml,
+    as `POST /api/versions` takes them."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if path.is_file() and not relative.startswith(".shipyard/"):
+            data = path.read_bytes()
+            if relative == "shipyard.yaml":
+                for old, new in changes:
+                    assert old.encode() in data, f"{old!r} is not in shipyard.yaml"
+                    data = data.replace(old.encode(), new.encode())
+            files[relative] = base64.b64encode(data).decode()
+    return files

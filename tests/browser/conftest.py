@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.hello_copy import copy_hello, stop_hosts
+from tests.hello_copy import copy_hello, stop_hosts, upload
 from tests.server.serve_process import ServeProcess, serving
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -38,21 +38,6 @@ USERS: dict[str, tuple[list[str], list[str] | None]] = {
     "vera": (["viewer"], None),
 }
 SERIOUS = ("serious", "critical")
-
-
-def upload(root: Path, *changes: tuple[str, str]) -> dict[str, str]:
-    """The project's files (base64) with `changes` made to shipyard.yaml."""
-    files = {}
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root).as_posix()
-        if path.is_file() and not relative.startswith(".shipyard/"):
-            data = path.read_bytes()
-            if relative == "shipyard.yaml":
-                for old, new in changes:
-                    assert old.encode() in data, f"{old!r} is not in shipyard.yaml"
-                    data = data.replace(old.encode(), new.encode())
-            files[relative] = base64.b64encode(data).decode()
-    return files
 
 
 @dataclass

@@ -10,7 +10,6 @@ and received. Then the README's tour through `--server`: plan, deploy, status, d
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -22,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.hello_copy import copy_hello, stop_hosts
+from tests.hello_copy import copy_hello, stop_hosts, upload
 
 from .serve_process import ServeProcess, serving
 from .test_webhooks import Receiver, receiving, wait_for
@@ -76,18 +75,6 @@ def roll_out(client: httpx.Client, body: dict[str, Any]) -> tuple[str, list[dict
     events = follow(client, rollout_id)
     assert events[-1]["result"] == "success", events[-1]
     return rollout_id, events
-
-
-def upload(root: Path, change: tuple[str, str]) -> dict[str, str]:
-    files = {}
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root).as_posix()
-        if path.is_file() and not relative.startswith(".shipyard/"):
-            data = path.read_bytes()
-            if relative == "shipyard.yaml":
-                data = data.replace(change[0].encode(), change[1].encode())
-            files[relative] = base64.b64encode(data).decode()
-    return files
 
 
 def test_a_team_drives_the_hello_fleet_through_the_server(

@@ -46,7 +46,8 @@ async def instances(
         raise UsageError(f'unknown site "{site}"')
     if service and service not in snapshot.services:
         raise UsageError(f'unknown service "{service}"')
-    labelled = _hosts_labelled(session, label) if label else None
+    host_labels = _label_hosts(session)
+    labelled = {h for h, labels in host_labels.items() if label in labels} if label else None
     wanted = (stale == "true") if stale else None
     needle = (q or "").strip().lower()
     kept = [
@@ -79,7 +80,7 @@ async def instances(
         "sites": sorted(snapshot.sites),
         "services": sorted(snapshot.services),
         "statuses": sorted({row.status for row in snapshot.rows}),
-        "labels": _labels(session),
+        "labels": sorted({one for labels in host_labels.values() for one in labels}),
         "chosen": {
             "site": site or "",
             "service": service or "",
@@ -104,7 +105,7 @@ async def instance_page(
     row: StatusRow | None = snapshot.rows[at] if at is not None else None
     [found] = await asyncio.to_thread(queries.diff, session, [instance])
     past = await asyncio.to_thread(history.instance_history, session, instance)
-    chosen = project_instance(session, instance)
+    chosen = session.flatten(empty_ok=True).instances.get(instance)
     slots = None
     if chosen is not None and chosen.strategy.uses_slots:
         slots = (await queries.slot_states(session, [chosen])).get(instance)
@@ -129,18 +130,6 @@ def _grid(rows: Sequence[StatusRow]) -> dict[str, Any]:
         hosts.setdefault(row.host, {})[row.service] = row
         sites[row.host] = row.site
     return {"services": services, "hosts": hosts, "sites": sites}
-
-
-def project_instance(session: Session, name: str) -> Any:
-    return session.flatten(empty_ok=True).instances.get(name)
-
-
-def _labels(session: Session) -> list[str]:
-    return sorted({label for labels in _label_hosts(session).values() for label in labels})
-
-
-def _hosts_labelled(session: Session, label: str) -> set[str]:
-    return {host for host, labels in _label_hosts(session).items() if label in labels}
 
 
 def _label_hosts(session: Session) -> dict[str, Sequence[str]]:
