@@ -40,6 +40,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from server import (  # noqa: E402 (the benchmark's own helpers, beside this file)
+    HEALTH_TIMEOUT,
     Server,
     all_succeeded,
     background,
@@ -147,45 +148,48 @@ def measure_live(args: argparse.Namespace, lines: list[str]) -> None:
     try:
         bench_deploy.bootstrap(fleet, scenario)
         bench_deploy.clear_tool(fleet, "shipyard")
-        bench_deploy.write_project(fleet, scenario)
+        bench_deploy.write_project(fleet, scenario, health_timeout=HEALTH_TIMEOUT)
         project = bench_deploy.PROJECT_DIR / "shipyard.yaml"
         env = {**bench_deploy.shipyard_env(), "SHIPYARD_HEALTH_INTERVAL": "0"}
         log_file = bench_deploy.WORK / "serve-dashboard.log"
         with serving(project, env, log_file) as server, sync_playwright() as driver:
             first = server.request("POST", "/api/rollouts", {"instances": []})
             all_succeeded(wait_rollout(server, first["id"], 3600), expected)
-            lines.append(f"  the fleet's {background(fleet)} processes at nice 19")
-            browser, context = browser_context(driver, server)
-            try:
-                page = context.new_page()
-                page.goto(f"{server.url}/instances?limit={expected}", wait_until="load")
-                page.wait_for_function(
-                    "() => window.shipyardEvents && window.shipyardEvents.readyState === 1"
-                )
-                page.evaluate(WATCH)
-                started = time.perf_counter()
-                rollout = server.request("POST", "/api/rollouts", {"instances": [], "force": True})
-                all_succeeded(wait_rollout(server, rollout["id"], 3600), expected)
-                seconds = time.perf_counter() - started
-                time.sleep(2.0)  # the last events on their way
-                delays = sorted(d / 1000 for d in page.evaluate("window.delays"))
-                if not delays:
-                    raise RuntimeError("the page received no event")
-                p99 = delays[max(0, int(len(delays) * 0.99) - 1)]
-                lines.append(
-                    f"  a forced redeploy of {expected} instances ({seconds:.1f} s) while the page"
-                    f" shows every cell: {len(delays)} events applied; publish -> cell p50"
-                    f" {statistics.median(delays) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms,"
-                    f" max {delays[-1] * 1000:.1f} ms"
-                )
-                lines.append(
-                    goal_line(
-                        "live: event -> changed cell, 99th percentile", p99, EVENT_P99_SECONDS
+            with background(fleet) as how:
+                lines.append(f"  {how}")
+                browser, context = browser_context(driver, server)
+                try:
+                    page = context.new_page()
+                    page.goto(f"{server.url}/instances?limit={expected}", wait_until="load")
+                    page.wait_for_function(
+                        "() => window.shipyardEvents && window.shipyardEvents.readyState === 1"
                     )
-                )
-                lines.extend(_memory(server, page, args.minutes, expected))
-            finally:
-                browser.close()
+                    page.evaluate(WATCH)
+                    started = time.perf_counter()
+                    rollout = server.request(
+                        "POST", "/api/rollouts", {"instances": [], "force": True}
+                    )
+                    all_succeeded(wait_rollout(server, rollout["id"], 3600), expected)
+                    seconds = time.perf_counter() - started
+                    time.sleep(2.0)  # the last events on their way
+                    delays = sorted(d / 1000 for d in page.evaluate("window.delays"))
+                    if not delays:
+                        raise RuntimeError("the page received no event")
+                    p99 = delays[max(0, int(len(delays) * 0.99) - 1)]
+                    lines.append(
+                        f"  a forced redeploy of {expected} instances ({seconds:.1f} s) while"
+                        f" the page shows every cell: {len(delays)} events applied; publish ->"
+                        f" cell p50 {statistics.median(delays) * 1000:.1f} ms,"
+                        f" p99 {p99 * 1000:.1f} ms, max {delays[-1] * 1000:.1f} ms"
+                    )
+                    lines.append(
+                        goal_line(
+                            "live: event -> changed cell, 99th percentile", p99, EVENT_P99_SECONDS
+                        )
+                    )
+                    lines.extend(_memory(server, page, args.minutes, expected))
+                finally:
+                    browser.close()
     finally:
         bench_deploy.clear_tool(fleet, "shipyard")
         bench_deploy.stop_everything(fleet)

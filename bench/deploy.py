@@ -122,8 +122,12 @@ class Scenario:
         return {"greeting": f"hello from {name}", "workers": workers}
 
 
-def write_project(fleet: fleet_lib.Fleet, scenario: Scenario, *, changed: bool = False) -> None:
-    """The Shipyard project: a base template, one template per service extending it."""
+def write_project(
+    fleet: fleet_lib.Fleet, scenario: Scenario, *, changed: bool = False, health_timeout: float = 5
+) -> None:
+    """The Shipyard project: a base template, one template per service extending it. Each
+    health check attempt gets `health_timeout` seconds (more where the fleet is given only the
+    CPU that others leave: bench/server.py's `background`)."""
     PROJECT_DIR.mkdir(parents=True, exist_ok=True)
     for relative, text in APP_FILES.items():
         (PROJECT_DIR / "app" / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +144,7 @@ def write_project(fleet: fleet_lib.Fleet, scenario: Scenario, *, changed: bool =
         "env": {"SERVICE": "{{ service }}"},
         "health": {
             "command": ["test", "-f", "{{ host.root }}/{{ service }}/current/config.txt"],
-            "timeout": 5,
+            "timeout": health_timeout,
             "retries": 20,
             "interval": 0.2,
         },

@@ -163,6 +163,7 @@ class Event:
         return cls(**known)
 
 
+WRITE_BATCH = 200  # events stored in one transaction at most (see EventBus._drain)
 Subscriber = Callable[[Event], None]
 Writer = Callable[[Sequence[Event]], list[int]]  # stores events in one go, returns their ids
 
@@ -221,16 +222,28 @@ class EventBus:
             stop()
 
     async def _drain(self) -> None:
+        """Write what is pending, WRITE_BATCH events at a time; while the loop delivers one
+        batch the thread writes the next, so that a burst (a rollout's thousand `queued`
+        events) reaches subscribers in pieces as it is stored, not all after the last."""
         loop = asyncio.get_running_loop()
         # One thread for as long as there is something to write; it ends when the bus is idle.
         writer = ThreadPoolExecutor(1, thread_name_prefix="events")
         try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                stored = await loop.run_in_executor(writer, self._store, batch)
+            writing: asyncio.Future[list[Event]] | None = loop.run_in_executor(
+                writer, self._store, self._take()
+            )
+            while writing is not None:
+                stored = await writing
+                writing = None
+                if self._pending:  # the next write starts before this batch is delivered
+                    writing = loop.run_in_executor(writer, self._store, self._take())
                 self._deliver(stored)
         finally:
             writer.shutdown(wait=False)
+
+    def _take(self) -> list[Event]:
+        batch, self._pending = self._pending[:WRITE_BATCH], self._pending[WRITE_BATCH:]
+        return batch
 
     def _write_now(self) -> None:
         batch, self._pending = self._pending, []

@@ -4,13 +4,14 @@ and its step logs (host output per deployment step, bounded, masked)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert
 
 from shipyard.deploy.steplogs import LIMIT, bounded
-from shipyard.events import Event, EventBus, Phase
+from shipyard.events import WRITE_BATCH, Event, EventBus, Phase
 from shipyard.masking import Masker
 from shipyard.store import StepLog, Store, open_store
 from shipyard.store.tables import events
@@ -119,6 +120,34 @@ def test_a_bus_writing_to_the_store_delivers_stored_ids(store: Store) -> None:
     asyncio.run(publish())
     assert [e.id for e in got] == [e.id for e in store.events()]
     assert all(e.id > 0 for e in got)
+
+
+def test_a_burst_is_stored_in_batches_and_delivered_as_each_is_stored(store: Store) -> None:
+    """450 events published at once: three writes (200, 200, 50); the first batch reaches the
+    subscriber while the rest is still being written, and every id comes in order, once."""
+    written: list[int] = []
+    seen_at_write: list[int] = []
+    got: list[Event] = []
+
+    def writer(batch: Sequence[Event]) -> list[int]:
+        seen_at_write.append(len(got))
+        written.append(len(batch))
+        return store.append_events(batch)
+
+    bus = EventBus(writer)
+    bus.subscribe(got.append)
+
+    async def publish() -> None:
+        for n in range(450):
+            bus.publish(deployment(n, Phase.QUEUED))
+        await bus.flush()
+
+    asyncio.run(publish())
+    assert written == [WRITE_BATCH, WRITE_BATCH, 50]
+    assert seen_at_write[0] == 0
+    assert seen_at_write[-1] >= WRITE_BATCH  # the first batch delivered before the last write
+    assert [e.id for e in got] == [e.id for e in store.events(limit=1000)]
+    assert [e.deployment_id for e in got] == [f"d{n}" for n in range(450)]
 
 
 def test_step_logs_are_read_back_per_deployment_in_step_order(store_url: str) -> None:

@@ -189,7 +189,7 @@ def _outcomes(
     (an instance left unchanged has no deployment: no revision or seconds are known)."""
     by_id = {d.id: d for d in deployments}
     out: list[OutcomeView] = []
-    for event in events(session, rollout_id=rollout_id):
+    for event in events(session, rollout_id=rollout_id, phase=Phase.FINISHED):
         if event.phase is not Phase.FINISHED or event.instance is None or event.result is None:
             continue
         found = by_id.get(event.deployment_id or "")

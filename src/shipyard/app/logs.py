@@ -11,7 +11,7 @@ from typing import Any
 
 from shipyard.app.session import Session
 from shipyard.errors import UsageError
-from shipyard.events import Event
+from shipyard.events import Event, Phase
 
 POLL_SECONDS = 0.5
 PAGE = 500
@@ -138,12 +138,13 @@ def events(
     rollout_id: str | None = None,
     instance: str | None = None,
     site: str | None = None,
+    phase: Phase | None = None,
     follow: bool = False,
     limit: int | None = None,
     poll: float = POLL_SECONDS,
     sleep: Sleep = time.sleep,
 ) -> Iterator[Event]:
-    """Stored events after `after_id` (of one rollout, instance or site), oldest first. With
+    """Stored events after `after_id` (of one rollout, instance, site or phase), oldest first. With
     `follow`, keep reading as more are stored: until the rollout finishes when one is named,
     else until the caller stops. At most `limit` events when given."""
     store = session.store
@@ -151,8 +152,9 @@ def events(
     told = 0
     while True:
         page = store.events(
-            after_id=after, limit=PAGE, rollout_id=rollout_id, instance=instance, site=site
-        )
+            after_id=after, limit=PAGE, rollout_id=rollout_id, instance=instance, site=site,
+            phase=phase,
+        )  # fmt: skip
         for event in page:
             after = event.id
             yield event

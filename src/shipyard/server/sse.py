@@ -1,11 +1,11 @@
-"""Live events for any number of SSE clients: one reader (the hub) and a bounded queue each.
+"""Live events for any number of SSE clients: one reader (the hub) and a bounded buffer each.
 
 The events table is the source: rollouts of this server and of CLI processes all write there.
 An event a rollout of this server has stored reaches the hub at once (`Hub.heard`, a listener
 of `state.heard`, with its id); when it is the next id the hub hands it out without reading the
 store. Otherwise, and every `POLL_SECONDS` for what other processes wrote, the hub reads what is
 new (`app.logs.events`). Each event's SSE frame is rendered once (masked) and handed to every
-client whose filter it matches. A client's queue holds at most `settings.sse_buffer`
+client whose filter it matches. A client's buffer holds at most `settings.sse_buffer`
 frames: one that falls behind is dropped from the hub and told to resume (`event: resume`,
 `data: {"after": <the last id it got>}`), so a slow reader never slows the hub or a rollout.
 Every stream ends when `state.closing` is set. The hub's cursor is an event id: the store makes
@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -82,13 +83,35 @@ class Filter:
         )
 
 
+Frame = tuple[Event | None, str]  # an event and its rendered frame (None: a keep-alive)
+
+
 @dataclass(eq=False)
 class Client:
-    """One connected stream: what it wants and the frames the hub has for it."""
+    """One connected stream: what it wants and the frames the hub has for it, at most `limit`
+    waiting. The hub adds a burst (a thousand `queued` events of a rollout's start) in one go,
+    not a frame at a time; the stream takes whatever is waiting in one go too."""
 
     wants: Filter
-    queue: asyncio.Queue[tuple[Event, str] | None]
+    limit: int
+    frames: deque[tuple[Event, str]] = field(default_factory=deque)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
     overflowed: bool = False
+    ended: bool = False
+
+    def add(self, frames: list[tuple[Event, str]]) -> bool:
+        """Queue `frames`; False (and nothing queued) when they would pass the limit."""
+        if len(self.frames) + len(frames) > self.limit:
+            self.overflowed = True
+            self.ready.set()
+            return False
+        self.frames.extend(frames)
+        self.ready.set()
+        return True
+
+    def end(self) -> None:
+        self.ended = True
+        self.ready.set()
 
 
 @dataclass
@@ -137,7 +160,7 @@ class Hub:
     def join(self, wants: Filter) -> tuple[Client, int]:
         """A new client, and the id up to which it must read the store itself (the hub gives
         it every matching event after that one)."""
-        client = Client(wants, asyncio.Queue(maxsize=self.state.settings.sse_buffer))
+        client = Client(wants, self.state.settings.sse_buffer)
         self.clients.add(client)
         return client, self.after
 
@@ -176,23 +199,27 @@ class Hub:
                 return
 
     def _fan_out(self, page: list[Event], masker: Masker) -> None:
-        for event in page:
-            rendered: str | None = None
-            for client in list(self.clients):
-                if not client.wants.matches(event):
-                    continue
-                if rendered is None:
-                    rendered = event_frame(event, masker)
-                try:
-                    client.queue.put_nowait((event, rendered))
-                except asyncio.QueueFull:
-                    client.overflowed = True
-                    self.clients.discard(client)
+        """Each event rendered once; the clients that want the same events get one list."""
+        rendered: dict[int, str] = {}
+        by_filter: dict[Filter, list[tuple[Event, str]]] = {}
+        for client in list(self.clients):
+            frames = by_filter.get(client.wants)
+            if frames is None:
+                frames = by_filter[client.wants] = []
+                for event in page:
+                    if client.wants.matches(event):
+                        text = rendered.get(event.id) if event.id else None
+                        if text is None:
+                            text = event_frame(event, masker)
+                            if event.id:
+                                rendered[event.id] = text
+                        frames.append((event, text))
+            if frames and not client.add(frames):
+                self.clients.discard(client)
 
     def _end_all(self) -> None:
         for client in list(self.clients):
-            with contextlib.suppress(asyncio.QueueFull):
-                client.queue.put_nowait(None)
+            client.end()
         self.clients.clear()
 
 
@@ -221,7 +248,7 @@ async def follow_events(
                         return
             if not page or page[-1].id >= upto or len(page) < PAGE:
                 break
-        last = max(last, upto)  # what the hub has after `upto` is in the queue
+        last = max(last, upto)  # what the hub has after `upto` is in its buffer
         async for batch in _live(state, client):
             out: list[str] = []
             for live, rendered in batch:
@@ -245,34 +272,25 @@ def _page(state: ServerState, after: int, rollout: str | None) -> list[Event]:
     return list(stored_events(state.session, after_id=after, rollout_id=rollout, limit=PAGE))
 
 
-async def _live(
-    state: ServerState, client: Client
-) -> AsyncIterator[list[tuple[Event | None, str]]]:
-    """The client's queued frames, all that are waiting at once (one write for many), and a
-    keep-alive comment (with no event) when it is quiet, until closing or overflow."""
-    queue = client.queue
+async def _live(state: ServerState, client: Client) -> AsyncIterator[list[Frame]]:
+    """The client's waiting frames, all at once (one write for many), and a keep-alive comment
+    (with no event) when it is quiet, until closing, the hub's end or overflow."""
     while not state.closing.is_set() and not client.overflowed:
-        try:
-            item = queue.get_nowait()
-        except asyncio.QueueEmpty:
+        if not client.frames:
+            if client.ended:
+                return
+            client.ready.clear()
             try:
-                item = await asyncio.wait_for(queue.get(), KEEP_ALIVE_SECONDS)
+                await asyncio.wait_for(client.ready.wait(), KEEP_ALIVE_SECONDS)
             except TimeoutError:
                 yield [(None, KEEP_ALIVE)]
                 continue
-        batch: list[tuple[Event | None, str]] = []
-        while item is not None:
-            batch.append(item)
-            if len(batch) >= PAGE:
-                break
-            try:
-                item = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                break
+            if client.overflowed:
+                return
+        batch: list[Frame] = list(client.frames)
+        client.frames.clear()
         if batch:
             yield batch
-        if item is None:
-            return
 
 
 def install(app: FastAPI) -> None:
