@@ -7,11 +7,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.app.session import Session
 from shipyard.errors import UsageError
 from shipyard.events import Event, Phase
+
+if TYPE_CHECKING:
+    from shipyard.store.notices import EventNotices
 
 POLL_SECONDS = 0.5
 PAGE = 500
@@ -174,3 +177,9 @@ def last_event_id(session: Session) -> int:
     """The newest stored event's id (0 when there is none): where a view of only what happens
     from now on starts."""
     return session.store.last_event_id()
+
+
+def event_notices(session: Session) -> EventNotices | None:
+    """What tells this process that another one stored events (PostgreSQL's LISTEN/NOTIFY);
+    None where readers can only poll (SQLite)."""
+    return session.store.event_notices()

@@ -326,3 +326,10 @@ def interrupt(session: Session, controller_id: str, reason: str) -> list[str]:
     """Mark what a controller of this process still has active as failed ("interrupted:
     <reason>") and finish its rollouts; the ids of the deployments so marked."""
     return session.store.interrupt_controller(controller_id, reason).deployments
+
+
+def recover_gone(session: Session) -> tuple[list[str], list[str]]:
+    """Fail the deployments and finish the rollouts whose controller is gone (a replica or CLI
+    whose lease ran out, or whose process has exited): the deployments' and rollouts' ids."""
+    found = session.store.recover_interrupted(here=session.controller)
+    return found.deployments, found.rollouts

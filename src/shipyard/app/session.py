@@ -59,17 +59,25 @@ class Session:
 
     @classmethod
     def from_environment(
-        cls, project_file: Path, environ: Mapping[str, str] | None = None
+        cls,
+        project_file: Path,
+        environ: Mapping[str, str] | None = None,
+        *,
+        replica: str = "",
+        lease_seconds: float | None = None,
     ) -> Session:
         """The session of a command run by a person: actor, lease tuning and secrets from the
-        environment (`os.environ` by default), this process as the controller."""
+        environment (`os.environ` by default), this process as the controller. A server names
+        its `replica` and the `lease_seconds` its rollouts hold."""
         env = dict(os.environ if environ is None else environ)
 
         def identity() -> Identity:
             from shipyard.store.owner import Controller
 
             return Identity(
-                actor=actor_from(env), controller=Controller.of_process(), policy=lease_policy(env)
+                actor=actor_from(env),
+                controller=Controller.of_process(replica=replica),
+                policy=lease_policy(env, seconds=lease_seconds),
             )
 
         return cls(project_file=project_file, env=env, identity_source=identity)
@@ -85,7 +93,7 @@ class Session:
         if own_lease:
             from shipyard.store.owner import Controller
 
-            controller = Controller.of_process()
+            controller = Controller.of_process(replica=controller.replica)
         identity = replace(self.identity, actor=actor, controller=controller)
         return replace(self, identity_source=identity, _identity=identity, _owns_store=False)
 
@@ -278,13 +286,14 @@ class Session:
         self.close()
 
 
-def lease_policy(env: Mapping[str, str]) -> LeasePolicy:
-    """The lease a deploying session keeps: defaults, or $SHIPYARD_LEASE_SECONDS (heartbeats
-    every sixth of it) and $SHIPYARD_STORE_PATIENCE."""
+def lease_policy(env: Mapping[str, str], *, seconds: float | None = None) -> LeasePolicy:
+    """The lease a deploying session keeps: defaults, or `seconds` (a server's setting) or
+    $SHIPYARD_LEASE_SECONDS (heartbeats every sixth of it), and $SHIPYARD_STORE_PATIENCE."""
     from shipyard.deploy.lease import LeasePolicy
 
     default = LeasePolicy()
-    seconds = _seconds(env, LEASE_VARIABLE, default.seconds)
+    if seconds is None:
+        seconds = _seconds(env, LEASE_VARIABLE, default.seconds)
     patience = _seconds(env, PATIENCE_VARIABLE, default.patience)
     if seconds <= 0:
         raise UsageError(f"${LEASE_VARIABLE} must be more than 0 seconds, not {seconds:g}")

@@ -200,3 +200,10 @@ def version_revision(session: Session, version_id: int, instance: str) -> str:
     from shipyard.app.selectors import find_instance
 
     return find_instance(pinned(session, version_id).flatten(), instance).revision
+
+
+def newest(session: Session) -> int | None:
+    """The id of the version published last (None before the first): what every replica of a
+    server serves (server/sweeper.py follows it)."""
+    found = session.store.versions(limit=1)
+    return found[0].id if found else None

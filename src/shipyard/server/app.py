@@ -156,11 +156,11 @@ def stacks() -> str:
 
 def _services() -> list[Callable[[FastAPI], None]]:
     """What runs beside the routes; each installs its starters, stoppers and middleware."""
-    from shipyard.server import headers, health, metrics, retention, sse, webhooks
+    from shipyard.server import headers, health, metrics, retention, sse, sweeper, webhooks
 
     return [
         sse.install, metrics.install, webhooks.install, health.install, retention.install,
-        headers.install,
+        sweeper.install, headers.install,
     ]  # fmt: skip
 
 

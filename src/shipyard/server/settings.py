@@ -9,6 +9,7 @@ wrong value names where it came from.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,6 +61,22 @@ class Settings(BaseModel):
         60.0, gt=0, description="Seconds without a successful report before a host is offline."
     )
 
+    replica: str = Field(
+        "", max_length=200, description="This server's name among replicas (default HOST:PORT)."
+    )
+    lease_seconds: float | None = Field(
+        None,
+        ge=3,
+        le=3600,
+        description="Seconds a rollout's lease holds without a heartbeat, then a replica's sweep"
+        " fails what it ran (default: 20 on PostgreSQL, where replicas share the work; 60 on"
+        " SQLite).",
+    )
+    recovery_interval: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds between sweeps for what a gone replica or CLI left running (0: none).",
+    )
     event_retention_days: int = Field(
         30, ge=1, le=100_000, description="Days events are kept; older ones are purged daily."
     )
@@ -77,6 +94,11 @@ class Settings(BaseModel):
     @property
     def port(self) -> int:
         return split_listen(self.listen)[1]
+
+    @property
+    def replica_name(self) -> str:
+        """The replica's name: as set, else this machine's name and the port."""
+        return self.replica or f"{socket.gethostname()}:{self.port}"
 
     @property
     def loopback(self) -> bool:

@@ -4,13 +4,14 @@ The events table is the source: rollouts of this server and of CLI processes all
 An event a rollout of this server has stored reaches the hub at once (`Hub.heard`, a listener
 of `state.heard`, with its id); when it is the next id the hub hands it out without reading the
 store. Otherwise, and every `POLL_SECONDS` for what other processes wrote, the hub reads what is
-new (`app.logs.events`). Each event's SSE frame is rendered once (masked) and handed to every
-client whose filter it matches. A client's buffer holds at most `settings.sse_buffer`
-frames: one that falls behind is dropped from the hub and told to resume (`event: resume`,
-`data: {"after": <the last id it got>}`), so a slow reader never slows the hub or a rollout.
-Every stream ends when `state.closing` is set. The hub's cursor is an event id: the store makes
-events visible in the order of their ids (store.journal.write_events), so it never moves past
-one that another writer has yet to commit.
+new (`app.logs.events`); on PostgreSQL also as soon as another process (a replica, a CLI) has
+stored some, which LISTEN/NOTIFY tells it (store/notices.py). Each event's SSE frame is
+rendered once (masked) and handed to every client whose filter it matches. A client's buffer
+holds at most `settings.sse_buffer` frames: one that falls behind is dropped from the hub and
+told to resume (`event: resume`, `data: {"after": <the last id it got>}`), so a slow reader
+never slows the hub or a rollout. Every stream ends when `state.closing` is set. The hub's
+cursor is an event id: the store makes events visible in the order of their ids
+(store.journal.write_events), so it never moves past one that another writer has yet to commit.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +30,8 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.responses import StreamingResponse
 
+from shipyard.app.logs import event_notices, last_event_id
 from shipyard.app.logs import events as stored_events
-from shipyard.app.logs import last_event_id
 from shipyard.events import Event
 from shipyard.masking import Masker
 from shipyard.server.state import ServerState
@@ -37,6 +39,7 @@ from shipyard.server.state import ServerState
 log = logging.getLogger("shipyard.server")
 
 POLL_SECONDS = 0.5  # how often the hub looks for events other processes wrote
+NOTICES_STOP_SECONDS = 3.0  # how long a stop waits for the listener's thread
 KEEP_ALIVE_SECONDS = 15.0
 PAGE = 500
 
@@ -128,11 +131,28 @@ class Hub:
     _reader: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="sse-hub")
     )
+    # On PostgreSQL, a thread listening for other processes' events (store/notices.py); it
+    # ends when `_listening` is set.
+    _listener: threading.Thread | None = None
+    _listening: threading.Event = field(default_factory=threading.Event)
 
     async def start(self) -> None:
         self.after = await asyncio.to_thread(last_event_id, self.state.session)
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="sse hub")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="sse hub")
         self.state.listeners.append(self.heard)
+        notices = event_notices(self.state.session)
+        if notices is not None:  # another replica's events: read as soon as they are stored
+            wakeup = self.state.wakeup
+
+            def rung() -> None:
+                loop.call_soon_threadsafe(wakeup.set)
+
+            self._listener = threading.Thread(
+                target=notices.run, args=(rung, self._listening), name="event-notices",
+                daemon=True,
+            )  # fmt: skip
+            self._listener.start()
 
     def heard(self, event: Event) -> None:
         """An event a rollout of this server has just stored: when it is the next id, it goes
@@ -148,6 +168,9 @@ class Hub:
     async def stop(self) -> None:
         if self.heard in self.state.listeners:
             self.state.listeners.remove(self.heard)
+        self._listening.set()
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.join, NOTICES_STOP_SECONDS)
         self._end_all()
         if self._task is not None:
             self._task.cancel()

@@ -92,7 +92,10 @@ def open_state(settings: Settings, environ: Mapping[str, str]) -> ServerState:
     no version holds it yet (source "start")."""
     from shipyard.app.session import Session
 
-    session = Session.from_environment(settings.project, environ)
+    session = Session.from_environment(
+        settings.project, environ, replica=settings.replica_name,
+        lease_seconds=lease_seconds(settings, environ),
+    )  # fmt: skip
     try:
         session.flatten(empty_ok=True)
         token = None if settings.no_auth else tokens.first_admin_token(session)
@@ -105,6 +108,20 @@ def open_state(settings: Settings, environ: Mapping[str, str]) -> ServerState:
         settings=settings, session=session, jobs=jobs, admin_token=token, version=served,
         login_policy=login_policy(settings),
     )  # fmt: skip
+
+
+REPLICA_LEASE_SECONDS = 20.0  # on PostgreSQL: a dead replica's work is failed within ~25 s
+ONE_SERVER_LEASE_SECONDS = 60.0  # on SQLite: one server, whose store may stall under load
+
+
+def lease_seconds(settings: Settings, environ: Mapping[str, str]) -> float:
+    """The lease the server's rollouts hold: as set, else by the store (see the constants)."""
+    if settings.lease_seconds is not None:
+        return settings.lease_seconds
+    from shipyard.store.places import DATABASE_URL_VARIABLE
+
+    shared = environ.get(DATABASE_URL_VARIABLE, "").strip().startswith("postgresql")
+    return REPLICA_LEASE_SECONDS if shared else ONE_SERVER_LEASE_SECONDS
 
 
 def login_policy(settings: Settings) -> LoginPolicy:

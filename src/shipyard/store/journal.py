@@ -25,7 +25,7 @@ from sqlalchemy.exc import (
 from shipyard.errors import NotActive, RecordNotFound, StoreConflict, StoreError, StoreUnavailable
 from shipyard.events import Event, Phase
 from shipyard.masking import NO_SECRETS, Masker
-from shipyard.store import chain, rows
+from shipyard.store import chain, notices, rows
 from shipyard.store.chain import ChainReport
 from shipyard.store.engine import read_only, use_masker
 from shipyard.store.records import AuditEntry, JsonMapping, Rollout, RolloutStatus, StepLog
@@ -61,6 +61,13 @@ class Journal:
     @property
     def engine(self) -> Engine:
         return self._engine
+
+    def event_notices(self) -> notices.EventNotices | None:
+        """A listener for the wake-ups other processes send as they store events (PostgreSQL);
+        None where there are none (SQLite: readers poll)."""
+        if self._engine.dialect.name != "postgresql":
+            return None
+        return notices.EventNotices(self._engine.url)
 
     def close(self) -> None:
         """Close every pooled connection; the store is unusable afterwards."""
@@ -319,6 +326,7 @@ def write_events(conn: Connection, batch: Sequence[Event]) -> list[int]:
     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK})
     statement = insert(events).returning(events.c.id, sort_by_parameter_order=True)
     found = conn.execute(statement, values).scalars().all()
+    notices.ring(conn)  # other replicas read the table when this commits
     return [int(i) for i in found]
 
 

@@ -45,6 +45,7 @@ def register(conn: Connection, controller: Controller, *, lease_seconds: float) 
             pid_namespace=controller.pid_namespace,
             process_start=controller.started,
             lease_expires=db_now(conn) + lease_seconds,
+            replica=controller.replica,
         )
     )
 
@@ -84,6 +85,7 @@ def owners(conn: Connection, ids: Sequence[str]) -> dict[str, Owner]:
                 boot_id=row.boot_id,
                 pid_namespace=row.pid_namespace,
                 started=row.process_start,
+                replica=row.replica,
             ),
             float(row.lease_expires),
         )

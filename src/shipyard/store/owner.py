@@ -29,9 +29,12 @@ class Controller:
     boot_id: str = ""  # /proc/sys/kernel/random/boot_id; "" when unknown
     pid_namespace: str = ""  # the link /proc/self/ns/pid, e.g. "pid:[4026531836]"
     started: int = 0  # the process's start time in clock ticks after boot; 0 when unknown
+    replica: str = ""  # the server replica it belongs to ("" for a CLI): recovery names it
 
     @classmethod
-    def of_process(cls, pid: int | None = None, *, host: str | None = None) -> Controller:
+    def of_process(
+        cls, pid: int | None = None, *, host: str | None = None, replica: str = ""
+    ) -> Controller:
         """The identity of process `pid` (this one by default), with a new unique id."""
         pid = os.getpid() if pid is None else pid
         return cls(
@@ -41,6 +44,7 @@ class Controller:
             boot_id=boot_id(),
             pid_namespace=pid_namespace(),
             started=process_start(pid) or 0,
+            replica=replica,
         )
 
 

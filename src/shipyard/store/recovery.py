@@ -108,13 +108,16 @@ class Recovery(Finishing):
             why = gone(found.controller_id, found.heartbeat_at)
             if why is None:
                 continue
-            error = f"interrupted (controller process {found.owner_pid} on {found.owner_host}"
+            process = f"controller process {found.owner_pid} on {found.owner_host}"
+            error = f"interrupted ({process} is gone: {why})"
+            if why.startswith("replica "):
+                error = f"interrupted: {why} ({process})"
             try:
                 with self._write() as conn:
                     if found.controller_id is not None:
                         leases.end(conn, found.controller_id)  # in case it only seemed alive
                     self._finish(
-                        conn, found.id, DeploymentStatus.FAILED, error=f"{error} is gone: {why})",
+                        conn, found.id, DeploymentStatus.FAILED, error=error,
                         actor=SYSTEM_ACTOR, action="interrupted", heartbeat_at=found.heartbeat_at,
                     )  # fmt: skip
             except NotActive:
@@ -197,8 +200,9 @@ def _verdict(owner: Owner | None, now: float, here: Controller) -> str | None:
     """Why a controller is gone, or None while it holds its lease and may be alive."""
     if owner is None:
         return "the store holds no lease of it"
+    replica = owner.controller.replica
     if owner.lease_expires <= now:
-        return "its lease ran out"
+        return f"replica {replica} lost its lease" if replica else "its lease ran out"
     if certainly_gone(owner.controller, here=here):
-        return "its process has exited"
+        return f"replica {replica} has exited" if replica else "its process has exited"
     return None

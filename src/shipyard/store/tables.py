@@ -214,6 +214,7 @@ controllers = Table(
     Column("pid_namespace", String(ID), nullable=False),
     Column("process_start", BigInteger, nullable=False),
     Column("lease_expires", Float(precision=53), nullable=False),  # epoch seconds, database clock
+    Column("replica", String(NAME), nullable=False, server_default=""),  # a server's; "" for a CLI
 )
 Index("ix_controllers_lease_expires", controllers.c.lease_expires)
 

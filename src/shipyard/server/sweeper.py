@@ -1,0 +1,109 @@
+"""The replicas' sweep: every `recovery_interval` seconds a server fails what a gone controller
+left running (another replica whose lease ran out, a CLI killed mid-rollout), so that with
+several replicas on one PostgreSQL a replica's death is noticed by the others within its lease
+and a sweep, and nothing waits for the dead one to start again. Its deployments are failed
+("interrupted: replica R lost its lease"), its rollouts finished as failed; none is resumed:
+starting it again is the user's one action (store/recovery.py, app.rollouts.recover_gone).
+
+The same sweep keeps the replicas serving one config version: when another replica has
+published a newer one (an upload, a reload), this one serves it too, from its files in the
+store (app.versions.pinned).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+
+from shipyard.app import versions
+from shipyard.app.rollouts import recover_gone
+from shipyard.server.state import ServerState
+
+log = logging.getLogger("shipyard.server.sweeper")
+
+
+class Sweeper:
+    """Runs `recover_gone` every `interval` seconds in a worker thread."""
+
+    def __init__(self, state: ServerState, *, interval: float) -> None:
+        self.state = state
+        self.interval = interval
+        self.sweeps = 0  # sweeps done
+        self._task: asyncio.Task[None] | None = None
+        self._unservable: int | None = None  # a newer version that failed to load
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="recovery-sweep")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.sweep_once()
+
+    async def sweep_once(self) -> tuple[list[str], list[str]]:
+        """One sweep now; a failure (the store away) is logged and the next sweep tries again."""
+        try:
+            await asyncio.to_thread(self._follow_version)
+        except Exception:
+            log.exception("the newest config version could not be served")
+        try:
+            deployments, rollouts = await asyncio.to_thread(recover_gone, self.state.session)
+        except Exception:
+            log.exception("the recovery sweep failed")
+            return [], []
+        self.sweeps += 1
+        if deployments or rollouts:
+            log.warning(
+                "recovered %d deployment(s) and %d rollout(s) a gone controller left running",
+                len(deployments), len(rollouts),
+            )  # fmt: skip
+            self.state.wakeup.set()  # the SSE hub reads the events recovery wrote
+        return deployments, rollouts
+
+    def _follow_version(self) -> None:
+        """Serve the newest published version if it is not the one served (another replica
+        published it)."""
+        state = self.state
+        newest = versions.newest(state.session)
+        if newest is None or state.version is None or newest <= state.version:
+            return
+        if newest == self._unservable:
+            return  # logged once
+        with state.publishing:
+            if state.version is not None and newest > state.version:
+                self._unservable = newest  # until it is served
+                fresh = versions.pinned(state.session, newest)
+                fresh.flatten(empty_ok=True)  # an invalid one stays unserved (logged once)
+                fresh.take_store_from(state.session)
+                state.serve(fresh, newest)
+                self._unservable = None
+                log.warning("serving config version %d, published by another replica", newest)
+
+
+def install(app: FastAPI) -> None:
+    """Sweep beside the routes unless `recovery_interval` is 0 (app.state.sweeper)."""
+
+    async def start(state: ServerState) -> None:
+        if state.settings.recovery_interval <= 0:
+            return
+        sweeper = Sweeper(state, interval=state.settings.recovery_interval)
+        app.state.sweeper = sweeper
+        await sweeper.start()
+
+    async def stop(state: ServerState) -> None:
+        sweeper: Any = getattr(app.state, "sweeper", None)
+        if isinstance(sweeper, Sweeper):
+            await sweeper.stop()
+
+    app.state.starters.append(start)
+    app.state.stoppers.append(stop)
