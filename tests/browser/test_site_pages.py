@@ -162,6 +162,14 @@ def test_a_version_diff_highlights_the_changed_line_and_only_designers_may_publi
     expect(page.locator("pre.diff span.add", has_text="greeting: Howdy")).to_be_visible()
     expect(page.locator("pre.diff span.del", has_text="greeting: Hello")).to_be_visible()
     expect(page.locator("table.diff-table")).to_contain_text("greeter@east-1")
+    # An instance's rendered file, headed with the two versions (not an instance diff's sides).
+    entries = page.locator("table.diff-table tr", has_text="greeter@east-1").locator("pre.diff")
+    entries = entries.filter(has_text="config.json")
+    expect(entries).to_contain_text(f"--- version {before}/config.json")
+    expect(entries).to_contain_text(f"+++ version {new}/config.json")
+    expect(page.locator("table.diff-table")).not_to_contain_text("deployed")
+    expect(page.locator("table.diff-table")).not_to_contain_text("derived")
+    expect(page.locator("table.diff-table thead")).to_contain_text(f"Revision in version {new}")
     dashboard.snap(page, "version-diff")
 
     viewer = dashboard.page_as("vera")
