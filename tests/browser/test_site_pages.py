@@ -1,20 +1,23 @@
-"""The dashboard's pages of artifacts, events, audit, versions and admin, as their users drive
-them in real Chromium over the served hello fleet: a failed artifact site retried from the
-browser, the event log searched, the audit log filtered and its chain checked, a version's diff,
-a token shown once, a user added, and what a viewer is offered and refused."""
+"""The dashboard's pages of artifacts, events, audit and versions, as their users drive them in
+real Chromium over the served hello fleet: a failed artifact site retried from the browser, the
+event log searched, the audit log filtered and its chain checked, and a version's diff naming
+its versions. The admin page has a module of its own (test_admin_page.py)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import Dashboard
+from .conftest import Dashboard, accept_dialogs
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(900),
+    pytest.mark.usefixtures("signed_in"),
+]
 
 # A system-wide artifact for every site; the hello project has none.
 ARTIFACTS = (
@@ -22,21 +25,6 @@ ARTIFACTS = (
     "\nartifacts:\n  motd:\n    target: /shared/motd\n    files:\n"
     '      motd.txt: {content: "shipped by the browser tests\\n"}\n\nservices:\n',
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def signed_in(dashboard: Dashboard) -> None:
-    """Every user signed in before a test watches the console: the sign-in form's page has no
-    icon, and Chromium's request for /favicon.ico (404) is logged as a console error now and
-    then."""
-    for user in ("ada", "dana", "vera"):
-        page = dashboard.page_as(user)
-        page.wait_for_load_state("networkidle")
-        page.close()
-
-
-def accept_dialogs(page: Any) -> None:
-    page.on("dialog", lambda dialog: dialog.accept())
 
 
 def test_a_failed_artifact_site_shows_its_reason_and_a_retry_from_the_browser_turns_it_green(
@@ -176,76 +164,3 @@ def test_a_version_diff_highlights_the_changed_line_and_only_designers_may_publi
     viewer.goto(f"{dashboard.url}/versions")
     expect(viewer.locator("table.versions")).to_contain_text("howdy")
     expect(viewer.get_by_role("button", name="Publish from the project directory")).to_have_count(0)
-
-
-def test_an_admin_sees_a_new_token_once_and_adds_a_user_and_a_viewer_is_refused(
-    dashboard: Dashboard, clean_console: Callable[[], None]
-) -> None:
-    page = dashboard.page_as("ada")
-    accept_dialogs(page)
-    page.goto(f"{dashboard.url}/admin")
-    form = page.locator("#token-form")
-    form.get_by_label("What it is for").fill("browser-ci")
-    form.get_by_role("button", name="Create token").click()
-    shown = page.locator("#new-token code.secret-once")
-    expect(shown).to_have_text(re.compile(r"^shy_\S{20,}$"))
-    token = shown.inner_text()
-    listed = dashboard.api.get("/api/whoami", headers={"Authorization": f"Bearer {token}"})
-    assert listed.status_code == 200, listed.text  # the token shown works
-
-    page.reload()
-    expect(page.locator("table.tokens")).to_contain_text("browser-ci")
-    expect(page.locator("#new-token")).to_be_empty()
-    assert token not in page.content()  # shown once: never again
-
-    users = page.locator("#user-form")
-    users.get_by_label("Name").fill("olga")
-    users.get_by_label("deployment", exact=True).check()
-    users.get_by_label("viewer", exact=True).uncheck()
-    users.get_by_label("west", exact=True).check()
-    users.get_by_label("Password (none: tokens only)").fill("another long password 7")
-    users.get_by_role("button", name="Add user").click()
-    olga = page.locator('tr[data-user="olga"]')
-    expect(olga).to_contain_text("deployment")
-    expect(olga).to_contain_text("west")
-    expect(olga).to_contain_text("enabled")
-    page.get_by_role("button", name="Disable olga").click()
-    expect(olga).to_contain_text("disabled")
-    dashboard.snap(page, "admin")
-
-    viewer = dashboard.page_as("vera")
-    expect(viewer.get_by_role("navigation", name="Pages")).not_to_contain_text("Admin")
-    refused = viewer.goto(f"{dashboard.url}/admin")
-    assert refused is not None
-    assert refused.status == 403
-    # The browser reports the refused page load itself as a console error: that one is expected.
-    dashboard.problems[:] = [p for p in dashboard.problems if "status of 403" not in p]
-    expect(viewer.get_by_role("heading", level=1)).to_contain_text("403")
-
-
-def test_an_admin_adds_a_webhook_sees_its_secret_once_and_reads_its_delivery_log(
-    dashboard: Dashboard, clean_console: Callable[[], None]
-) -> None:
-    page = dashboard.page_as("ada")
-    page.goto(f"{dashboard.url}/admin")
-    form = page.locator("#webhook-form")
-    form.get_by_label("URL").fill("http://127.0.0.1:9/nobody-listens")  # refused at once
-    form.get_by_label("finished", exact=True).check()
-    form.get_by_role("button", name="Add webhook").click()
-    expect(page.locator("#new-secret code.secret-once")).not_to_be_empty()
-    secret = page.locator("#new-secret code.secret-once").inner_text()
-
-    dashboard.roll_out({"instances": ["greeter@east-2"], "force": True})
-    page.reload()
-    assert secret not in page.content()
-    hook = page.locator("table.webhooks tbody tr", has_text="nobody-listens")
-    expect(hook).to_contain_text("finished")
-    hook.get_by_role("link", name="Delivery log").click()
-    deliveries = page.locator("table.deliveries tbody tr")
-    for _ in range(60):  # the dispatcher records a delivery once it has read the event
-        if deliveries.count():
-            break
-        page.wait_for_timeout(500)
-        page.reload()
-    expect(deliveries.first).to_be_visible()
-    assert page.locator("table.deliveries").inner_text().strip()
