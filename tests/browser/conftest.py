@@ -36,6 +36,7 @@ USERS: dict[str, tuple[list[str], list[str] | None]] = {
     "ada": (["admin"], None),
     "dana": (["deployment"], ["east"]),
     "vera": (["viewer"], None),
+    "dex": (["design"], None),
 }
 SERIOUS = ("serious", "critical")
 
