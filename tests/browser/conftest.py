@@ -36,6 +36,7 @@ USERS: dict[str, tuple[list[str], list[str] | None]] = {
     "ada": (["admin"], None),
     "dana": (["deployment"], ["east"]),
     "vera": (["viewer"], None),
+    "dex": (["design"], None),
 }
 SERIOUS = ("serious", "critical")
 
@@ -151,7 +152,7 @@ def accessibility(page: Any) -> list[dict[str, Any]]:
 
 # Each module's hello hosts on a network of its own: modules run at once in two workers, and
 # scripts/demo_addresses.py's search for a free one would race between them.
-NETS = {"test_dashboard": "127.0.61", "test_site_pages": "127.0.62"}
+NETS = {"test_dashboard": "127.0.61", "test_site_pages": "127.0.62", "test_admin_page": "127.0.64"}
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +201,21 @@ def dashboard(hello: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 for context in made.contexts.values():
                     context.close()
                 browser.close()
+
+
+@pytest.fixture(scope="module")
+def signed_in(dashboard: Dashboard) -> None:
+    """Every user signed in before a test watches the console: the sign-in form's page has no
+    icon, and Chromium's request for /favicon.ico (404) is logged as a console error now and
+    then."""
+    for user in USERS:
+        page = dashboard.page_as(user)
+        page.wait_for_load_state("networkidle")
+        page.close()
+
+
+def accept_dialogs(page: Any) -> None:
+    page.on("dialog", lambda dialog: dialog.accept())
 
 
 @pytest.fixture

@@ -79,6 +79,8 @@ def test_an_instance_page_shows_its_diff_and_history(
     diff = page.locator("table.diff-table")
     expect(diff).to_contain_text('"v1"')
     expect(diff).to_contain_text('"v2"')
+    expect(diff).to_contain_text("--- deployed/config.json")  # its sides: not a version's
+    expect(diff).to_contain_text("+++ derived/config.json")
     expect(page.locator("section[aria-labelledby=history-h]")).to_contain_text("success")
     expect(page.get_by_role("button", name="Deploy", exact=True)).to_be_visible()
     dashboard.snap(page, "instance")

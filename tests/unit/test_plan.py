@@ -81,6 +81,16 @@ def test_rendered_files_get_a_unified_diff() -> None:
     )
 
 
+def test_a_file_diff_names_the_sides_it_is_given() -> None:
+    one, none = {"files": {"app.ini": "a = 1\n"}}, {"files": {}}
+    (entry,) = diff_configs(one, none, sides=("version 3", "version 5"))
+    assert entry.unified is not None
+    assert entry.unified.startswith("--- version 3/app.ini\n+++ /dev/null\n")
+    (entry,) = diff_configs(none, one, sides=("version 3", "version 5"))
+    assert entry.unified is not None
+    assert entry.unified.startswith("--- /dev/null\n+++ version 5/app.ini\n")
+
+
 def test_secret_changes_show_only_masks() -> None:
     entries = diff_configs({}, {}, old_secrets={"t": "f1"}, new_secrets={"t": "f2", "u": "f3"})
     assert [e.as_json() for e in entries] == [

@@ -111,6 +111,7 @@ def _instances(session: Session, old: int, new: int) -> list[InstanceChange]:
             now.config if now else None,
             old_secrets=was.secrets if was else None,
             new_secrets=now.secrets if now else None,
+            sides=(f"version {old}", f"version {new}"),
         )
         shown = masker.json([e.as_json() for e in entries])
         out.append(

@@ -11,6 +11,9 @@ from shipyard.config.render import MASK
 
 Kind = Literal["added", "removed", "changed"]
 MISSING: Any = object()
+# What a file diff calls its two sides: an instance's diff compares what is deployed with what
+# its templates derive; a diff of two config versions names the versions instead.
+INSTANCE_SIDES = ("deployed", "derived")
 
 
 @dataclass(frozen=True)
@@ -40,19 +43,21 @@ def diff_configs(
     *,
     old_secrets: Mapping[str, str] | None = None,
     new_secrets: Mapping[str, str] | None = None,
+    sides: tuple[str, str] = INSTANCE_SIDES,
 ) -> list[DiffEntry]:
     """What changes from `old` (deployed) to `new` (derived); empty when they are equal.
 
     Maps are compared member by member; lists and scalars as whole values. A file's content is
-    compared as text. Secrets are compared by fingerprint and always shown as `***`.
+    compared as text, its unified diff headed with `sides` (`--- deployed/app.ini`). Secrets
+    are compared by fingerprint and always shown as `***`.
     """
-    entries = list(_walk(old or {}, new or {}, ()))
+    entries = list(_walk(old or {}, new or {}, (), sides))
     entries.extend(_secrets(old_secrets or {}, new_secrets or {}))
     return entries
 
 
 def _walk(
-    old: Mapping[str, Any], new: Mapping[str, Any], at: tuple[str, ...]
+    old: Mapping[str, Any], new: Mapping[str, Any], at: tuple[str, ...], sides: tuple[str, str]
 ) -> Iterator[DiffEntry]:
     for key in sorted(set(old) | set(new)):
         here = (*at, key)
@@ -60,18 +65,19 @@ def _walk(
         if before == after:
             continue
         if isinstance(before, dict) and isinstance(after, dict):
-            yield from _walk(before, after, here)
+            yield from _walk(before, after, here, sides)
             continue
         path = _dotted(here)
         if before is MISSING:
-            yield DiffEntry("added", path, new=after, unified=_file_diff(here, None, after))
+            yield DiffEntry("added", path, new=after, unified=_file_diff(here, None, after, sides))
         elif after is MISSING:
-            yield DiffEntry("removed", path, old=before, unified=_file_diff(here, before, None))
+            unified = _file_diff(here, before, None, sides)
+            yield DiffEntry("removed", path, old=before, unified=unified)
         else:
-            yield DiffEntry("changed", path, before, after, _file_diff(here, before, after))
+            yield DiffEntry("changed", path, before, after, _file_diff(here, before, after, sides))
 
 
-def _file_diff(path: tuple[str, ...], old: Any, new: Any) -> str | None:
+def _file_diff(path: tuple[str, ...], old: Any, new: Any, sides: tuple[str, str]) -> str | None:
     """A unified diff when `path` is a rendered file (files.<dest>) or its content."""
     if len(path) == 2 and path[0] == "files":
         name = path[1]
@@ -86,8 +92,8 @@ def _file_diff(path: tuple[str, ...], old: Any, new: Any) -> str | None:
     lines = difflib.unified_diff(
         (old or "").splitlines(keepends=True),
         (new or "").splitlines(keepends=True),
-        fromfile=f"deployed/{name}" if old is not None else "/dev/null",
-        tofile=f"derived/{name}" if new is not None else "/dev/null",
+        fromfile=f"{sides[0]}/{name}" if old is not None else "/dev/null",
+        tofile=f"{sides[1]}/{name}" if new is not None else "/dev/null",
     )
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 

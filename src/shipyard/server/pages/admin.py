@@ -1,6 +1,7 @@
-"""The admin page: users with their roles and sites (add, disable, enable), API tokens
-(create, shown once in the page that made it; list; revoke), webhooks (add, remove) and one
-webhook's delivery log. Every change goes through the API routes (accounts.py, webhooks.py)."""
+"""The admin page: users with their roles and sites (add, change roles and sites, disable,
+enable), API tokens (create, shown once in the page that made it; list; revoke), webhooks (add,
+remove) and one webhook's delivery log. Every change goes through the API routes (accounts.py,
+webhooks.py)."""
 
 from __future__ import annotations
 
