@@ -365,3 +365,66 @@ def test_the_listener_hears_a_commit_of_another_connection(database: str) -> Non
         stop.set()
         thread.join(5)
     assert not thread.is_alive()
+
+
+def test_a_replica_paused_past_its_lease_touches_nothing_when_it_wakes(
+    replicas: Replicas, hello: Path, database: str
+) -> None:
+    """Replica c is stopped (SIGSTOP) with its deployments in their install step; a fails them
+    once c's lease runs out and deploys the same instances; then c goes on (SIGCONT): no row
+    and no host changes again (the lease check before its next step, and the hosts' fence)."""
+    gate = hello / "gate"
+    env = {
+        "SHIPYARD_DATABASE_URL": database, "SHIPYARD_LEASE_SECONDS": LEASE,
+        "SHIPYARD_RECOVERY_INTERVAL": "1", "SHIPYARD_ACTOR": "replicas", "SHIPYARD_REPLICA": "c",
+    }  # fmt: skip
+    with (
+        serving(hello / "shipyard.yaml", env, log=hello.parent / "c.log") as c_server,
+        replicas.client(c_server.url) as c,
+        replicas.client(replicas.a.url) as a,
+    ):
+        assert c.post("/api/bootstrap", json={}).status_code == 200
+        files = upload(hello, ("release: v2", "release: v3"))  # a new release: it installs
+        assert c.post("/api/versions", json={"files": files}).status_code == 201
+        gate.touch()
+        try:
+            started = c.post("/api/rollouts", json={"instances": ["greeter"]})
+            assert started.status_code == 202, started.text
+            paused = started.json()["id"]
+            deadline = time.monotonic() + 60
+            while True:
+                seen = a.get("/api/events", params={"rollout": paused}).json()["events"]
+                if sum(e["phase"] == "installing" for e in seen) >= 2:
+                    break
+                if time.monotonic() > deadline:
+                    ids = {e["deployment_id"] for e in seen if e.get("deployment_id")}
+                    logs = [a.get(f"/api/deployments/{d}/log").json() for d in ids]
+                    raise AssertionError(f"{[(e['phase'], e['detail']) for e in seen]} {logs}")
+                time.sleep(0.1)
+            c_server.signal(signal.SIGSTOP)
+            try:
+                failed = wait_finished(a, paused, FAILOVER_SECONDS + 10)
+                assert failed["status"] == "failed", failed
+                errors = {d.get("error") or "" for d in failed["deployments"]}
+                assert all("replica c lost its lease" in why for why in errors), errors
+                gate.unlink()
+                newer = a.post("/api/rollouts", json={"instances": ["greeter"], "force": True})
+                assert newer.status_code == 202, newer.text
+                done = wait_finished(a, newer.json()["id"], 120)
+                assert done["status"] == "success", [d.get("error") for d in done["deployments"]]
+                live = {d["instance"]: d["revision"] for d in done["deployments"]}
+                rows = {d["id"]: d for d in failed["deployments"]}
+            finally:
+                c_server.signal(signal.SIGCONT)
+            time.sleep(float(LEASE))  # c wakes, finds its lease gone, and stops
+        finally:
+            gate.unlink(missing_ok=True)
+        after = a.get(f"/api/rollouts/{paused}").json()
+        assert {d["id"]: d for d in after["deployments"]} == rows  # no row of c's changed
+        status = {r["instance"]: r for r in a.get("/api/status").json()["rows"]}
+        for name, revision in live.items():
+            assert status[name]["deployed_revision"] == revision
+            assert status[name]["status"] == "success"
+        for host in {name.split("@")[1] for name in live}:
+            epochs = list((hello / ".shipyard" / "hosts" / host).rglob(".shipyard-epoch"))
+            assert epochs, f"{host} has no epoch file"

@@ -291,3 +291,27 @@ def _lost(lease: Lease) -> str:
     except LeaseLost as lost:
         return str(lost)
     return ""
+
+
+def test_every_registration_gets_a_larger_fencing_epoch(store: Store) -> None:
+    first, second = controller(), controller()
+    epochs = [
+        store.register_controller(first, lease_seconds=LEASE),
+        store.register_controller(second, lease_seconds=LEASE),
+        store.register_controller(first, lease_seconds=LEASE),  # a later rollout: a new one
+    ]
+    assert epochs == sorted(set(epochs))
+    assert epochs[0] >= 1
+
+
+def test_a_replica_that_lost_its_lease_is_named_in_what_recovery_fails(store: Store) -> None:
+    owner = controller(replica="replica-b", pid=FREE_PID, boot_id="", pid_namespace="")
+    store.register_controller(owner, lease_seconds=0)  # runs out at once, by the database
+    begin(store, "d1", controller=owner)
+    store.mark_in_progress("d1")
+
+    assert store.recover_interrupted(here=here()).deployments == ["d1"]
+    found = store.deployment("d1")
+    assert found is not None
+    assert found.error is not None
+    assert found.error.startswith("interrupted: replica replica-b lost its lease (controller")

@@ -286,6 +286,13 @@ class Session:
         self.close()
 
 
+def shared_store(env: Mapping[str, str]) -> bool:
+    """Whether `env` names a PostgreSQL store (which several servers and CLIs may share)."""
+    from shipyard.store.places import DATABASE_URL_VARIABLE
+
+    return env.get(DATABASE_URL_VARIABLE, "").strip().startswith("postgresql")
+
+
 def lease_policy(env: Mapping[str, str], *, seconds: float | None = None) -> LeasePolicy:
     """The lease a deploying session keeps: defaults, or `seconds` (a server's setting) or
     $SHIPYARD_LEASE_SECONDS (heartbeats every sixth of it), and $SHIPYARD_STORE_PATIENCE."""

@@ -27,6 +27,7 @@ from typing import TypeVar
 from shipyard.commands import inventory, release
 from shipyard.commands.batch import PartResult, end_leftovers_script
 from shipyard.commands.control import Control
+from shipyard.commands.fence import fenced
 from shipyard.commands.record import HostRecord, write_record_script
 from shipyard.commands.script import UnsafeValue, chain, private_dir_script
 from shipyard.deploy.health_rounds import await_healthy, restored_probes
@@ -84,8 +85,12 @@ class HostGroup:
         *,
         stop: Callable[[], str | None] = lambda: None,
         logs: StepLogs | None = None,
+        epoch: Callable[[], tuple[int, str]] = lambda: (0, ""),
     ) -> None:
         self.executor = executor
+        # The controller's fencing epoch and its store's id: every step's scripts run behind
+        # the host's fence (commands/fence.py) once they are known (epoch 0: not fenced).
+        self.epoch = epoch
         self.members = list(members)
         self.say = say
         self.fence = fence  # raises (LeaseLost) when this controller must not start a step
@@ -329,6 +334,10 @@ class HostGroup:
     ) -> list[PartResult]:
         if not scripts:
             return []
+        epoch, store = self.epoch()
+        if epoch:
+            root = self.executor.root
+            scripts = [fenced(s, root, epoch, store) for s in scripts]
         return await run_parts(self.executor, scripts, step, limit=limit, guards=guards)
 
     def _fail(self, members: list[Member], reason: str) -> None:

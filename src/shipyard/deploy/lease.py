@@ -80,6 +80,8 @@ class Lease:
         self._renewed = 0.0  # monotonic time the last accepted renewal was sent
         self._lost = ""
         self._task: asyncio.Task[None] | None = None
+        self.epoch = 0  # the fencing epoch of the registration (0: not registered yet)
+        self.store_id = ""  # which store the epoch is of (hosts keep both)
         self._lock = asyncio.Lock()
 
     @contextlib.asynccontextmanager
@@ -89,10 +91,12 @@ class Lease:
             if self._task is None:
                 sent = time.monotonic()
                 register = self.store.register_controller
-                await patiently(
+                self.epoch = await patiently(
                     lambda: register(self.controller, lease_seconds=self.policy.seconds),
                     patience=self.policy.patience,
                 )
+                if not self.store_id:
+                    self.store_id = await patiently(self.store.store_id, patience=0)
                 self._renewed, self._lost = sent, ""
                 self._task = asyncio.create_task(self._keep(), name="lease heartbeat")
             self._depth += 1

@@ -313,6 +313,7 @@ class Runs:
             group = HostGroup(
                 self.executor(host), members, say, fence=self.lease.check,
                 stop=(lambda: self.cancelled) if upload else lambda: None, logs=self.logs,
+                epoch=lambda: (self.lease.epoch, self.lease.store_id),
             )  # fmt: skip
             try:
                 await group.deploy(at=utc_now())

@@ -118,10 +118,9 @@ def lease_seconds(settings: Settings, environ: Mapping[str, str]) -> float:
     """The lease the server's rollouts hold: as set, else by the store (see the constants)."""
     if settings.lease_seconds is not None:
         return settings.lease_seconds
-    from shipyard.store.places import DATABASE_URL_VARIABLE
+    from shipyard.app.session import shared_store
 
-    shared = environ.get(DATABASE_URL_VARIABLE, "").strip().startswith("postgresql")
-    return REPLICA_LEASE_SECONDS if shared else ONE_SERVER_LEASE_SECONDS
+    return REPLICA_LEASE_SECONDS if shared_store(environ) else ONE_SERVER_LEASE_SECONDS
 
 
 def login_policy(settings: Settings) -> LoginPolicy:

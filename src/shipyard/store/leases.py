@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Float, cast, insert, literal_column, select, update
+from sqlalchemy import Connection, Float, cast, func, insert, literal_column, select, text, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from shipyard.store.owner import Controller, Owner
-from shipyard.store.tables import controllers
+from shipyard.store.tables import controllers, store_identity
+
+EPOCH_LOCK = 0x5A1D_0004  # the transaction lock under which a registration takes its epoch
 
 
 def db_now(conn: Connection) -> ColumnElement[float]:
@@ -28,14 +30,27 @@ def read_now(conn: Connection) -> float:
     return float(conn.execute(select(db_now(conn))).scalar_one())
 
 
-def register(conn: Connection, controller: Controller, *, lease_seconds: float) -> None:
-    """The controller's row, with a lease of `lease_seconds` from now (database clock).
+def store_id(conn: Connection) -> str:
+    """The store's identity (migration 0012)."""
+    return str(conn.execute(select(store_identity.c.id)).scalar_one())
 
-    Registering again (a later rollout of the same process) renews it, even once it ran out:
-    what the store failed meanwhile stays failed, and the controller starts afresh."""
+
+def register(conn: Connection, controller: Controller, *, lease_seconds: float) -> int:
+    """The controller's row, with a lease of `lease_seconds` from now (database clock) and a
+    fencing epoch larger than any given before; returns the epoch.
+
+    Registering again (a later rollout of the same process) renews it, even once it ran out,
+    with a new epoch: what the store failed meanwhile stays failed, and the controller starts
+    afresh. On PostgreSQL a transaction lock makes the epochs of rival registrations differ
+    (SQLite's writers are one at a time already)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EPOCH_LOCK})
+    epoch = int(conn.execute(select(func.coalesce(func.max(controllers.c.epoch), 0))).scalar_one())
+    epoch += 1
     again = update(controllers).where(controllers.c.id == controller.id)
-    if conn.execute(again.values(lease_expires=db_now(conn) + lease_seconds)).rowcount:
-        return
+    renewed = again.values(lease_expires=db_now(conn) + lease_seconds, epoch=epoch)
+    if conn.execute(renewed).rowcount:
+        return epoch
     conn.execute(
         insert(controllers).values(
             id=controller.id,
@@ -46,8 +61,10 @@ def register(conn: Connection, controller: Controller, *, lease_seconds: float) 
             process_start=controller.started,
             lease_expires=db_now(conn) + lease_seconds,
             replica=controller.replica,
+            epoch=epoch,
         )
     )
+    return epoch
 
 
 def renew(conn: Connection, controller_id: str, *, lease_seconds: float) -> bool:

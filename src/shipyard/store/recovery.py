@@ -34,10 +34,16 @@ class Recovered:
 class Recovery(Finishing):
     """Leases and recovery; each public method is one transaction (recovery one per row)."""
 
-    def register_controller(self, controller: Controller, *, lease_seconds: float) -> None:
-        """Record a controller holding a lease of `lease_seconds` from now (database clock)."""
+    def register_controller(self, controller: Controller, *, lease_seconds: float) -> int:
+        """Record a controller holding a lease of `lease_seconds` from now (database clock);
+        returns its fencing epoch (larger than any registration's before)."""
         with self._write() as conn:
-            leases.register(conn, controller, lease_seconds=lease_seconds)
+            return leases.register(conn, controller, lease_seconds=lease_seconds)
+
+    def store_id(self) -> str:
+        """Which store this is: a random id made once, that hosts keep beside the epoch."""
+        with self._read() as conn:
+            return leases.store_id(conn)
 
     def renew_lease(
         self, controller_id: str, *, lease_seconds: float, deployment_ids: Sequence[str] = ()

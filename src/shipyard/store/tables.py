@@ -215,8 +215,18 @@ controllers = Table(
     Column("process_start", BigInteger, nullable=False),
     Column("lease_expires", Float(precision=53), nullable=False),  # epoch seconds, database clock
     Column("replica", String(NAME), nullable=False, server_default=""),  # a server's; "" for a CLI
+    # Fencing: larger at each registration than any before (leases.register); hosts keep the
+    # largest they have seen and refuse steps of a smaller one (commands/fence.py).
+    Column("epoch", BigInteger, nullable=False, server_default="0"),
 )
 Index("ix_controllers_lease_expires", controllers.c.lease_expires)
+
+# One row, made by migration 0012: which store this is (hosts keep it beside the epoch).
+store_identity = Table(
+    "store_identity",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+)
 
 # Append-only: triggers created by the migrations abort any UPDATE or DELETE, and each row
 # carries a hash over its content and the previous row's hash (chain.py), so that a row changed
