@@ -14,8 +14,8 @@ goal printed beside each.
              moment is collected. Goal: 99th percentile under 200 ms. Then forced redeploys go on
              for --minutes while the page's JS heap and DOM node count are sampled every 10 s
              (Chrome's Performance.getMetrics). Goal: bounded, the last minute's largest heap
-             at most 1.5x the first minute's. The fleet's processes run at nice 19 (they stand
-             for other machines), as in bench/server.py.
+             at most 1.5x the first minute's. The fleet's processes get only idle CPU (they
+             stand for other machines: bench/server.py's `background`).
 
 Every process started here is stopped by its PID. Not a timed test: the figures depend on the
 machine and its load (printed).

@@ -12,9 +12,10 @@ Three measurements, each printed beside its goal (issue 11) with the ratio figur
               every instance (force): each must receive every event of the rollout (compared with
               the store's), and the time from an event's publication (its `at`) to its arrival
               is collected over all clients. Goal: 99th percentile under 100 ms. The server's
-              peak RSS (VmHWM) is printed. Meanwhile the fleet's processes run at nice 19:
-              they stand for 50 other machines and must not take the server's CPU (the
-              rollout measurement above runs without).
+              peak RSS (VmHWM) is printed, and each burst (a second in which the rollout
+              published more than BURST events) with its delays. Meanwhile the fleet's
+              processes get only idle CPU (`background`): they stand for 50 other machines
+              and must not take the server's CPU (the rollout measurement above runs without).
     status    `GET /api/status?limit=10000` of a 10,000-instance project with a full store
               (bench/scale.py's project and store filling), median of 10 after a warm-up.
               Goal: under 200 ms.
@@ -252,6 +253,8 @@ def measure_rollout(args: argparse.Namespace, lines: list[str]) -> None:
         bench_deploy.bootstrap(fleet, scenario)
         project = bench_deploy.PROJECT_DIR / "shipyard.yaml"
         env = bench_deploy.shipyard_env()
+        if os.environ.get("BENCH_HEALTH"):
+            env["SHIPYARD_HEALTH_INTERVAL"] = os.environ["BENCH_HEALTH"]
         cli, api = [], []
         compare = "rollout" in args.only  # else (sse alone) one API deploy to start from
         for run in range(1, (args.runs if compare else 1) + 1):

@@ -23,7 +23,7 @@ def run(script: Script) -> subprocess.CompletedProcess[str]:
 def step(root: Path, epoch: int, marker: Path) -> subprocess.CompletedProcess[str]:
     """A step that appends its epoch to `marker` (its positional argument) once fenced."""
     body = Script('set -eu\nprintf "%s\\n" "$1" >> "$2"\n', args=(str(epoch), str(marker)))
-    return run(fenced(body, str(root), epoch, STORE))
+    return run(fenced(body, [str(root)], epoch, STORE))
 
 
 def test_a_newer_epoch_runs_and_an_older_one_is_refused_having_done_nothing(
@@ -54,7 +54,7 @@ def test_a_missing_or_damaged_epoch_file_counts_as_none(tmp_path: Path) -> None:
 def test_parallel_steps_of_two_epochs_leave_the_larger(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     texts = [
-        fenced(Script(f"echo {n} >> {marker}\n"), str(tmp_path), 4 + n % 2, STORE)
+        fenced(Script(f"echo {n} >> {marker}\n"), [str(tmp_path)], 4 + n % 2, STORE)
         for n in range(20)
     ]
     running = [
@@ -76,3 +76,17 @@ def test_an_epoch_of_another_store_counts_as_none(tmp_path: Path) -> None:
     (tmp_path / EPOCH_FILE).write_text("another-store 90\n")
     assert step(tmp_path, 1, marker).returncode == 0
     assert (tmp_path / EPOCH_FILE).read_text() == f"{STORE} 1\n"
+
+
+def test_instances_on_one_host_keep_epochs_of_their_own(tmp_path: Path) -> None:
+    """Two rollouts of different instances of one host (each its own controller) never fence
+    each other; one script working for both passes both fences."""
+    marker = tmp_path / "ran"
+    api, web = tmp_path / "api", tmp_path / "web"
+    assert step(api, 3, marker).returncode == 0
+    assert step(web, 9, marker).returncode == 0
+    assert step(api, 3, marker).returncode == 0  # web's larger epoch is not api's
+    both = fenced(Script(f"echo both >> {marker}\n"), [str(api), str(web)], 9, STORE)
+    assert run(both).returncode == 0
+    assert step(api, 3, marker).returncode == FENCED  # api was touched by 9 since
+    assert marker.read_text().split() == ["3", "9", "3", "both"]

@@ -55,7 +55,7 @@ def database(postgresql_server: PostgresServer) -> str:
 def hello(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The hello example, its install step held while a gate file exists."""
     root = copy_hello(tmp_path_factory.mktemp("replicas"), net="127.0.63")
-    gate = root / "gate"
+    gate = root.parent / f"{root.name}.gate"  # outside the project: an upload replaces it
     text = (root / "shipyard.yaml").read_text()
     held = f'      start: [python3, server.py]\n      install: [sh, -c, "while [ -e {gate} ]; do sleep 0.1; done"]\n'
     (root / "shipyard.yaml").write_text(text.replace("      start: [python3, server.py]\n", held))
@@ -289,7 +289,7 @@ def test_a_version_published_on_one_replica_is_served_by_the_other(
 def test_a_killed_replica_is_failed_by_the_other_and_a_follower_misses_nothing(
     replicas: Replicas, hello: Path
 ) -> None:
-    gate = hello / "gate"
+    gate = hello.parent / f"{hello.name}.gate"
     with replicas.client(replicas.balancer) as lb, replicas.client(replicas.a.url) as a:
         before = {row["instance"]: row for row in a.get("/api/status").json()["rows"]}
         follower = Follower(replicas.balancer, replicas.token, last_event(a))
@@ -373,7 +373,7 @@ def test_a_replica_paused_past_its_lease_touches_nothing_when_it_wakes(
     """Replica c is stopped (SIGSTOP) with its deployments in their install step; a fails them
     once c's lease runs out and deploys the same instances; then c goes on (SIGCONT): no row
     and no host changes again (the lease check before its next step, and the hosts' fence)."""
-    gate = hello / "gate"
+    gate = hello.parent / f"{hello.name}.gate"
     env = {
         "SHIPYARD_DATABASE_URL": database, "SHIPYARD_LEASE_SECONDS": LEASE,
         "SHIPYARD_RECOVERY_INTERVAL": "1", "SHIPYARD_ACTOR": "replicas", "SHIPYARD_REPLICA": "c",

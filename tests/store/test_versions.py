@@ -71,3 +71,16 @@ def test_a_rollout_records_the_config_version_it_deployed_from(store: Store) -> 
     assert made.config_version == 4
     plain = store.begin_rollout(rollout_id="r2", actor="a", request="deploy", strategy="restart")
     assert plain.config_version is None
+
+
+def test_the_served_version_is_one_row_that_names_a_known_version(store: Store) -> None:
+    assert store.served_version() is None
+    one, _ = publish(store, {"shipyard.yaml": b"a: 1\n"}, "h1")
+    two, _ = publish(store, {"shipyard.yaml": b"a: 2\n"}, "h2")
+    store.serve_version(two.id, by="a")
+    assert store.served_version() == two.id
+    store.serve_version(one.id, by="b")  # an older one served again (the same content re-published)
+    assert store.served_version() == one.id
+    with pytest.raises(RecordNotFound):
+        store.serve_version(99, by="a")
+    assert store.served_version() == one.id

@@ -202,8 +202,28 @@ def version_revision(session: Session, version_id: int, instance: str) -> str:
     return find_instance(pinned(session, version_id).flatten(), instance).revision
 
 
-def newest(session: Session) -> int | None:
-    """The id of the version published last (None before the first): what every replica of a
-    server serves (server/sweeper.py follows it)."""
-    found = session.store.versions(limit=1)
-    return found[0].id if found else None
+def record_served(session: Session, version_id: int, *, replica: str) -> None:
+    """Make `version_id` the one every replica serves (the store keeps which)."""
+    session.store.serve_version(version_id, by=replica)
+
+
+def served(session: Session) -> int | None:
+    """The version the replicas serve, as the store has it (None before any)."""
+    return session.store.served_version()
+
+
+def follow(session: Session, version_id: int) -> Session:
+    """Serve `version_id` from this replica's directory: its files (from the store) written
+    into the served directory, as an upload would, and a session of them that takes over the
+    store from `session`. ConfigError (nothing written) when they do not load."""
+    files = session.store.version_files(version_id)
+    home = session.home
+    main = project_file_name(session)
+    with tempfile.TemporaryDirectory(prefix="shipyard-follow-") as scratch:
+        projectfiles.write_files(Path(scratch), files)
+        session.over(Path(scratch) / main, state_root=home).flatten(empty_ok=True)
+    projectfiles.replace_project(session.root, files, state_files(session))
+    fresh = session.over(session.project_file)
+    fresh.flatten(empty_ok=True)
+    fresh.take_store_from(session)
+    return fresh

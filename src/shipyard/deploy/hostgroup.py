@@ -134,7 +134,11 @@ class HostGroup:
             _first_step(m.target, release.is_intact_script(m.target.layout, m.revision))
             for m in kept
         ]
-        for m, part in zip(kept, await self._run_parts(intact, "check release"), strict=True):
+        for m, part in zip(
+            kept,
+            await self._run_parts(intact, "check release", owners=[[m] for m in kept]),
+            strict=True,
+        ):
             self._log([m], "check release", part)
             if not part.ok:
                 self._fail([m], f"release {m.revision[:12]} is not kept on {self.executor.name}")
@@ -200,7 +204,7 @@ class HostGroup:
             )
             for control, group in controls.items()
         ]
-        parts = await self._run_parts(scripts, "restart")
+        parts = await self._run_parts(scripts, "restart", owners=list(controls.values()))
         for group, part in zip(controls.values(), parts, strict=True):
             self._log(group, "restart", part)
             if not part.ok:
@@ -234,7 +238,7 @@ class HostGroup:
                     release.restore_current_script(m.target.layout, _known(m.previous))
                     for m in restore
                 ]
-                parts = await self._run_parts(scripts, "switch back")
+                parts = await self._run_parts(scripts, "switch back", owners=[[m] for m in restore])
                 back = []
                 for m, part in zip(restore, parts, strict=True):
                     self._log([m], "switch back", part)
@@ -280,7 +284,8 @@ class HostGroup:
                 inventory.list_script(layout),
                 inventory.links_script(layout),
             ]
-        parts = await self._run_parts(scripts, "record")
+        owners = [[m] for m in members for _ in range(3)]  # three scripts each
+        parts = await self._run_parts(scripts, "record", owners=owners)
         pruning: list[tuple[Member, Script]] = []
         for index, m in enumerate(members):
             wrote, listing, links = parts[3 * index : 3 * index + 3]
@@ -314,7 +319,9 @@ class HostGroup:
         """Run one script per member in one round trip, registered under the members' directories
         while it runs (unless not `guarded`); members whose part failed drop out."""
         guards = [m.target.guard if guarded else None for m in members]
-        parts = await self._run_parts(scripts, step, limit=limit, guards=guards)
+        parts = await self._run_parts(
+            scripts, step, owners=[[m] for m in members], limit=limit, guards=guards
+        )
         done = []
         for m, part in zip(members, parts, strict=True):
             self._log([m], step, part)
@@ -329,15 +336,20 @@ class HostGroup:
         scripts: list[Script],
         step: str,
         *,
+        owners: Sequence[Sequence[Member]],
         limit: float = STEP_LIMIT,
         guards: list[str | None] | None = None,
     ) -> list[PartResult]:
+        """Run `scripts` in one round trip; each runs behind the fence of the instances it
+        works for (`owners`, one list per script) once the controller's epoch is known."""
         if not scripts:
             return []
         epoch, store = self.epoch()
         if epoch:
-            root = self.executor.root
-            scripts = [fenced(s, root, epoch, store) for s in scripts]
+            scripts = [
+                fenced(s, [m.target.layout.service_dir for m in who], epoch, store)
+                for s, who in zip(scripts, owners, strict=True)
+            ]
         return await run_parts(self.executor, scripts, step, limit=limit, guards=guards)
 
     def _fail(self, members: list[Member], reason: str) -> None:

@@ -2,6 +2,10 @@
 (app.health.Watch), its changes published as events to this server's listeners (the SSE hub,
 metrics, webhooks) and stored.
 
+While this server runs a rollout a round waits (at most MAX_DEFER intervals in a row): the
+rollout health-checks what it deploys, and a round beside it would double its SSH work and
+report its restarts as failures. The first round comes FIRST_DELAY seconds after the start.
+
 The monitor keeps one executor pool open between rounds (a host's connection is reused, so a
 round costs one round trip per host). It follows the served config version: when the server
 serves another, the next round watches the new project through a new pool. A round that fails
@@ -28,6 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shipyard.server.health")
 
+FIRST_DELAY = 5.0  # seconds after the start before the first round (at most the interval)
+DEFER_SECONDS = 5.0  # how often a deferred round looks again whether the rollouts are over
+MAX_DEFER = 3  # intervals a round may be put off by rollouts, at most, in a row
+
 
 @dataclass
 class Monitor:
@@ -36,6 +44,7 @@ class Monitor:
     state: ServerState
     task: asyncio.Task[None] | None = None
     rounds: int = 0
+    deferred: int = 0  # rounds put off while a rollout of this server ran
     last_round_seconds: float = 0.0
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -56,8 +65,17 @@ class Monitor:
         bus.subscribe(state.heard)
         offline_after = state.settings.offline_after
         async with Watch.opened(session, bus.publish, offline_after=offline_after) as watch:
+            last = time.monotonic()
+            if not self.rounds:  # the first round lets the start (and a first rollout) be
+                await self._pause(min(interval, FIRST_DELAY))
             while not self._stopped.is_set() and state.session is session:
-                began = time.monotonic()
+                if state.jobs.running and time.monotonic() - last < MAX_DEFER * interval:
+                    # A rollout of this server health-checks what it deploys; a round beside it
+                    # would double its SSH work and see its restarts as failures.
+                    self.deferred += 1
+                    await self._pause(min(interval, DEFER_SECONDS))
+                    continue
+                last = began = time.monotonic()
                 try:
                     await watch.round(wait=interval)
                     await bus.flush()
@@ -68,6 +86,10 @@ class Monitor:
                 left = max(0.0, interval - self.last_round_seconds)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped.wait(), timeout=left)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), timeout=seconds)
 
     async def stop(self) -> None:
         self._stopped.set()

@@ -5,6 +5,7 @@ module-level state."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from shipyard.app.session import Session
     from shipyard.masking import Masker
 
+log = logging.getLogger("shipyard.server")
 TOKEN_TOUCH_SECONDS = 60.0  # a token's (or session's) last-used time is written at most this often
 EventListener = Callable[[Event], None]
 
@@ -44,9 +46,12 @@ class ServerState:
     _touched: dict[str, float] = field(default_factory=dict)
     _drain: asyncio.Task[None] | None = None
 
-    def serve(self, session: Session, version: int) -> None:
+    def serve(self, session: Session, version: int, *, record: bool = True) -> None:
         """Serve config version `version` from now on, through `session` (a request already
-        running goes on with the session it began with)."""
+        running goes on with the session it began with); with `record`, every replica is to
+        serve it too (the store keeps which: server/sweeper.py)."""
+        if record:
+            versions.record_served(session, version, replica=self.settings.replica_name)
         self.session, self.version = session, version
         self.jobs.session = session
 
@@ -99,7 +104,21 @@ def open_state(settings: Settings, environ: Mapping[str, str]) -> ServerState:
     try:
         session.flatten(empty_ok=True)
         token = None if settings.no_auth else tokens.first_admin_token(session)
-        served = versions.publish_directory(session, source="start").version.id
+        published = versions.publish_directory(session, source="start")
+        served = published.version.id
+        current = versions.served(session)
+        if published.created or current is None:
+            versions.record_served(session, served, replica=settings.replica_name)
+        elif current != served:
+            # The directory holds an older known version (kept in the store): serve the one
+            # the replicas serve, written into the directory, rather than roll them all back.
+            log.warning(
+                "the served directory holds config version %d; serving version %d, which the"
+                " store says is served (POST /api/versions/reload publishes the directory)",
+                served, current,
+            )  # fmt: skip
+            session = versions.follow(session, current)
+            served = current
     except BaseException:
         session.close()
         raise

@@ -5,9 +5,9 @@ and a sweep, and nothing waits for the dead one to start again. Its deployments 
 ("interrupted: replica R lost its lease"), its rollouts finished as failed; none is resumed:
 starting it again is the user's one action (store/recovery.py, app.rollouts.recover_gone).
 
-The same sweep keeps the replicas serving one config version: when another replica has
-published a newer one (an upload, a reload), this one serves it too, from its files in the
-store (app.versions.pinned).
+The same sweep keeps the replicas serving one config version: when another replica has served
+another (an upload, a reload), this one serves it too, its files from the store written into
+its served directory as an upload's are (app.versions.follow).
 """
 
 from __future__ import annotations
@@ -71,23 +71,21 @@ class Sweeper:
         return deployments, rollouts
 
     def _follow_version(self) -> None:
-        """Serve the newest published version if it is not the one served (another replica
-        published it)."""
+        """Serve the version the store says the replicas serve, when another replica made it
+        another than this one serves."""
         state = self.state
-        newest = versions.newest(state.session)
-        if newest is None or state.version is None or newest <= state.version:
+        wanted = versions.served(state.session)
+        if wanted is None or state.version is None or wanted == state.version:
             return
-        if newest == self._unservable:
+        if wanted == self._unservable:
             return  # logged once
         with state.publishing:
-            if state.version is not None and newest > state.version:
-                self._unservable = newest  # until it is served
-                fresh = versions.pinned(state.session, newest)
-                fresh.flatten(empty_ok=True)  # an invalid one stays unserved (logged once)
-                fresh.take_store_from(state.session)
-                state.serve(fresh, newest)
+            if state.version is not None and wanted != state.version:
+                self._unservable = wanted  # until it is served
+                fresh = versions.follow(state.session, wanted)
+                state.serve(fresh, wanted, record=False)
                 self._unservable = None
-                log.warning("serving config version %d, published by another replica", newest)
+                log.warning("serving config version %d, as another replica does", wanted)
 
 
 def install(app: FastAPI) -> None:

@@ -380,6 +380,17 @@ config_versions = Table(
     Column("published_at", UtcDateTime(), nullable=False),
 )
 
+# Which config version the server replicas serve: one row (id 1), set by whoever published or
+# reloaded it, followed by the others (server/sweeper.py).
+served_version = Table(
+    "served_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version_id", Integer, nullable=False),
+    Column("served_by", String(NAME), nullable=False),
+    Column("served_at", UtcDateTime(), nullable=False),
+)
+
 # Webhooks: subscriptions, and one delivery per (subscription, event) with its attempts.
 webhooks = Table(
     "webhooks",

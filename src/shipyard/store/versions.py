@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, RowMapping, func, insert, select
+from sqlalchemy import Connection, RowMapping, func, insert, select, update
 
 from shipyard.errors import StoreConflict
 from shipyard.store.journal import Journal, must_exist
 from shipyard.store.records import as_utc
-from shipyard.store.tables import config_blobs, config_versions
+from shipyard.store.tables import config_blobs, config_versions, served_version
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,25 @@ class Versions(Journal):
         with self._read() as conn:
             newest = conn.execute(select(func.max(config_versions.c.id))).scalar_one()
             return _version(self._version_row(conn, int(newest))) if newest else None
+
+    def serve_version(self, version_id: int, *, by: str) -> None:
+        """Make `version_id` the version every server replica serves (`by`: the replica)."""
+        values = {"version_id": version_id, "served_by": by, "served_at": self._clock()}
+        with self._write() as conn:
+            self._version_row(conn, version_id)  # RecordNotFound for an unknown version
+            changed = conn.execute(
+                update(served_version).where(served_version.c.id == 1).values(**values)
+            ).rowcount
+            if not changed:
+                conn.execute(insert(served_version).values(id=1, **values))
+
+    def served_version(self) -> int | None:
+        """The version the replicas serve (None before any server recorded one)."""
+        with self._read() as conn:
+            found = conn.execute(
+                select(served_version.c.version_id).where(served_version.c.id == 1)
+            ).scalar_one_or_none()
+            return None if found is None else int(found)
 
     def version_by_hash(self, version_hash: str) -> ConfigVersion | None:
         query = select(config_versions).where(config_versions.c.hash == version_hash)
