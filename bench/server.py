@@ -27,6 +27,9 @@ and its load (printed).
 
     .venv/bin/python bench/server.py [--hosts 50] [--services 20] [--runs 3] [--clients 50]
                                      [--only rollout,sse,status]
+
+BENCH_HEALTH=S in the environment sets the server's health_interval (0: no monitor), to compare
+a rollout with and without the server's health rounds.
 """
 
 from __future__ import annotations
