@@ -124,6 +124,14 @@ def change_user(
     scope = sites if isinstance(sites, bool) else _sites(session, sites)
     if disabled and existing.name == session.actor:
         raise UsageError("a user cannot disable themself")
+    admin = Role.ADMIN.value
+    loses_admin = (chosen is not None and admin not in chosen) or bool(disabled)
+    if loses_admin and existing.enabled and admin in existing.roles:
+        others = [u for u in session.store.users() if u.name != name]
+        if not any(u.enabled and admin in u.roles for u in others):
+            raise UsageError(
+                f"{name!r} is the last enabled admin: give another user the admin role first"
+            )
     hashed: str | bool = False if password is None else hash_password(password)
     changed = session.store.change_user(
         name, actor=session.actor, roles=chosen, sites=scope, password_hash=hashed,
