@@ -122,20 +122,32 @@ def publish_upload(
     main = project_file_name(session)
     if main not in files:
         raise ConfigError(Problem(f"the upload has no project file {main}", file=main))
-    home = session.home
-    with tempfile.TemporaryDirectory(prefix="shipyard-upload-") as scratch:
+    _trial(session, files)
+    published = _publish(session.acting_as(actor), files, source="upload", message=message)
+    return published, _written(session, files)
+
+
+def _trial(session: Session, files: Mapping[str, bytes]) -> None:
+    """Load and flatten `files` in a temporary directory (with the served project's state
+    root: its secret key); ConfigError with every problem, named as in the project."""
+    main = project_file_name(session)
+    with tempfile.TemporaryDirectory(prefix="shipyard-trial-") as scratch:
         projectfiles.write_files(Path(scratch), files)
-        trial = session.over(Path(scratch) / main, state_root=home)
+        trial = session.over(Path(scratch) / main, state_root=session.home)
         try:
             trial.flatten(empty_ok=True)
         except ConfigError as invalid:
             raise ConfigError([_relative(p, Path(scratch)) for p in invalid.problems]) from None
-    published = _publish(session.acting_as(actor), files, source="upload", message=message)
+
+
+def _written(session: Session, files: Mapping[str, bytes]) -> Session:
+    """`files` made the served directory's content, and a session of them that takes over the
+    store from `session` (the served one)."""
     projectfiles.replace_project(session.root, files, state_files(session))
     fresh = session.over(session.project_file)
     fresh.flatten(empty_ok=True)
     fresh.take_store_from(session)
-    return published, fresh
+    return fresh
 
 
 def _relative(problem: Problem, scratch: Path) -> Problem:
@@ -217,13 +229,5 @@ def follow(session: Session, version_id: int) -> Session:
     into the served directory, as an upload would, and a session of them that takes over the
     store from `session`. ConfigError (nothing written) when they do not load."""
     files = session.store.version_files(version_id)
-    home = session.home
-    main = project_file_name(session)
-    with tempfile.TemporaryDirectory(prefix="shipyard-follow-") as scratch:
-        projectfiles.write_files(Path(scratch), files)
-        session.over(Path(scratch) / main, state_root=home).flatten(empty_ok=True)
-    projectfiles.replace_project(session.root, files, state_files(session))
-    fresh = session.over(session.project_file)
-    fresh.flatten(empty_ok=True)
-    fresh.take_store_from(session)
-    return fresh
+    _trial(session, files)
+    return _written(session, files)

@@ -223,20 +223,17 @@ class Hub:
 
     def _fan_out(self, page: list[Event], masker: Masker) -> None:
         """Each event rendered once; the clients that want the same events get one list."""
-        rendered: dict[int, str] = {}
+        rendered: dict[int, str] = {}  # by position in the page
         by_filter: dict[Filter, list[tuple[Event, str]]] = {}
         for client in list(self.clients):
             frames = by_filter.get(client.wants)
             if frames is None:
                 frames = by_filter[client.wants] = []
-                for event in page:
+                for at, event in enumerate(page):
                     if client.wants.matches(event):
-                        text = rendered.get(event.id) if event.id else None
-                        if text is None:
-                            text = event_frame(event, masker)
-                            if event.id:
-                                rendered[event.id] = text
-                        frames.append((event, text))
+                        if at not in rendered:
+                            rendered[at] = event_frame(event, masker)
+                        frames.append((event, rendered[at]))
             if frames and not client.add(frames):
                 self.clients.discard(client)
 
